@@ -1,0 +1,148 @@
+"""`python -m gptcore {prepare,train,check,sample}`: parse, build, loop.
+
+    python -m gptcore prepare shakespeare_char [--input PATH] [--data_dir data]
+    python -m gptcore train config/train_shakespeare_char.py --max_iters=1000 --out_dir=...
+    python -m gptcore check train_shakespeare_char --device=cpu
+    python -m gptcore sample --out_dir out-shakespeare-char --start "ROMEO:" --num_samples 3
+
+Mistakes in the input end with a one-line `error: ...` and exit status 2; a diverged run
+exits 3; Ctrl-C exits 130 after saying how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import load_config
+from .errors import UserError
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+def _split_config(args: list[str]) -> tuple[str | None, list[str]]:
+    if args and not args[0].startswith("--"):
+        return args[0], args[1:]
+    return None, args
+
+
+def cmd_prepare(args: list[str]) -> int:
+    from .data import prepare
+
+    p = argparse.ArgumentParser(prog="python -m gptcore prepare",
+                                description="Encode a text into train.bin, val.bin and meta.pkl (nanoGPT's format).")
+    p.add_argument("name", help="dataset name: shakespeare_char, or any name for your own --input text")
+    p.add_argument("--input", help="the UTF-8 text to encode (default for shakespeare_char: cache, then download)")
+    p.add_argument("--data_dir", default="data", help="folder that holds datasets (default: data)")
+    p.add_argument("--block_size", type=int, default=256, help="refuse texts too short for one block of this size")
+    a = p.parse_args(args)
+    info = prepare(a.name, a.data_dir, a.input, a.block_size)
+    print(f"wrote {info['folder']}/train.bin, val.bin, meta.pkl")
+    return 0
+
+
+def cmd_train(args: list[str]) -> int:
+    from .sinks import Console, Jsonl
+    from .train import Trainer, resolve_device
+    from .version import environment
+
+    config, overrides = _split_config(args)
+    cfg, notes = load_config(config, overrides)
+    device, _, dtype = resolve_device(cfg)  # refuse an impossible device/dtype before any work
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resuming = cfg.init_from == "resume"
+    console = Console(out / "train.log", append=resuming)
+    for note in notes:
+        console.say(note)
+    if config:
+        console.say(f"Overriding config with {config}")
+    for o in overrides:
+        console.say(f"Overriding: {o.lstrip('-')}")
+    trainer = Trainer(cfg, say=console.say)
+    resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype, **environment()}
+    (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    sinks = [console, Jsonl(out / "metrics.jsonl", append=resuming)]
+    status = 0
+    try:
+        for m in trainer.run():
+            for s in sinks:
+                s.log(m)
+            if m["event"] == "diverged":
+                print(f"error: training diverged at step {m['iter']} (loss {m['loss']}); everything logged so "
+                      f"far is in {out}: lower --learning_rate or keep --grad_clip on", file=sys.stderr)
+                status = 3
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.iter_num}; continue with the same command plus --init_from=resume "
+              f"(from the last saved checkpoint in {out})", file=sys.stderr)
+        status = 130
+    finally:
+        for s in sinks:
+            s.close()
+    return status
+
+
+def cmd_check(args: list[str]) -> int:
+    from . import diagnostics
+    from .data import Batches, ensure_prepared, load_meta
+    from .model import GPT, GPTConfig
+    from .train import resolve_device
+
+    config, overrides = _split_config(args)
+    cfg, notes = load_config(config, overrides)
+    for note in notes:
+        print(note)
+    device, device_type, dtype = resolve_device(cfg)
+    import torch
+
+    folder = ensure_prepared(cfg.dataset, cfg.data_dir)
+    meta = load_meta(folder)
+    batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.seed,
+                      device, cfg.train_tokens)
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
+                          bias=cfg.bias, vocab_size=meta["vocab_size"], dropout=cfg.dropout)).to(device)
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != "float32")
+    ok, lines = diagnostics.run_all(model, batches, meta, ctx)
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_sample(args: list[str]) -> int:
+    from .config import parse_overrides
+    from .sample import SAMPLE_FIELDS, build_sample_config, generate
+
+    cfg = build_sample_config(parse_overrides(args, SAMPLE_FIELDS))
+    for text in generate(cfg):
+        print(text)
+        print("---------------")
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "check": cmd_check, "sample": cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"error: unknown command {cmd!r}: use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if cmd != "prepare" and rest and rest[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    try:
+        return COMMANDS[cmd](rest)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

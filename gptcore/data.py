@@ -1,0 +1,242 @@
+"""Datasets on disk (nanoGPT's formats) and the batches the trainer draws from them.
+
+A prepared dataset is a folder `data_dir/<name>/` holding `train.bin` and `val.bin` (uint16
+token ids) and `meta.pkl` (`stoi`, `itos`, `vocab_size`), byte for byte what nanoGPT's
+`data/shakespeare_char/prepare.py` writes: characters sorted into a vocabulary, the first 90%
+of the text for training and the rest for validation.
+
+Batches are deterministic functions of (seed, step): the examples of one optimizer step do not
+depend on how they are split into micro-batches, and evaluation uses fixed windows, the same
+for every run with the same seed, batch and block size.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import shutil
+import tempfile
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+SHAKESPEARE_BYTES = 1_115_394
+
+
+def cache_dir() -> Path:
+    """Where downloaded source texts are kept: $GPTCORE_CACHE, else ~/.cache/gptcore."""
+    return Path(os.environ.get("GPTCORE_CACHE") or Path.home() / ".cache" / "gptcore")
+
+
+# ----------------------------------------------------------------------------------------
+# preparation
+
+
+def _find_source(name: str, input_path: str | None, folder: Path) -> Path:
+    """The text to prepare: a path given, else `<folder>/input.txt`, else the cache, else download."""
+    if input_path:
+        p = Path(input_path).expanduser()
+        if not p.is_file():
+            raise UserError(f"--input {input_path}: no such file: give the path of a UTF-8 text file")
+        return p
+    if (folder / "input.txt").is_file():  # where nanoGPT's prepare.py leaves it
+        return folder / "input.txt"
+    if name != "shakespeare_char":
+        raise UserError(f"dataset {name!r} has no source text: run `python -m gptcore prepare {name} --input FILE`")
+    cached = cache_dir() / "tinyshakespeare" / "input.txt"
+    if cached.is_file():
+        return cached
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(SHAKESPEARE_URL, timeout=30) as r, tempfile.NamedTemporaryFile(
+            dir=cached.parent, delete=False
+        ) as tmp:
+            shutil.copyfileobj(r, tmp)
+        os.replace(tmp.name, cached)
+        print(f"downloaded Tiny Shakespeare to {cached}")
+        return cached
+    except OSError as e:
+        raise UserError(
+            f"Tiny Shakespeare is not here and could not be downloaded ({e.__class__.__name__}): "
+            f"pass --input PATH to a copy of input.txt, or put it at {cached}"
+        ) from None
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if not raw:
+        raise UserError(f"{path} is empty: give a text file with at least a few thousand characters")
+    if b"\x00" in raw[:65536]:
+        raise UserError(f"{path} looks binary (it has NUL bytes): give a plain UTF-8 text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (bad byte at offset {e.start}): convert it to UTF-8 first") from None
+
+
+@contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on a dataset folder, so trials starting together prepare it once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def is_prepared(folder: Path) -> bool:
+    return all((folder / n).is_file() for n in ("train.bin", "val.bin", "meta.pkl"))
+
+
+def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = None,
+            block_size: int = 256, quiet: bool = False) -> dict:
+    """Encode a text character by character into `data_dir/name/` (nanoGPT's three files).
+
+    Files are written under temporary names and renamed into place, `meta.pkl` last, so a
+    reader never sees a half-written dataset. Returns a summary dict.
+    """
+    folder = Path(data_dir) / name
+    say = (lambda *a: None) if quiet else print
+    with _locked(folder):
+        src = _find_source(name, input_path, folder)
+        data = _read_text(src)
+        chars = sorted(set(data))
+        if len(chars) > 65535:
+            raise UserError(f"{src} has {len(chars):,} distinct characters, more than uint16 holds (65,535): "
+                            "use a text with a smaller alphabet")
+        n = len(data)
+        n_train = int(n * 0.9)
+        if n - n_train <= block_size:
+            raise UserError(f"{src} is too short: {n:,} characters leave {n - n_train:,} for validation, not "
+                            f"enough for one block of {block_size}; use a longer text or a smaller --block_size")
+        stoi = {ch: i for i, ch in enumerate(chars)}
+        itos = {i: ch for i, ch in enumerate(chars)}
+        ids = np.fromiter((stoi[c] for c in data), dtype=np.uint16, count=n)
+        say(f"length of dataset in characters: {n:,}")
+        say(f"all the unique characters: {''.join(chars)!r}")
+        say(f"vocab size: {len(chars)}")
+        say(f"train has {n_train:,} tokens")
+        say(f"val has {n - n_train:,} tokens")
+        for fname, arr in (("train.bin", ids[:n_train]), ("val.bin", ids[n_train:])):
+            tmp = folder / f".{fname}.tmp"
+            arr.tofile(tmp)
+            os.replace(tmp, folder / fname)
+        tmp = folder / ".meta.pkl.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump({"vocab_size": len(chars), "itos": itos, "stoi": stoi}, f)
+        os.replace(tmp, folder / "meta.pkl")
+    return {"folder": str(folder), "characters": n, "vocab_size": len(chars),
+            "train_tokens": n_train, "val_tokens": n - n_train, "source": str(src)}
+
+
+def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False) -> Path:
+    """The dataset folder, preparing it first when its source text can be found."""
+    folder = Path(data_dir) / name
+    if is_prepared(folder):
+        return folder
+    if name == "shakespeare_char" or (folder / "input.txt").is_file():
+        prepare(name, data_dir, quiet=quiet)
+        return folder
+    raise UserError(f"dataset {name!r} is not prepared in {folder}: run "
+                    f"`python -m gptcore prepare {name} --input FILE` (or set --data_dir)")
+
+
+def load_meta(folder: Path) -> dict:
+    """meta.pkl, checked to be the plain dict nanoGPT writes.
+
+    It is unpickled with a loader that only builds dicts, ints and strings, so a dataset
+    folder from elsewhere cannot run code.
+    """
+    with open(folder / "meta.pkl", "rb") as f:
+        meta = _SafeUnpickler(f).load()
+    if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
+        raise UserError(f"{folder / 'meta.pkl'} is not a nanoGPT meta.pkl (no vocab_size): prepare the dataset again")
+    return meta
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"meta.pkl refers to {module}.{name}; only plain data is allowed")
+
+
+# ----------------------------------------------------------------------------------------
+# batches
+
+
+@dataclass
+class Split:
+    tokens: np.ndarray  # uint16, memory-mapped
+
+    def windows(self, starts: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) for windows starting at `starts`; y is x shifted by one token."""
+        idx = starts[:, None] + np.arange(block_size + 1)[None, :]
+        w = torch.from_numpy(self.tokens[idx].astype(np.int64))
+        return w[:, :-1].contiguous(), w[:, 1:].contiguous()
+
+
+class Batches:
+    """Draws training and evaluation batches for one run.
+
+    Training: step `it` uses the `batch_size * accum` windows drawn from a generator seeded
+    by (seed, it), cut into `accum` micro-batches in order, so 64 x 1 and 16 x 4 train on the
+    same examples, and a resumed run draws what an uninterrupted one would have.
+    Evaluation: `eval_iters` batches per split from a generator seeded by (seed, split),
+    drawn once and reused at every evaluation.
+    """
+
+    def __init__(self, folder: Path, block_size: int, batch_size: int, accum: int, seed: int,
+                 device: str, train_tokens: int = 0):
+        self.folder = folder
+        self.block_size, self.batch_size, self.accum, self.seed = block_size, batch_size, accum, seed
+        self.device = device
+        train = np.memmap(folder / "train.bin", dtype=np.uint16, mode="r")
+        if train_tokens:
+            if train_tokens > len(train):
+                raise UserError(f"train_tokens={train_tokens:,} is more than train.bin holds ({len(train):,}): "
+                                "lower --train_tokens or set it to 0 for all")
+            train = train[:train_tokens]
+        self.splits = {"train": Split(train), "val": Split(np.memmap(folder / "val.bin", dtype=np.uint16, mode="r"))}
+        for name, s in self.splits.items():
+            if len(s.tokens) <= block_size:
+                raise UserError(f"block_size={block_size} is larger than the data: {name} has {len(s.tokens):,} "
+                                f"tokens; set --block_size below {len(s.tokens):,}"
+                                + (" or raise --train_tokens" if name == "train" and train_tokens else ""))
+        self._eval: dict[str, list[np.ndarray]] = {}
+
+    def _starts(self, split: str, key: tuple[int, ...], n: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, *key])
+        return rng.integers(0, len(self.splits[split].tokens) - self.block_size, size=n)
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor):
+        if self.device.startswith("cuda"):
+            # pinned memory lets the copy overlap with compute
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)
+
+    def train_step(self, it: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The `accum` micro-batches of optimizer step `it`."""
+        starts = self._starts("train", (0, it), self.batch_size * self.accum)
+        split = self.splits["train"]
+        out = []
+        for k in range(self.accum):
+            x, y = split.windows(starts[k * self.batch_size:(k + 1) * self.batch_size], self.block_size)
+            out.append(self._to_device(x, y))
+        return out
+
+    def eval_batches(self, split: str, eval_iters: int):
+        """The fixed evaluation batches of `split`, drawn on first use."""
+        if split not in self._eval:
+            starts = self._starts(split, (1, 0 if split == "train" else 1), eval_iters * self.batch_size)
+            self._eval[split] = [starts[i * self.batch_size:(i + 1) * self.batch_size] for i in range(eval_iters)]
+        for starts in self._eval[split]:
+            yield self._to_device(*self.splits[split].windows(starts, self.block_size))

@@ -1,0 +1,91 @@
+"""Generate text from a trained checkpoint (nanoGPT's sample.py, with the same knobs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+
+from .config import coerce
+from .data import load_meta
+from .errors import UserError
+from .train import load_checkpoint, model_from_checkpoint, resolve_device
+
+
+@dataclass
+class SampleConfig:
+    out_dir: str = "out"  # the run folder holding ckpt.pt
+    start: str = "\n"  # prompt text, or FILE:path to read it from a file
+    num_samples: int = 10
+    max_new_tokens: int = 500
+    temperature: float = 0.8  # < 1 sharper, > 1 more random
+    top_k: int = 200  # keep only the k most likely tokens; 0 keeps all
+    seed: int = 1337
+    device: str = "auto"
+    dtype: str = "auto"
+    data_dir: str = ""  # where to find meta.pkl when the checkpoint has no vocabulary (nanoGPT's)
+
+
+SAMPLE_FIELDS = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in fields(SampleConfig)}
+
+
+def validate_sample(cfg: SampleConfig) -> None:
+    if cfg.num_samples < 1 or cfg.max_new_tokens < 1:
+        raise UserError("num_samples and max_new_tokens must be at least 1: e.g. --num_samples=3 --max_new_tokens=200")
+    if cfg.temperature <= 0:
+        raise UserError(f"temperature={cfg.temperature} must be positive: e.g. --temperature=0.8")
+    if cfg.top_k < 0:
+        raise UserError(f"top_k={cfg.top_k} must be 0 (keep all) or positive: e.g. --top_k=200")
+
+
+def _vocabulary(ckpt: dict, cfg: SampleConfig) -> dict:
+    if isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("itos"):
+        return ckpt["meta"]
+    conf = ckpt.get("config", {})
+    data_dir = cfg.data_dir or conf.get("data_dir", "data")
+    folder = Path(data_dir) / conf.get("dataset", "")
+    if not (folder / "meta.pkl").is_file():
+        raise UserError(f"the checkpoint has no vocabulary and {folder / 'meta.pkl'} does not exist: "
+                        "pass --data_dir pointing at the folder that holds the dataset")
+    return load_meta(folder)
+
+
+def generate(cfg: SampleConfig) -> list[str]:
+    """The generated texts, prompt included."""
+    validate_sample(cfg)
+    from .config import TrainConfig
+
+    device, device_type, dtype = resolve_device(TrainConfig(device=cfg.device, dtype=cfg.dtype))
+    ckpt = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt", device)
+    model = model_from_checkpoint(ckpt, dropout=0.0).to(device).eval()
+    meta = _vocabulary(ckpt, cfg)
+    stoi, itos = meta["stoi"], meta["itos"]
+    start = cfg.start
+    if start.startswith("FILE:"):
+        try:
+            start = Path(start[5:]).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"--start={cfg.start}: cannot read the prompt file ({e.strerror})") from None
+    unknown = sorted({c for c in start if c not in stoi})
+    if unknown:
+        raise UserError(f"the start text has characters outside the model's vocabulary: {''.join(unknown)!r}; "
+                        "remove them")
+    if not start:
+        raise UserError("the start text is empty: give at least one character, e.g. --start='ROMEO:'")
+    ids = torch.tensor([[stoi[c] for c in start]], dtype=torch.long, device=device)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != "float32")
+    out = []
+    with ctx:
+        for _ in range(cfg.num_samples):
+            y = model.generate(ids, cfg.max_new_tokens, temperature=cfg.temperature,
+                               top_k=cfg.top_k or None, generator=gen)
+            out.append("".join(itos[int(i)] for i in y[0].tolist()))
+    return out
+
+
+def build_sample_config(values: dict) -> SampleConfig:
+    typed = {k: coerce(k, v, SAMPLE_FIELDS[k], "command line") for k, v in values.items()}
+    return SampleConfig(**typed)

@@ -1,0 +1,71 @@
+"""Where the trainer's metrics dicts go: the console (the tutorial's log lines) and a JSONL file.
+
+A sink has `log(metrics)` and `close()`. The console lines are a contract, parsed by the
+tutorial's `plot_loss.py` and `summarize_experiments.py` and by `sweeps/analyze.py`:
+
+    step {n}: train loss {x:.4f}, val loss {y:.4f}
+    iter {n}: loss {x:.4f}, time {ms:.2f}ms, mfu {pct:.2f}%, {tok/s:.0f} tok/s
+    training took {seconds:.2f} seconds
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def format_line(m: dict[str, Any]) -> str | None:
+    """The console line for one metrics dict (None for events with no line)."""
+    ev = m.get("event")
+    if ev == "eval":
+        return f"step {m['iter']}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f}"
+    if ev == "iter":
+        return (f"iter {m['iter']}: loss {m['loss']:.4f}, time {m['time_ms']:.2f}ms, mfu {m['mfu']:.2f}%, "
+                f"{m['tokens_per_s']:.0f} tok/s")
+    if ev == "done":
+        return f"training took {m['elapsed_s']:.2f} seconds"
+    if ev == "diverged":
+        return f"training diverged at step {m['iter']}: loss is {m['loss']}"
+    return None
+
+
+class Console:
+    """Prints lines to a stream and, when given a path, appends them to a log file too (like `tee`)."""
+
+    def __init__(self, log_path: Path | None = None, stream: TextIO = sys.stdout, append: bool = False):
+        self.stream = stream
+        self.file = open(log_path, "a" if append else "w", encoding="utf-8") if log_path else None
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+        if self.file:
+            self.file.write(line + "\n")
+            self.file.flush()
+
+    def log(self, m: dict[str, Any]) -> None:
+        line = format_line(m)
+        if line is not None:
+            self.say(line)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+            self.file = None
+
+
+class Jsonl:
+    """One JSON object per metrics dict; non-finite numbers are written as null."""
+
+    def __init__(self, path: Path, append: bool = False):
+        self.file = open(path, "a" if append else "w", encoding="utf-8")
+
+    def log(self, m: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
+        self.file.write(json.dumps(clean) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

@@ -1,0 +1,324 @@
+"""The training loop of the tutorial (chapter section 1.2), as a generator of metrics.
+
+`Trainer(cfg).run()` yields one flat dict per logged iteration (`event: "iter"`), per
+evaluation (`event: "eval"`) and at the end (`event: "done"` or `event: "diverged"`). It never
+prints metrics itself: sinks (console, JSONL, Ray Tune) turn the dicts into lines or reports.
+
+Step semantics: iteration `it` is the optimizer update number `it`; the evaluation labelled
+`step N` measures the model after N updates, and a run ends with an evaluation at `max_iters`
+(so `max_iters=1000` makes exactly 1000 updates and logs `step 0`, ..., `step 1000`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from . import diagnostics
+from .config import TrainConfig
+from .data import Batches, ensure_prepared, load_meta
+from .errors import UserError
+from .model import GPT, GPTConfig
+from .version import code_version
+
+MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
+
+
+def get_lr(it: int, cfg: TrainConfig) -> float:
+    """Learning rate at iteration `it`: linear warmup, cosine decay to `min_lr`, then `min_lr`.
+
+    The same formula as nanoGPT (warmup starts at learning_rate / (warmup_iters + 1), not 0).
+    With `decay_lr=False` there is no warmup either: the rate is constant, as in nanoGPT.
+    """
+    if not cfg.decay_lr:
+        return cfg.learning_rate
+    if it < cfg.warmup_iters:
+        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
+    if it > cfg.lr_decay_iters or cfg.lr_decay_iters <= cfg.warmup_iters:
+        return cfg.min_lr
+    decay_ratio = (it - cfg.warmup_iters) / (cfg.lr_decay_iters - cfg.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))  # from 1 down to 0
+    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
+
+
+def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
+    """(device, device_type, dtype) for this machine; refuses what the device can't run."""
+    dev = cfg.device
+    if dev == "auto":
+        if torch.cuda.is_available():
+            dev = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            dev = "mps"
+        else:
+            dev = "cpu"
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device={cfg.device!r} but torch sees no CUDA GPU here: use --device=cpu (or auto)")
+        index = int(dev.split(":")[1]) if ":" in dev else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"device={dev!r} but there are {torch.cuda.device_count()} GPUs: use --device=cuda:0")
+    if dev == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("device='mps' but this torch has no Apple GPU backend here: use --device=cpu (or auto)")
+    dtype = cfg.dtype
+    if dev.startswith("cuda"):
+        bf16 = torch.cuda.is_bf16_supported()
+        if dtype == "auto":
+            dtype = "bfloat16" if bf16 else "float16"
+        elif dtype == "bfloat16" and not bf16:
+            raise UserError("dtype='bfloat16' is not supported by this GPU: use --dtype=float16 (or auto)")
+    elif dev == "mps":
+        if dtype == "auto":
+            dtype = "float32"
+        elif dtype != "float32":
+            raise UserError(f"dtype={dtype!r} on mps is not supported by gptcore: use --dtype=float32 (or auto)")
+    else:
+        if dtype == "auto":
+            dtype = "float32"
+        elif dtype == "float16":
+            raise UserError("dtype='float16' needs a GPU; on cpu use --dtype=bfloat16 or --dtype=float32 (or auto)")
+    device_type = "cuda" if dev.startswith("cuda") else dev
+    return dev, device_type, dtype
+
+
+def peak_memory_mb(device_type: str) -> float:
+    """Peak memory of this process: GPU memory allocated on cuda, resident set size elsewhere."""
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> dict:
+    """A checkpoint (ours or nanoGPT's), loaded with weights_only=True: data, never code."""
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}: train first, or point --out_dir at a run's folder")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which and stop
+        raise UserError(f"{path} is not a loadable checkpoint ({e.__class__.__name__}: {str(e)[:120]})") from None
+    missing = [k for k in ("model", "model_args") if k not in ckpt]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a nanoGPT/gptcore checkpoint")
+    # torch.compile wraps the module as `_orig_mod`; a checkpoint saved from the wrapper (as
+    # nanoGPT does with compile=True) carries that prefix on every key
+    prefix = "_orig_mod."
+    ckpt["model"] = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in ckpt["model"].items()}
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, dropout: float | None = None) -> GPT:
+    args = {k: ckpt["model_args"][k] for k in MODEL_ARGS if k in ckpt["model_args"]}
+    if dropout is not None:
+        args["dropout"] = dropout
+    model = GPT(GPTConfig(**args))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+class Trainer:
+    """One training run: data, model, optimizer and the loop, for a validated TrainConfig.
+
+    `resume_from` is a ckpt.pt to continue (its model shape wins over cfg, as in nanoGPT);
+    with `cfg.init_from == 'resume'` it defaults to `out_dir/ckpt.pt`. `say` receives the
+    human-readable lines that are not metrics (parameter count, checkpoint saves, warnings).
+    """
+
+    def __init__(self, cfg: TrainConfig, resume_from: Path | None = None,
+                 say: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.say = say
+        self.out_dir = Path(cfg.out_dir)
+        if resume_from is None and cfg.init_from == "resume":
+            resume_from = self.out_dir / "ckpt.pt"
+        self.device, self.device_type, self.dtype = resolve_device(cfg)
+        if self.device_type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: same as nanoGPT
+            torch.backends.cudnn.allow_tf32 = True
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.dtype]
+        self.autocast = (nullcontext() if self.dtype == "float32"
+                         else torch.amp.autocast(device_type=self.device_type, dtype=ptdtype))
+
+        folder = ensure_prepared(cfg.dataset, cfg.data_dir)
+        self.meta = load_meta(folder)
+        self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
+                               cfg.seed, self.device, cfg.train_tokens)
+
+        torch.manual_seed(cfg.seed)
+        self.iter_num = 0
+        self.best_val_loss = float("inf")
+        ckpt = None
+        if resume_from is not None:
+            self.say(f"Resuming training from {resume_from}")
+            ckpt = load_checkpoint(Path(resume_from), self.device)
+            self.model = model_from_checkpoint(ckpt, dropout=cfg.dropout)
+            for k in ("n_layer", "n_head", "n_embd", "block_size", "bias"):
+                setattr(cfg, k, ckpt["model_args"][k])  # the checkpoint's shape wins
+            self.iter_num = int(ckpt.get("iter_num", 0))
+            self.best_val_loss = float(ckpt.get("best_val_loss", float("inf")))
+        else:
+            self.say("Initializing a new model from scratch")
+            self.model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                                       block_size=cfg.block_size, bias=cfg.bias,
+                                       vocab_size=self.meta["vocab_size"], dropout=cfg.dropout))
+        if self.meta["vocab_size"] != self.model.config.vocab_size:
+            raise UserError(f"the checkpoint's vocabulary ({self.model.config.vocab_size}) differs from dataset "
+                            f"{cfg.dataset!r} ({self.meta['vocab_size']}): resume with the dataset it was trained on")
+        self.model.to(self.device)
+        self.say(f"number of parameters: {self.model.get_num_params() / 1e6:.2f}M")
+        self.optimizer = self.model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
+                                                         (cfg.beta1, cfg.beta2), self.device_type)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=(self.dtype == "float16"))
+        if ckpt is not None and "optimizer" in ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(ckpt["scaler"])
+        ckpt = None  # free the loaded tensors before training allocates its own
+        self.train_model = self.model
+        if cfg.compile:
+            self.say("compiling the model... (the first step takes a while)")
+            self.train_model = torch.compile(self.model)
+        self.tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * cfg.block_size
+        self.say(f"tokens per iteration will be: {self.tokens_per_iter:,}")
+
+    # ------------------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The state as a nanoGPT checkpoint dict (plus `scaler`, `meta` and `code_version`)."""
+        return {
+            "model": self.model.state_dict(),  # the unwrapped module: no `_orig_mod.` keys
+            "optimizer": self.optimizer.state_dict(),
+            "model_args": {k: getattr(self.model.config, k) for k in MODEL_ARGS},
+            "iter_num": self.iter_num,
+            "best_val_loss": self.best_val_loss,
+            "config": self.cfg.as_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "meta": self.meta,  # the vocabulary, so sampling needs no dataset folder
+            "code_version": code_version(),
+        }
+
+    def save(self, path: Path) -> None:
+        """Write the checkpoint atomically: a crash mid-save leaves the previous file intact."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.checkpoint(), tmp)
+        os.replace(tmp, path)
+
+    @torch.no_grad()
+    def estimate_loss(self) -> dict[str, float]:
+        """Mean loss over the fixed evaluation batches of each split."""
+        self.model.eval()
+        out = {}
+        for split in ("train", "val"):
+            total = torch.zeros((), device=self.device)
+            for x, y in self.batches.eval_batches(split, self.cfg.eval_iters):
+                with self.autocast:
+                    _, loss = self.model(x, y)
+                total += loss.float()
+            out[split] = (total / self.cfg.eval_iters).item()
+        self.model.train()
+        return out
+
+    def _forward_backward(self, x, y):
+        with self.autocast:
+            _, loss = self.train_model(x, y)
+            loss = loss / self.cfg.gradient_accumulation_steps  # the gradient of the mean over micro-batches
+        self.scaler.scale(loss).backward()
+        return loss.detach()
+
+    def _step_compiled_or_eager(self, x, y):
+        try:
+            return self._forward_backward(x, y)
+        except Exception as e:
+            if self.train_model is self.model:
+                raise
+            # torch.compile fails lazily, at the first call, on machines without a working
+            # compiler toolchain: fall back to eager rather than lose the run
+            self.say(f"torch.compile failed ({e.__class__.__name__}); continuing without compile")
+            self.train_model = self.model
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._forward_backward(x, y)
+
+    def run(self, eval_at_start: bool = True, save_best: bool = True) -> Iterator[dict[str, Any]]:
+        """Train to `max_iters`, yielding metrics dicts (see the module docstring).
+
+        `save_best=False` leaves checkpointing to the caller (the sweep trainable saves at
+        every evaluation itself). `eval_at_start=False` skips the evaluation of the first
+        iteration, which a resumed run already reported.
+        """
+        cfg = self.cfg
+        if cfg.debug:
+            for line in diagnostics.run_all(self.model, self.batches, self.meta, self.autocast)[1]:
+                self.say(line)
+        t_start = time.time()
+        train_time = 0.0  # seconds spent in optimizer steps, excluding evaluations
+        running_mfu = -1.0
+        local_iter = 0
+        first = True
+        while True:
+            it = self.iter_num
+            lr = get_lr(it, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and (eval_at_start or not first):
+                losses = self.estimate_loss()
+                improved = losses["val"] < self.best_val_loss
+                saved = False
+                if improved or cfg.always_save_checkpoint:
+                    self.best_val_loss = losses["val"] if improved else self.best_val_loss
+                    if save_best and it > 0:
+                        self.say(f"saving checkpoint to {cfg.out_dir}")
+                        self.save(self.out_dir / "ckpt.pt")
+                        saved = True
+                yield {"event": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
+                       "gap": losses["val"] - losses["train"], "lr": lr, "tokens": it * self.tokens_per_iter,
+                       "elapsed_s": time.time() - t_start,
+                       "tokens_per_s": (local_iter * self.tokens_per_iter / train_time) if train_time else 0.0,
+                       "best_val_loss": self.best_val_loss, "saved": saved,
+                       "mem_mb": peak_memory_mb(self.device_type)}
+            first = False
+            if it >= cfg.max_iters or (it == 0 and cfg.eval_only):
+                break
+
+            # reseed per step: dropout masks then depend only on (seed, step), so a resumed
+            # run continues exactly as an uninterrupted one would
+            torch.manual_seed(cfg.seed * 1_000_003 + it)
+            t0 = time.time()
+            loss_sum = torch.zeros((), device=self.device)
+            for x, y in self.batches.train_step(it):
+                loss_sum += self._step_compiled_or_eager(x, y)
+            if cfg.grad_clip != 0.0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if cfg.debug and it % 100 == 0:
+                if cfg.grad_clip == 0.0:
+                    self.scaler.unscale_(self.optimizer)
+                for line in diagnostics.gradient_health(self.model, it)[1]:
+                    self.say(line)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            lossf = loss_sum.item()  # a sync point: the step's work is done after this
+            dt = time.time() - t0
+            train_time += dt
+            local_iter += 1
+            self.iter_num = it + 1
+            if not math.isfinite(lossf):
+                yield {"event": "diverged", "iter": it, "loss": lossf, "elapsed_s": time.time() - t_start}
+                return
+            if local_iter >= 5:  # the first steps include warm-up costs; let the average settle
+                mfu = self.model.estimate_mfu(cfg.batch_size * cfg.gradient_accumulation_steps, dt,
+                                              cfg.mfu_peak_flops)
+                running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+            if it % cfg.log_interval == 0:
+                yield {"event": "iter", "iter": it, "loss": lossf, "lr": lr, "time_ms": dt * 1000,
+                       "tokens_per_s": self.tokens_per_iter / dt, "mfu": running_mfu * 100,
+                       "tokens": (it + 1) * self.tokens_per_iter}
+        yield {"event": "done", "iter": self.iter_num, "elapsed_s": time.time() - t_start,
+               "train_time_s": train_time, "best_val_loss": self.best_val_loss,
+               "mem_mb": peak_memory_mb(self.device_type)}
