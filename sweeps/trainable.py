@@ -1,0 +1,145 @@
+"""The Ray Tune trainable: gptcore's training loop as one trial.
+
+This is the only module that calls Tune's session API (`tune.report`, `tune.get_checkpoint`,
+`tune.get_context`); Ray has renamed that API several times, so a rename is a one-file change.
+
+A trial's config is flat: `name` plus TrainConfig values (see docs/outputs.md). The trial
+reports at every evaluation, with a checkpoint, so a crashed trial restarts from its last
+evaluation and ASHA can compare trials at its rungs (its time attribute is `iter`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from gptcore.config import build_config
+from gptcore.data import _locked, cache_dir, is_prepared
+from gptcore.errors import UserError
+from gptcore.sinks import Console, Jsonl
+from gptcore.train import Trainer, resolve_device
+from gptcore.version import environment
+
+from .spaces import expand_shape
+
+NON_CONFIG_KEYS = ("name",)
+SAMPLE_CHARS = 300
+
+
+def dataset_files(folder: Path) -> dict[str, bytes]:
+    """The prepared dataset's three files, to ship to every node through Ray's object store."""
+    return {n: (folder / n).read_bytes() for n in ("train.bin", "val.bin", "meta.pkl")}
+
+
+def materialise(files: dict[str, bytes], dataset: str) -> str:
+    """Write the shipped dataset on this node once, and return the data_dir that holds it.
+
+    The folder is named by the content's hash, so concurrent trials on one node share one
+    copy (under a lock) and a changed dataset never mixes with an old one.
+    """
+    digest = hashlib.sha256()
+    for n in sorted(files):
+        digest.update(n.encode())
+        digest.update(files[n])
+    data_dir = cache_dir() / "datasets" / digest.hexdigest()[:16]
+    folder = data_dir / dataset
+    if not is_prepared(folder):
+        with _locked(folder):
+            if not is_prepared(folder):
+                for n in ("train.bin", "val.bin", "meta.pkl"):  # meta.pkl last: it marks completion
+                    tmp = folder / f".{n}.tmp"
+                    tmp.write_bytes(files[n])
+                    os.replace(tmp, folder / n)
+    return str(data_dir)
+
+
+def _trial_config(config: dict[str, Any], trial_dir: Path, data_dir: str):
+    values = {k: v for k, v in config.items() if k not in NON_CONFIG_KEYS}
+    values = expand_shape(values, "trial config")
+    values.update(out_dir=str(trial_dir), data_dir=data_dir, init_from="scratch")
+    return build_config(values, where=f"trial {config.get('name', '')}")
+
+
+def _sample(trainer: Trainer) -> str:
+    """A short text from the trained model, for the report (exp5 compares sizes by it)."""
+    model = trainer.model
+    model.eval()
+    itos = trainer.meta.get("itos")
+    stoi = trainer.meta.get("stoi", {})
+    if not itos:
+        return ""
+    start = "\n" if "\n" in stoi else next(iter(stoi))
+    idx = torch.tensor([[stoi[start]]], dtype=torch.long, device=trainer.device)
+    gen = torch.Generator(device=trainer.device).manual_seed(trainer.cfg.seed)
+    with torch.no_grad(), trainer.autocast:
+        out = model.generate(idx, SAMPLE_CHARS, temperature=0.8, top_k=200, generator=gen)
+    return "".join(itos[int(i)] for i in out[0].tolist())
+
+
+def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -> None:
+    """Run one trial. `dataset` is the prepared dataset's files (see `dataset_files`)."""
+    ctx = tune.get_context()
+    # the cluster launcher exports OMP_NUM_THREADS=1 on every node; use the CPUs this trial holds
+    cpus = ctx.get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    trial_dir = Path(ctx.get_trial_dir())
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    if dataset is None:
+        raise UserError("the trainable needs the dataset's files: build it with tune.with_parameters")
+    cfg = _trial_config(config, trial_dir, materialise(dataset, config.get("dataset", "shakespeare_char")))
+
+    checkpoint = tune.get_checkpoint()
+    resumed = checkpoint is not None
+    devnull = open(os.devnull, "w")
+    console = Console(trial_dir / "train.log", stream=devnull, append=resumed)
+    jsonl = Jsonl(trial_dir / "metrics.jsonl", append=resumed)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            # Trainer reads the whole checkpoint in its constructor, so the directory may go
+            trainer = Trainer(cfg, resume_from=Path(d) / "ckpt.pt", say=console.say)
+    else:
+        trainer = Trainer(cfg, say=console.say)
+    device, _, dtype = resolve_device(cfg)
+    meta = {**cfg.as_dict(), "name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
+            "resolved_device": device, "resolved_dtype": dtype, **environment()}
+    (trial_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    constant = {"n_params": trainer.model.get_num_params(), "max_iters": cfg.max_iters, "diverged": 0}
+    last_eval: dict[str, Any] = {}
+
+    def report(metrics: dict[str, Any]) -> None:
+        metrics = {**metrics, **constant, **({"diverged": 1} if metrics.get("diverged") else {})}
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer.save(Path(tmp) / "ckpt.pt")
+            # Ray copies the checkpoint to storage, and the trial's files (train.log, ...) with it
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    try:
+        for m in trainer.run(eval_at_start=not resumed, save_best=False):
+            console.log(m)
+            jsonl.log(m)
+            if m["event"] == "eval":
+                last_eval = {k: v for k, v in m.items() if k not in ("event", "saved")}
+                if m["iter"] < cfg.max_iters:
+                    report(last_eval)
+                # the final evaluation is reported after "done", once the log and sample are complete
+            elif m["event"] == "diverged":
+                # end this trial as diverged; the sweep goes on with the others
+                report({**last_eval, "iter": m["iter"], "diverged": 1,
+                        "val_loss": last_eval.get("val_loss", float("nan"))})
+                return
+            elif m["event"] == "done":
+                (trial_dir / "sample.txt").write_text(_sample(trainer), encoding="utf-8")
+                if last_eval:
+                    report(last_eval)
+    finally:
+        console.close()
+        jsonl.close()
+        devnull.close()
