@@ -1,0 +1,157 @@
+"""What the sweep command needs to run on a Ray cluster instead of one machine.
+
+- `resolve_address`: which cluster to connect to (None = start a local Ray instance).
+- `check_storage`: refuse a local results path when trials can land on other machines; since
+  Ray 2.7 Tune does not copy trial directories back to the head, so every node must be able to
+  write to `--storage` (cloud storage or a network filesystem mounted on every node).
+- `is_network_path`: is a path on NFS/CIFS/Lustre/...? (reads /proc/mounts on Linux).
+- `runtime_env_for_cluster`: ships this repository to the worker nodes when connecting to a
+  remote cluster (`--address`), so the trainable imports the same `gptcore`/`sweeps` there.
+
+Nothing here imports or starts Ray; the caller passes `ray.nodes()` in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from gptcore.errors import UserError
+
+# Filesystem types (the third field of /proc/mounts) whose contents other machines can see.
+# Each still has to be mounted at the same path on every node; that is the user's part.
+NETWORK_FS_TYPES = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "coda",
+    "lustre", "gpfs", "beegfs", "glusterfs", "fuse.glusterfs", "ceph", "fuse.ceph", "cephfs",
+    "ocfs2", "gfs2", "panfs", "wekafs", "pvfs2", "orangefs", "fuse.juicefs", "fuse.sshfs",
+    "fuse.s3fs", "fuse.gcsfuse", "fuse.mountpoint-s3", "fuse.blobfuse2", "virtiofs",
+})
+
+# "s3://", "gs://", "abfs://", "hdfs://", ...: handled by pyarrow, visible from every node.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# Set by Ray's job supervisor in the environment of a `ray job submit` driver. Its runtime_env
+# (e.g. --working-dir) then applies to the whole job, and a second working_dir passed to
+# ray.init() would conflict with it (ValueError "Failed to merge the Job's runtime env").
+_RAY_JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+# Kept out of the working_dir upload (gitignore syntax, relative to the repository root).
+RUNTIME_ENV_EXCLUDES = [
+    "/.venv/",
+    "/results/",
+    "/data/",
+    "/.git/",
+    "*.pt",
+    "__pycache__/",
+    "*.egg-info/",
+    "/.pytest_cache/",
+]
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster to connect to: `--address`, else $RAY_ADDRESS, else None (local mode).
+
+    "auto" connects to the cluster running on this machine (the head, after `ray up`).
+    """
+    for candidate in (address, os.environ.get("RAY_ADDRESS")):
+        if candidate is not None and candidate.strip():
+            return candidate.strip()
+    return None
+
+
+def _unescape_mount_field(field: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash as \040, \011, \012, \134.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _read_mounts() -> str | None:
+    try:
+        return Path("/proc/mounts").read_text()
+    except OSError:  # not Linux (macOS, Windows): no cheap way to tell
+        return None
+
+
+def is_network_path(path: str | os.PathLike, mounts_text: str | None = None) -> bool:
+    """True when `path` lies on a network filesystem (NFS, CIFS, Lustre, ...).
+
+    The mount is the one with the longest mount point that contains the resolved path (the
+    path need not exist yet); among equal mount points the last listed wins, as the kernel
+    stacks them. `mounts_text` is the content of /proc/mounts; by default it is read from
+    the system, and where there is none (not Linux) the answer is False.
+    """
+    if mounts_text is None:
+        mounts_text = _read_mounts()
+        if mounts_text is None:
+            return False
+    resolved = os.path.realpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    best_len, best_type = -1, None
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point, fs_type = _unescape_mount_field(fields[1]), fields[2]
+        if mount_point == "/":
+            inside = resolved.startswith("/")
+        else:
+            mount_point = mount_point.rstrip("/")
+            inside = resolved == mount_point or resolved.startswith(mount_point + "/")
+        if inside and len(mount_point) >= best_len:
+            best_len, best_type = len(mount_point), fs_type
+    return best_type is not None and best_type.lower() in NETWORK_FS_TYPES
+
+
+def _can_run_trials(node: dict) -> bool:
+    resources = node.get("Resources")
+    if resources is None:  # not reported: assume it can
+        return True
+    return resources.get("CPU", 0) > 0 or resources.get("GPU", 0) > 0
+
+
+def check_storage(storage: str, nodes: list[dict], mounts_text: str | None = None) -> None:
+    """Raise UserError if trials on other machines could not write to `storage`.
+
+    `nodes` is `ray.nodes()`. A URI (`s3://`, `gs://`, `abfs://`, ...) is always fine; so is a
+    path on a network filesystem (see `is_network_path`). A plain local path is fine only while
+    the alive nodes all sit on one machine (one NodeManagerAddress: local mode, or a simulated
+    cluster) and that machine can run trials. A lone head with no CPU or GPU (`resources:
+    {CPU: 0}` in cluster.yaml) means trials will run on workers the autoscaler has yet to start.
+    """
+    if _URI.match(storage) and not storage.startswith("file://"):
+        return
+    path = storage[len("file://"):] if storage.startswith("file://") else storage
+    alive = [n for n in nodes if n.get("Alive")]
+    machines = {n.get("NodeManagerAddress") for n in alive}
+    if len(machines) > 1:
+        where = f"the Ray cluster spans {len(machines)} machines"
+    elif alive and not any(_can_run_trials(n) for n in alive):
+        where = "the cluster's only machine runs no trials, so they will run on autoscaled workers"
+    else:
+        return
+    if is_network_path(path, mounts_text):
+        return
+    raise UserError(
+        f"--storage {storage} is a local path, but {where}, and trials on other machines "
+        f"cannot write to it; "
+        f"use --storage s3://bucket/prefix (or gs://...), or a path on NFS mounted at the same "
+        f"place on every node"
+    )
+
+
+def runtime_env_for_cluster(repo_root: Path) -> dict:
+    """A Ray runtime_env that ships this repository to every node of a remote cluster.
+
+    `working_dir` puts the repository root on each worker's sys.path, so `gptcore` and
+    `sweeps` import there without installing anything; the excludes keep the virtualenv,
+    results, data, git history and checkpoints out of the upload (Ray also honours the
+    repository's .gitignore). Data therefore is not shipped: trials prepare or read it
+    themselves. Pass the result to `ray.init(address=..., runtime_env=...)`.
+
+    Returns {} inside a `ray job submit` driver: the job's own runtime_env (its
+    --working-dir) already covers the whole job, and Ray refuses a second working_dir.
+    With the cluster launcher the code is already on every node (file_mounts); the
+    runtime_env makes a laptop's `--address` or a job submission use the current code.
+    """
+    if _RAY_JOB_ENV_VAR in os.environ:
+        return {}
+    return {"working_dir": str(Path(repo_root).resolve()), "excludes": list(RUNTIME_ENV_EXCLUDES)}
