@@ -234,29 +234,38 @@ def check_existing(path: str, resume: bool, fresh: bool) -> bool:
 # Ray
 
 
-def start_ray(a: argparse.Namespace):
+def start_ray(a: argparse.Namespace, address: str | None):
+    """Start (local mode) or join (cluster mode) Ray; print where the dashboard is."""
+    import logging
+
     import ray
 
-    address = a.address or os.environ.get("RAY_ADDRESS")
     os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our column choice
     # checkpoints at every evaluation force frequent state snapshots; that is intended here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # the grid's runs override the shared param_space on purpose; Tune warns about each value
+    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
     if address:
         from sweeps import cluster
 
         repo = Path(__file__).resolve().parent.parent
-        ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(repo), log_to_driver=False)
+        cluster.check_reachable(address)  # ray.init would retry an unreachable address for minutes
+        try:
+            ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(repo), log_to_driver=False)
+        except ConnectionError as e:  # e.g. "auto" with no cluster on this machine
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
-        print(f"connected to the Ray cluster at {address}: {len(nodes)} nodes, "
-              f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs")
+        res = ray.cluster_resources()
+        print(f"connected to the Ray cluster at {address}: {len(nodes)} nodes, {res.get('CPU', 0):g} CPUs, "
+              f"{res.get('GPU', 0):g} GPUs")
         cluster.check_storage(a.storage, nodes)
     else:
         ctx = ray.init(num_cpus=a.num_cpus, include_dashboard=True, dashboard_host=a.dashboard_host,
                        log_to_driver=False, configure_logging=True, logging_level="WARNING")
     url = getattr(ctx, "dashboard_url", None)
     if url:
-        print(f"Ray dashboard: http://{url}")
+        print(f"Ray dashboard: http://{url}" + ("" if address else "  (local, on this machine only)"))
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":
             print("  it asks for Ray's token: print it with `ray get-auth-token` (or set RAY_AUTH_MODE=disabled "
                   "before starting to turn token auth off on a private machine)")
@@ -299,7 +308,7 @@ def build_tuner(plan: Plan, a: argparse.Namespace, exp_path: str, restore: bool,
                                   reduction_factor=plan.scheduler["reduction_factor"])
     concurrent = plan.max_concurrent
     if concurrent is None and plan.search == "optuna":
-        concurrent = max(1, int(_cluster_cpus() // plan.cpus))  # a searcher needs the limit to run trials in parallel
+        concurrent = _default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
 
     # a compact live table: the trial's name, what it varies, and the metrics that matter
     varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1} - {"name"})
@@ -330,10 +339,18 @@ def build_tuner(plan: Plan, a: argparse.Namespace, exp_path: str, restore: bool,
     )
 
 
-def _cluster_cpus() -> float:
+def _default_concurrency(plan: Plan) -> int:
+    """As many trials as the cluster's CPUs (and GPUs) hold now; at least 1.
+
+    An autoscaling cluster may show no workers yet: pass --max-concurrent there.
+    """
     import ray
 
-    return ray.cluster_resources().get("CPU", 1.0)
+    res = ray.cluster_resources()
+    slots = res.get("CPU", 0) / plan.cpus
+    if plan.gpus:
+        slots = min(slots, res.get("GPU", 0) / plan.gpus)
+    return max(1, int(slots))
 
 
 def _storage_root(storage: str) -> str:
@@ -392,7 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         for n in experiment_names():
             print(f"{n}  {load_experiment(n).description}")
         return 0
-    gpus = gpu_count() if not (a.address or os.environ.get("RAY_ADDRESS")) else 0
+    address = None
+    if a.address or os.environ.get("RAY_ADDRESS"):
+        from sweeps.cluster import resolve_address
+
+        address = resolve_address(a.address)
+    ray = None
+    if address and not a.dry_run:
+        # on a cluster the GPUs are the cluster's, so join it before choosing a profile
+        ray = start_ray(a, address)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+    else:
+        gpus = 0 if address else gpu_count()
     plan = make_plan(a, gpus)
     print(describe(plan))
     if a.dry_run:
@@ -400,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     exp_path = experiment_dir(a.storage, plan.exp.name)
     restore = check_existing(exp_path, a.resume, a.fresh)
     dataset = prepare_dataset(plan.trials, a.data_source)
-    ray = start_ray(a)
+    if ray is None:
+        ray = start_ray(a, None)
     try:
         tuner = build_tuner(plan, a, exp_path, restore, dataset)
         if "://" not in exp_path:

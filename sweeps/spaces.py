@@ -262,15 +262,21 @@ def _parse_asha(d: Any, where: str, partial: bool = False) -> dict[str, int]:
 
 def _validate_trials(exp: Experiment) -> None:
     """Every grid run and the ends of every search range must make a valid TrainConfig."""
+    def check(values: dict[str, Any], where: str) -> None:
+        try:
+            build_config(values, where=where)
+        except UserError as e:
+            msg = str(e)
+            raise UserError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
     for profile in PROFILES:
         for run in exp.grid_runs(profile):
-            values = {k: v for k, v in run.items() if k != "name"}
-            build_config(values, where=f"{exp.path}: profile {profile}, run {run['name']}")
+            check({k: v for k, v in run.items() if k != "name"}, f"{exp.path}: profile {profile}, run {run['name']}")
         base = exp.profile_base(profile)
         for key, dist in exp.space(profile).items():
             for v in dist.values_for_dry_run():
-                trial = expand_shape({**base, key: v}, f"{exp.path}: optuna.space.{key}")
-                build_config(trial, where=f"{exp.path}: profile {profile}, optuna {key}={v!r}")
+                where = f"{exp.path}: profile {profile}, optuna {key}={v!r}"
+                check(expand_shape({**base, key: v}, where), where)
 
 
 def experiment_names() -> list[str]:
