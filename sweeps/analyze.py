@@ -79,6 +79,12 @@ def analyze(exp_dir: Path, exp: str | None = None) -> Path:
     return _analyze_dir(Path(exp_dir), exp)[2]
 
 
+def analyze_and_summarize(exp_dir: Path, exp: str | None = None) -> tuple[Path, str]:
+    """`analyze`, plus the summary table and verdicts as text for the terminal."""
+    res, exp, report, vs = _analyze_dir(Path(exp_dir), exp)
+    return report, summary_text(res, exp, vs)
+
+
 def analyze_logs(files: list[Path], exp: str | None = None, out_dir: Path | None = None) -> Path:
     """Analyse hand-made training logs; returns the path of report.md (default folder: <log folder>/<exp>_report)."""
     return _analyze_logs([Path(f) for f in files], exp, Path(out_dir) if out_dir else None)[2]

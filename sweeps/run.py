@@ -444,20 +444,22 @@ def main(argv: list[str] | None = None) -> int:
         ray.shutdown()
     table, errored, unfinished = summary_table(results)
     print()
-    print(table)
-    print(f"\nresults: {exp_path}")
     if unfinished:
-        print(f"the sweep was interrupted; continue it with: python sweeps/run.py {a.exp} --resume"
+        print(table)
+        print(f"\nthe sweep was interrupted; continue it with: python sweeps/run.py {a.exp} --resume"
               + (f" --storage {a.storage}" if a.storage != "results" else ""))
         return 130
-    if not a.no_analyze and "://" not in exp_path:
-        try:
-            from sweeps.analyze import analyze
-        except ImportError:  # analysis is optional for the sweep itself
-            analyze = None
-        if analyze is not None:
-            report = analyze(Path(exp_path), plan.exp.name)
-            print(f"report: {report}")
+    if a.no_analyze or "://" in exp_path:
+        print(table)
+        if "://" in exp_path:
+            print("\nanalyse remote results after copying them here: python sweeps/analyze.py PATH")
+    else:
+        from sweeps.analyze import analyze_and_summarize
+
+        report, text = analyze_and_summarize(Path(exp_path), plan.exp.name)
+        print(text)
+        print(f"\nreport: {report}")
+    print(f"results: {exp_path}")
     return 1 if errored else 0
 
 

@@ -108,7 +108,8 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
         trainer = Trainer(cfg, say=console.say)
     device, _, dtype = resolve_device(cfg)
     meta = {**cfg.as_dict(), "name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
-            "resolved_device": device, "resolved_dtype": dtype, **environment()}
+            "resolved_device": device, "resolved_dtype": dtype, "torch_threads": torch.get_num_threads(),
+            **environment()}
     (trial_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     constant = {"n_params": trainer.model.get_num_params(), "max_iters": cfg.max_iters, "diverged": 0}

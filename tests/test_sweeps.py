@@ -186,6 +186,7 @@ def test_exp1_grid_with_asha_end_to_end(exp1_sweep):
         assert [row["iter"] for row in rows] == sorted(row["iter"] for row in rows)
         conf = json.loads((d / "config.json").read_text())  # the trial's resolved config and code version
         assert conf["name"] == name and conf["code_version"].startswith("gptcore")
+        assert conf["torch_threads"] == 1  # the trial's CPU share (1), not the machine's
         assert "step 0: train loss" in (d / "train.log").read_text()
         assert list(d.glob("events.out.tfevents.*")), "no TensorBoard event file"
     # Ray's own reader understands the directory
@@ -281,3 +282,16 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     iters = [row["iter"] for row in results_of(named["slow1"])]
     assert iters.count(0) == 1, f"slow1 started over instead of continuing: {iters}"
     assert "Resuming training from" in (named["slow1"] / "train.log").read_text()
+
+
+def test_a_diverged_trial_ends_as_such_and_the_sweep_goes_on(tmp_path):
+    runs = "  - {name: fine}\n  - {name: boom, learning_rate: 1.0e+6, grad_clip: 0.0, warmup_iters: 0}"
+    exp = write_experiment(tmp_path, "diverge", runs, max_iters=60, eval_interval=20)
+    r = run(tmp_path, str(exp))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    named = by_name(tmp_path / "results" / "diverge")
+    boom = results_of(named["boom"])
+    assert boom[-1]["diverged"] == 1 and boom[-1]["iter"] < 60
+    assert "training diverged at step" in (named["boom"] / "train.log").read_text()
+    assert results_of(named["fine"])[-1]["iter"] == 60
+    assert "diverged" in r.stdout
