@@ -44,24 +44,37 @@ def cmd_prepare(args: list[str]) -> int:
 
 
 def cmd_train(args: list[str]) -> int:
+    config, overrides = _split_config(args)
+    cfg, notes = load_config(config, overrides)  # before importing torch: a typo is answered at once
     from .sinks import Console, Jsonl
     from .train import Trainer, resolve_device
     from .version import environment
 
-    config, overrides = _split_config(args)
-    cfg, notes = load_config(config, overrides)
     device, _, dtype = resolve_device(cfg)  # refuse an impossible device/dtype before any work
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    resuming = cfg.init_from == "resume"
-    console = Console(out / "train.log", append=resuming)
+    # lines said before the run folder exists are printed now and written to train.log once the
+    # Trainer has accepted the data and the checkpoint, so a mistake leaves no folder behind
+    early: list[str] = []
+
+    def say_early(line: str) -> None:
+        print(line, flush=True)
+        early.append(line)
+
     for note in notes:
-        console.say(note)
+        say_early(note)
     if config:
-        console.say(f"Overriding config with {config}")
+        say_early(f"Overriding config with {config}")
     for o in overrides:
-        console.say(f"Overriding: {o.lstrip('-')}")
-    trainer = Trainer(cfg, say=console.say)
+        say_early(f"Overriding: {o.lstrip('-')}")
+    trainer = Trainer(cfg, say=say_early)
+    out = Path(cfg.out_dir)
+    resuming = cfg.init_from == "resume"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        console = Console(out / "train.log", append=resuming)
+    except OSError as e:
+        raise UserError(f"cannot write to out_dir={cfg.out_dir!r} ({e.strerror}): choose another --out_dir") from None
+    console.write_file(early)
+    trainer.say = console.say
     resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype, **environment()}
     (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
     sinks = [console, Jsonl(out / "metrics.jsonl", append=resuming)]
@@ -85,22 +98,22 @@ def cmd_train(args: list[str]) -> int:
 
 
 def cmd_check(args: list[str]) -> int:
+    config, overrides = _split_config(args)
+    cfg, notes = load_config(config, overrides)
     from . import diagnostics
     from .data import Batches, ensure_prepared, load_meta
     from .model import GPT, GPTConfig
     from .train import resolve_device
 
-    config, overrides = _split_config(args)
-    cfg, notes = load_config(config, overrides)
     for note in notes:
         print(note)
     device, device_type, dtype = resolve_device(cfg)
     import torch
 
-    folder = ensure_prepared(cfg.dataset, cfg.data_dir)
+    folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
     meta = load_meta(folder)
     batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.seed,
-                      device, cfg.train_tokens)
+                      device, cfg.train_tokens, cfg.eval_batch_size)
     torch.manual_seed(cfg.seed)
     model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
                           bias=cfg.bias, vocab_size=meta["vocab_size"], dropout=cfg.dropout)).to(device)

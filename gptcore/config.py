@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import math
 import operator
 import re
 from dataclasses import dataclass, fields
@@ -79,6 +80,7 @@ class TrainConfig:
     seed: int = 1337
     data_dir: str = "data"  # datasets live in data_dir/<dataset>/, as nanoGPT's data/<dataset>/
     train_tokens: int = 0  # train on only the first N tokens of train.bin (0: all of it)
+    eval_batch_size: int = 0  # windows per evaluation batch (0: batch_size); fix it to compare batch sizes
     debug: bool = False  # run the tutorial's diagnostics at start and gradient health every 100 iters
     mfu_peak_flops: float = 312e12  # MFU denominator; nanoGPT's A100 bf16 peak
 
@@ -105,6 +107,8 @@ def coerce(key: str, value: Any, typ: type, where: str) -> Any:
     An int is a valid float (`--learning_rate=1`), booleans are case-insensitive words,
     and a float with no fraction is a valid int (`--max_iters=1e3`).
     """
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy scalars from a search space: np.int64(64) is an int here
     raw = value
     if isinstance(value, str) and typ is not str:
         text = value.strip()
@@ -133,14 +137,16 @@ def coerce(key: str, value: Any, typ: type, where: str) -> Any:
         raise UserError(f"{where}: {key}={raw!r} is not a whole number: write e.g. {key}={_example(key)}")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UserError(f"{where}: {key}={raw!r} is not a finite number: write e.g. {key}={_example(key)}")
             return float(value)
         raise UserError(f"{where}: {key}={raw!r} is not a number: write e.g. {key}={_example(key)}")
-    # str: keep the command-line text as typed; in a file, a non-string literal is a mistake
+    # str: keep the text as typed (spaces matter in a prompt); a quoted command-line value is
+    # unquoted, as nanoGPT's literal_eval would; in a file, a non-string literal is a mistake
     if isinstance(raw, str):
-        text = raw.strip()
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            return text[1:-1]
-        return text
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            return raw[1:-1]
+        return raw
     raise UserError(f"{where}: {key}={raw!r} is not a string: write {key}='...'")
 
 
@@ -304,12 +310,13 @@ def validate(cfg: TrainConfig) -> None:
                 "batch_size", "block_size", "n_layer", "n_head", "n_embd"):
         v = getattr(cfg, key)
         need(v >= 1, f"{key}={v} must be at least 1: set --{key} to a positive number")
-    for key in ("max_iters", "warmup_iters", "lr_decay_iters", "train_tokens"):
+    for key in ("max_iters", "warmup_iters", "lr_decay_iters", "train_tokens", "eval_batch_size"):
         v = getattr(cfg, key)
         need(v >= 0, f"{key}={v} must not be negative: set --{key}=0 or more")
+    need(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be in [0, 2**32): e.g. --seed=1337")
     if cfg.n_embd % cfg.n_head:
         divisors = [h for h in range(1, min(cfg.n_embd, 64) + 1) if cfg.n_embd % h == 0]
-        near = min(divisors, key=lambda h: abs(h - cfg.n_head))
+        near = min(divisors, key=lambda h: (abs(h - cfg.n_head), -h))  # a tie goes to more heads
         need(False, f"n_embd={cfg.n_embd} is not divisible by n_head={cfg.n_head}: set --n_head to a "
                     f"divisor of {cfg.n_embd} (e.g. --n_head={near}) or change --n_embd")
     need(0.0 <= cfg.dropout < 1.0, f"dropout={cfg.dropout} must be in [0, 1): e.g. --dropout=0.2")

@@ -29,6 +29,12 @@ from .errors import UserError
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_BYTES = 1_115_394
+MAX_VOCAB = 65536  # uint16 token ids: 0 .. 65535
+
+
+def source_url() -> str:
+    """Where Tiny Shakespeare is downloaded from: $GPTCORE_SHAKESPEARE_URL (a mirror), else the original."""
+    return os.environ.get("GPTCORE_SHAKESPEARE_URL") or SHAKESPEARE_URL
 
 
 def cache_dir() -> Path:
@@ -54,32 +60,47 @@ def _find_source(name: str, input_path: str | None, folder: Path) -> Path:
     cached = cache_dir() / "tinyshakespeare" / "input.txt"
     if cached.is_file():
         return cached
+    tmp = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(SHAKESPEARE_URL, timeout=30) as r, tempfile.NamedTemporaryFile(
+        with urllib.request.urlopen(source_url(), timeout=30) as r, tempfile.NamedTemporaryFile(
             dir=cached.parent, delete=False
-        ) as tmp:
-            shutil.copyfileobj(r, tmp)
-        os.replace(tmp.name, cached)
+        ) as f:
+            tmp = Path(f.name)
+            shutil.copyfileobj(r, f)
+        size = tmp.stat().st_size
+        if size != SHAKESPEARE_BYTES:  # a proxy's error page is not Shakespeare
+            raise UserError(f"the download of Tiny Shakespeare has {size:,} bytes, not {SHAKESPEARE_BYTES:,}: "
+                            f"pass --input PATH to a copy of input.txt, or put it at {cached}")
+        os.replace(tmp, cached)
+        tmp = None
         print(f"downloaded Tiny Shakespeare to {cached}")
         return cached
-    except OSError as e:
+    except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors; a malformed URL a ValueError
         raise UserError(
             f"Tiny Shakespeare is not here and could not be downloaded ({e.__class__.__name__}): "
             f"pass --input PATH to a copy of input.txt, or put it at {cached}"
         ) from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}): give a readable UTF-8 text file") from None
     if not raw:
         raise UserError(f"{path} is empty: give a text file with at least a few thousand characters")
     if b"\x00" in raw[:65536]:
         raise UserError(f"{path} looks binary (it has NUL bytes): give a plain UTF-8 text file")
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text (bad byte at offset {e.start}): convert it to UTF-8 first") from None
+    # nanoGPT reads the text with open(path, 'r'): universal newlines turn \r\n and \r into \n
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 @contextmanager
@@ -111,9 +132,9 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
         src = _find_source(name, input_path, folder)
         data = _read_text(src)
         chars = sorted(set(data))
-        if len(chars) > 65535:
-            raise UserError(f"{src} has {len(chars):,} distinct characters, more than uint16 holds (65,535): "
-                            "use a text with a smaller alphabet")
+        if len(chars) > MAX_VOCAB:
+            raise UserError(f"{src} has {len(chars):,} distinct characters, more than uint16 token ids can number "
+                            f"({MAX_VOCAB:,}): use a text with a smaller alphabet")
         n = len(data)
         n_train = int(n * 0.9)
         if n - n_train <= block_size:
@@ -139,13 +160,13 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
             "train_tokens": n_train, "val_tokens": n - n_train, "source": str(src)}
 
 
-def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False) -> Path:
+def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_size: int = 256) -> Path:
     """The dataset folder, preparing it first when its source text can be found."""
     folder = Path(data_dir) / name
     if is_prepared(folder):
         return folder
     if name == "shakespeare_char" or (folder / "input.txt").is_file():
-        prepare(name, data_dir, quiet=quiet)
+        prepare(name, data_dir, quiet=quiet, block_size=block_size)
         return folder
     raise UserError(f"dataset {name!r} is not prepared in {folder}: run "
                     f"`python -m gptcore prepare {name} --input FILE` (or set --data_dir)")
@@ -157,8 +178,11 @@ def load_meta(folder: Path) -> dict:
     It is unpickled with a loader that only builds dicts, ints and strings, so a dataset
     folder from elsewhere cannot run code.
     """
-    with open(folder / "meta.pkl", "rb") as f:
-        meta = _SafeUnpickler(f).load()
+    try:
+        with open(folder / "meta.pkl", "rb") as f:
+            meta = _SafeUnpickler(f).load()
+    except (OSError, EOFError, pickle.UnpicklingError) as e:
+        raise UserError(f"{folder / 'meta.pkl'} cannot be read ({e}): prepare the dataset again") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
         raise UserError(f"{folder / 'meta.pkl'} is not a nanoGPT meta.pkl (no vocab_size): prepare the dataset again")
     return meta
@@ -190,14 +214,17 @@ class Batches:
     Training: step `it` uses the `batch_size * accum` windows drawn from a generator seeded
     by (seed, it), cut into `accum` micro-batches in order, so 64 x 1 and 16 x 4 train on the
     same examples, and a resumed run draws what an uninterrupted one would have.
-    Evaluation: `eval_iters` batches per split from a generator seeded by (seed, split),
-    drawn once and reused at every evaluation.
+    Evaluation: `eval_iters` batches per split of windows spread evenly over the split (from
+    a seeded offset), fixed once and reused at every evaluation.
     """
 
     def __init__(self, folder: Path, block_size: int, batch_size: int, accum: int, seed: int,
-                 device: str, train_tokens: int = 0):
+                 device: str, train_tokens: int = 0, eval_batch_size: int = 0):
         self.folder = folder
         self.block_size, self.batch_size, self.accum, self.seed = block_size, batch_size, accum, seed
+        # evaluation batches have their own size, so a sweep can hold them equal across trials
+        # that train with different batch sizes (0: the training micro-batch, as nanoGPT)
+        self.eval_batch_size = eval_batch_size or batch_size
         self.device = device
         train = np.memmap(folder / "train.bin", dtype=np.uint16, mode="r")
         if train_tokens:
@@ -211,7 +238,15 @@ class Batches:
                 raise UserError(f"block_size={block_size} is larger than the data: {name} has {len(s.tokens):,} "
                                 f"tokens; set --block_size below {len(s.tokens):,}"
                                 + (" or raise --train_tokens" if name == "train" and train_tokens else ""))
-        self._eval: dict[str, list[np.ndarray]] = {}
+        self._eval: dict[tuple[str, int], list[np.ndarray]] = {}
+
+    def check_vocab(self, vocab_size: int) -> None:
+        """Refuse token ids the model has no embedding for (a dataset and meta.pkl that do not match)."""
+        for name, s in self.splits.items():
+            top = int(s.tokens.max())
+            if top >= vocab_size:
+                raise UserError(f"{self.folder / (name + '.bin')} has token id {top}, but vocab_size is {vocab_size} "
+                                "(meta.pkl): the files do not belong together; prepare the dataset again")
 
     def _starts(self, split: str, key: tuple[int, ...], n: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, *key])
@@ -234,9 +269,17 @@ class Batches:
         return out
 
     def eval_batches(self, split: str, eval_iters: int):
-        """The fixed evaluation batches of `split`, drawn on first use."""
-        if split not in self._eval:
-            starts = self._starts(split, (1, 0 if split == "train" else 1), eval_iters * self.batch_size)
-            self._eval[split] = [starts[i * self.batch_size:(i + 1) * self.batch_size] for i in range(eval_iters)]
-        for starts in self._eval[split]:
+        """The `eval_iters` fixed evaluation batches of `split`, drawn on first use."""
+        key = (split, eval_iters)  # a diagnostic's single batch must not stand in for a full evaluation
+        if key not in self._eval:
+            # evenly spaced windows (one random offset, then a fixed stride) instead of nanoGPT's
+            # fresh random draws: the same token budget estimates the loss of the whole split
+            # with much less variance, so evaluations compare models, not samples
+            eb = self.eval_batch_size
+            n = eval_iters * eb
+            span = len(self.splits[split].tokens) - self.block_size
+            offset = int(np.random.default_rng([self.seed, 1, 0 if split == "train" else 1]).integers(0, span))
+            starts = (offset + (np.arange(n) * span) // n) % span
+            self._eval[key] = [starts[i * eb:(i + 1) * eb] for i in range(eval_iters)]
+        for starts in self._eval[key]:
             yield self._to_device(*self.splits[split].windows(starts, self.block_size))

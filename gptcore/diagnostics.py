@@ -37,10 +37,16 @@ def data_check(batches, meta: dict) -> tuple[bool, list[str]]:
     if x.min().item() < 0 or max(x.max().item(), y.max().item()) >= vocab:
         ok = False
         lines.append(f"FAIL: token ids outside [0, {vocab}): the dataset and meta.pkl do not match")
+    for name, split in getattr(batches, "splits", {}).items():  # every token, not just one batch
+        top = int(split.tokens.max())
+        lines.append(f"{name}.bin: {len(split.tokens):,} tokens, largest id {top}")
+        if top >= vocab:
+            ok = False
+            lines.append(f"FAIL: {name}.bin has token id {top} >= vocab_size {vocab}: prepare the dataset again")
     itos = meta.get("itos")
     if itos:
-        xs = "".join(itos[int(i)] for i in x[0].tolist())
-        ys = "".join(itos[int(i)] for i in y[0].tolist())
+        xs = "".join(itos.get(int(i), "\ufffd") for i in x[0].tolist())  # an unknown id shows as U+FFFD
+        ys = "".join(itos.get(int(i), "\ufffd") for i in y[0].tolist())
         lines += [f"sample X: {xs[:80]!r}", f"sample Y: {ys[:80]!r}"]
     if torch.equal(x[:, 1:], y[:, :-1]):
         lines.append("ok: Y is X shifted by one token")
@@ -122,8 +128,14 @@ def one_backward(model, batches, autocast=nullcontext()) -> None:
 
 
 def run_all(model, batches, meta: dict, autocast=nullcontext()) -> tuple[bool, list[str]]:
-    """All three checks on an untrained (or loaded) model; leaves no gradients behind."""
+    """All three checks on an untrained (or loaded) model; leaves no gradients behind.
+
+    When the data check fails the model checks are skipped: token ids outside the vocabulary
+    would only crash the embedding lookup.
+    """
     ok1, l1 = data_check(batches, meta)
+    if not ok1:
+        return False, l1 + [RULE, "data check FAILED: model checks skipped", RULE]
     ok2, l2 = initial_loss_check(model, batches, meta["vocab_size"], autocast)
     one_backward(model, batches, autocast)
     ok3, l3 = gradient_health(model, 0)

@@ -37,6 +37,11 @@ def validate_sample(cfg: SampleConfig) -> None:
         raise UserError(f"temperature={cfg.temperature} must be positive: e.g. --temperature=0.8")
     if cfg.top_k < 0:
         raise UserError(f"top_k={cfg.top_k} must be 0 (keep all) or positive: e.g. --top_k=200")
+    if not 0 <= cfg.seed < 2**32:
+        raise UserError(f"seed={cfg.seed} must be in [0, 2**32): e.g. --seed=1337")
+    from .config import TrainConfig, validate
+
+    validate(TrainConfig(device=cfg.device, dtype=cfg.dtype))  # the trainer's checks of device and dtype
 
 
 def _vocabulary(ckpt: dict, cfg: SampleConfig) -> dict:

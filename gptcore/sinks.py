@@ -45,6 +45,12 @@ class Console:
             self.file.write(line + "\n")
             self.file.flush()
 
+    def write_file(self, lines: list[str]) -> None:
+        """Lines already printed (before the log file existed): into the file only."""
+        if self.file:
+            self.file.writelines(line + "\n" for line in lines)
+            self.file.flush()
+
     def log(self, m: dict[str, Any]) -> None:
         line = format_line(m)
         if line is not None:

@@ -108,7 +108,10 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict:
     # torch.compile wraps the module as `_orig_mod`; a checkpoint saved from the wrapper (as
     # nanoGPT does with compile=True) carries that prefix on every key
     prefix = "_orig_mod."
-    ckpt["model"] = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in ckpt["model"].items()}
+    state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in ckpt["model"].items()}
+    # nanoGPT without flash attention registers its causal mask as a buffer `attn.bias`; it is
+    # not a parameter (our attention applies the mask itself), so it is dropped
+    ckpt["model"] = {k: v for k, v in state.items() if not k.endswith(".attn.bias")}
     return ckpt
 
 
@@ -117,7 +120,12 @@ def model_from_checkpoint(ckpt: dict, dropout: float | None = None) -> GPT:
     if dropout is not None:
         args["dropout"] = dropout
     model = GPT(GPTConfig(**args))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()[:160]
+        raise UserError(f"the checkpoint's weights do not fit its model_args ({first}): it is damaged or "
+                        "not a nanoGPT/gptcore checkpoint") from None
     return model
 
 
@@ -144,35 +152,41 @@ class Trainer:
         self.autocast = (nullcontext() if self.dtype == "float32"
                          else torch.amp.autocast(device_type=self.device_type, dtype=ptdtype))
 
-        folder = ensure_prepared(cfg.dataset, cfg.data_dir)
+        folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
         self.meta = load_meta(folder)
-        self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
-                               cfg.seed, self.device, cfg.train_tokens)
-
-        torch.manual_seed(cfg.seed)
         self.iter_num = 0
         self.best_val_loss = float("inf")
         ckpt = None
         if resume_from is not None:
             self.say(f"Resuming training from {resume_from}")
             ckpt = load_checkpoint(Path(resume_from), self.device)
-            self.model = model_from_checkpoint(ckpt, dropout=cfg.dropout)
             for k in ("n_layer", "n_head", "n_embd", "block_size", "bias"):
-                setattr(cfg, k, ckpt["model_args"][k])  # the checkpoint's shape wins
+                setattr(cfg, k, ckpt["model_args"][k])  # the checkpoint's shape wins, before batches are cut
+            vocab = ckpt["model_args"].get("vocab_size")
+            if vocab != self.meta["vocab_size"]:
+                raise UserError(f"the checkpoint's vocabulary ({vocab}) differs from dataset {cfg.dataset!r} "
+                                f"({self.meta['vocab_size']}): resume with the dataset it was trained on")
             self.iter_num = int(ckpt.get("iter_num", 0))
             self.best_val_loss = float(ckpt.get("best_val_loss", float("inf")))
+        self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
+                               cfg.seed, self.device, cfg.train_tokens, cfg.eval_batch_size)
+        self.batches.check_vocab(self.meta["vocab_size"])
+
+        torch.manual_seed(cfg.seed)
+        if ckpt is not None:
+            self.model = model_from_checkpoint(ckpt, dropout=cfg.dropout)
         else:
             self.say("Initializing a new model from scratch")
             self.model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
                                        block_size=cfg.block_size, bias=cfg.bias,
                                        vocab_size=self.meta["vocab_size"], dropout=cfg.dropout))
-        if self.meta["vocab_size"] != self.model.config.vocab_size:
-            raise UserError(f"the checkpoint's vocabulary ({self.model.config.vocab_size}) differs from dataset "
-                            f"{cfg.dataset!r} ({self.meta['vocab_size']}): resume with the dataset it was trained on")
         self.model.to(self.device)
         self.say(f"number of parameters: {self.model.get_num_params() / 1e6:.2f}M")
         self.optimizer = self.model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                                          (cfg.beta1, cfg.beta2), self.device_type)
+        for group, kind in zip(self.optimizer.param_groups, ("decayed", "non-decayed")):
+            self.say(f"num {kind} parameter tensors: {len(group['params'])}, with "
+                     f"{sum(p.numel() for p in group['params']):,} parameters")
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=(self.dtype == "float16"))
         if ckpt is not None and "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -202,8 +216,9 @@ class Trainer:
             "code_version": code_version(),
         }
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | str) -> None:
         """Write the checkpoint atomically: a crash mid-save leaves the previous file intact."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(self.checkpoint(), tmp)
@@ -215,12 +230,13 @@ class Trainer:
         self.model.eval()
         out = {}
         for split in ("train", "val"):
-            total = torch.zeros((), device=self.device)
+            total, n = torch.zeros((), device=self.device), 0
             for x, y in self.batches.eval_batches(split, self.cfg.eval_iters):
                 with self.autocast:
                     _, loss = self.model(x, y)
                 total += loss.float()
-            out[split] = (total / self.cfg.eval_iters).item()
+                n += 1
+            out[split] = (total / n).item()
         self.model.train()
         return out
 
@@ -282,7 +298,7 @@ class Trainer:
                        "best_val_loss": self.best_val_loss, "saved": saved,
                        "mem_mb": peak_memory_mb(self.device_type)}
             first = False
-            if it >= cfg.max_iters or (it == 0 and cfg.eval_only):
+            if it >= cfg.max_iters or cfg.eval_only:  # eval_only: also after a resume (nanoGPT trains on)
                 break
 
             # reseed per step: dropout masks then depend only on (seed, step), so a resumed

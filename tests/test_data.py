@@ -1,0 +1,235 @@
+"""gptcore.data: nanoGPT's prepared files, other texts, clear errors, deterministic batches."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from gptcore import data as gdata
+from gptcore.data import Batches, ensure_prepared, load_meta, prepare
+from gptcore.errors import UserError
+
+NANOGPT_SHA256 = {
+    "train.bin": "6ec305602a99ac2802745a134e1f5e33e2231b4855525b00b9aebb730ac2626f",
+    "val.bin": "d37d30cc0c8327c270d493299c3dca54135f6d5f1c9ef60cda78076e311204b1",
+}
+SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_shakespeare_char_is_nanogpts(data_dir):
+    folder = data_dir / "shakespeare_char"
+    for name, digest in NANOGPT_SHA256.items():
+        assert sha256(folder / name) == digest, name
+    train = np.fromfile(folder / "train.bin", dtype=np.uint16)
+    val = np.fromfile(folder / "val.bin", dtype=np.uint16)
+    assert (len(train), len(val)) == (1_003_854, 111_540)
+    with open(folder / "meta.pkl", "rb") as f:
+        meta = pickle.load(f)  # nanoGPT's sample.py reads it with plain pickle
+    assert list(meta) == ["vocab_size", "itos", "stoi"]
+    assert meta["vocab_size"] == 65
+    assert "".join(meta["itos"][i] for i in range(65)) == SHAKESPEARE_VOCAB
+    assert meta["stoi"] == {c: i for i, c in enumerate(SHAKESPEARE_VOCAB)}
+    assert (meta["stoi"]["\n"], meta["stoi"][" "], meta["stoi"]["a"]) == (0, 1, 39)
+    assert load_meta(folder) == meta
+
+
+def test_prepare_reports_nanogpts_numbers(tmp_path, shakespeare_input, capsys):
+    info = prepare("shakespeare_char", tmp_path, input_path=str(shakespeare_input))
+    assert (info["characters"], info["train_tokens"], info["val_tokens"], info["vocab_size"]) == (
+        1_115_394, 1_003_854, 111_540, 65)
+    out = capsys.readouterr().out
+    for line in ("length of dataset in characters: 1,115,394", "vocab size: 65", "train has 1,003,854 tokens",
+                 "val has 111,540 tokens"):
+        assert line in out
+
+
+def test_source_from_the_cache(tmp_path, shakespeare_input, monkeypatch):
+    cache = tmp_path / "cache"
+    (cache / "tinyshakespeare").mkdir(parents=True)
+    (cache / "tinyshakespeare" / "input.txt").write_bytes(shakespeare_input.read_bytes())
+    monkeypatch.setenv("GPTCORE_CACHE", str(cache))
+    folder = ensure_prepared("shakespeare_char", tmp_path / "data", quiet=True)
+    assert sha256(folder / "val.bin") == NANOGPT_SHA256["val.bin"]
+
+
+def test_download_is_verified_and_cached(tmp_path, shakespeare_input, monkeypatch):
+    body = shakespeare_input.read_bytes()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
+    info = prepare("shakespeare_char", tmp_path / "data", quiet=True)
+    cached = gdata.cache_dir() / "tinyshakespeare" / "input.txt"
+    assert info["source"] == str(cached) and cached.read_bytes() == body
+    assert sha256(tmp_path / "data" / "shakespeare_char" / "train.bin") == NANOGPT_SHA256["train.bin"]
+
+
+def test_a_wrong_download_is_refused_and_not_cached(tmp_path, monkeypatch):
+    page = b"<html>please log in to the wifi</html>" * 100
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(page))
+    with pytest.raises(UserError, match="--input"):
+        prepare("shakespeare_char", tmp_path / "data", quiet=True)
+    assert list((gdata.cache_dir() / "tinyshakespeare").iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["unreachable_url", "urlopen_fails"])
+def test_offline_without_a_source_says_what_to_do(tmp_path, monkeypatch, how):
+    if how == "unreachable_url":
+        monkeypatch.setenv("GPTCORE_SHAKESPEARE_URL", "")
+        monkeypatch.setattr(gdata, "SHAKESPEARE_URL", "http://127.0.0.1:9/input.txt")
+    else:
+        def offline(url, timeout):
+            raise urllib.error.URLError("Temporary failure in name resolution")
+        monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(UserError) as e:
+        prepare("shakespeare_char", tmp_path / "data", quiet=True)
+    msg = str(e.value)
+    assert "--input" in msg and str(gdata.cache_dir()) in msg and "\n" not in msg
+
+
+def test_any_utf8_text(tmp_path):
+    text = ("Où est la bibliothèque? — Ça va. 東京 🙂\n" * 200)
+    src = tmp_path / "mine.txt"
+    src.write_text(text, encoding="utf-8")
+    info = prepare("mine", tmp_path / "data", input_path=str(src), block_size=32, quiet=True)
+    folder = tmp_path / "data" / "mine"
+    meta = load_meta(folder)
+    assert meta["vocab_size"] == len(set(text)) == info["vocab_size"]
+    ids = np.concatenate([np.fromfile(folder / "train.bin", np.uint16), np.fromfile(folder / "val.bin", np.uint16)])
+    assert "".join(meta["itos"][int(i)] for i in ids) == text
+    assert len(np.fromfile(folder / "train.bin", np.uint16)) == int(len(text) * 0.9)
+    # once prepared, the dataset is found without its source
+    assert ensure_prepared("mine", tmp_path / "data") == folder
+
+
+def test_windows_line_endings_as_nanogpt_reads_them(tmp_path):
+    src = tmp_path / "crlf.txt"
+    src.write_bytes(b"first line\r\nsecond line\rthird\n" * 100)
+    prepare("crlf", tmp_path / "data", input_path=str(src), block_size=16, quiet=True)
+    meta = load_meta(tmp_path / "data" / "crlf")
+    assert "\r" not in meta["stoi"]  # open(path, 'r') in nanoGPT's prepare.py translates newlines
+
+
+def test_the_largest_vocabulary_uint16_holds(tmp_path):
+    def alphabet(n):  # n distinct characters: no control characters, no surrogates
+        return "".join(chr(c) for c in range(32, n + 4096) if not 0xD800 <= c <= 0xDFFF)[:n]
+
+    ok = tmp_path / "ok.txt"
+    ok.write_text(alphabet(65536), encoding="utf-8")
+    info = prepare("wide", tmp_path / "data", input_path=str(ok), block_size=16, quiet=True)
+    assert info["vocab_size"] == 65536
+    assert np.fromfile(tmp_path / "data" / "wide" / "val.bin", np.uint16).max() == 65535
+
+    too_many = tmp_path / "too_many.txt"
+    too_many.write_text(alphabet(65537), encoding="utf-8")
+    with pytest.raises(UserError, match="65,537 distinct characters"):
+        prepare("wider", tmp_path / "data", input_path=str(too_many), block_size=16, quiet=True)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20, "binary"),
+    ("caf\u00e9 ".encode("latin-1") * 500, "not UTF-8"),
+    (b"To be, or not to be\n" * 10, "too short"),
+])
+def test_bad_sources_are_refused(tmp_path, content, needle):
+    src = tmp_path / "src.txt"
+    src.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        prepare("bad", tmp_path / "data", input_path=str(src), block_size=256, quiet=True)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "data" / "bad" / "meta.pkl").exists()
+
+
+def test_missing_input_and_unknown_dataset(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        prepare("x", tmp_path, input_path=str(tmp_path / "nope.txt"))
+    with pytest.raises(UserError, match="prepare mine --input"):
+        ensure_prepared("mine", tmp_path)
+
+
+def test_meta_pkl_cannot_run_code(tmp_path, data_dir):
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    (folder / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 65, "x": Evil()}))
+    with pytest.raises(UserError, match="meta.pkl"):
+        load_meta(folder)
+    assert not sentinel.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# batches
+
+
+def batches(data_dir, batch_size=8, accum=1, seed=1337, block_size=16, **kw):
+    return Batches(data_dir / "shakespeare_char", block_size, batch_size, accum, seed, "cpu", **kw)
+
+
+def test_a_step_sees_the_same_examples_however_it_is_split(data_dir):
+    one = batches(data_dir, 8, 1).train_step(3)
+    four = batches(data_dir, 2, 4).train_step(3)
+    assert len(one) == 1 and len(four) == 4 and all(x.shape == (2, 16) for x, _ in four)
+    for a, b in zip(one[0], (np.concatenate([m[i] for m in four]) for i in (0, 1))):
+        assert np.array_equal(a.numpy(), b)
+
+
+def test_training_batches_depend_on_seed_and_step_only(data_dir):
+    a, b = batches(data_dir), batches(data_dir)
+    b.train_step(0)  # what was drawn before does not matter
+    x, y = a.train_step(5)[0]
+    assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (8, 16)
+    assert all(torch.equal(p, q) for p, q in zip(a.train_step(5)[0], b.train_step(5)[0]))
+    assert not (a.train_step(5)[0][0] == a.train_step(6)[0][0]).all()
+    assert not (a.train_step(5)[0][0] == batches(data_dir, seed=1).train_step(5)[0][0]).all()
+    assert (x[:, 1:] == y[:, :-1]).all()  # Y is X shifted by one
+
+
+def test_evaluation_batches_are_fixed(data_dir):
+    a, b = batches(data_dir), batches(data_dir)
+    first = [x.clone() for x, _ in a.eval_batches("val", 3)]
+    again = [x for x, _ in a.eval_batches("val", 3)]
+    other = [x for x, _ in b.eval_batches("val", 3)]
+    assert len(first) == 3
+    assert all((p == q).all() and (p == r).all() for p, q, r in zip(first, again, other))
+    # a one-batch look (the diagnostics take one) does not replace the full evaluation set
+    assert len(list(a.eval_batches("val", 1))) == 1
+    assert len(list(a.eval_batches("val", 3))) == 3
+    assert not (next(a.eval_batches("train", 3))[0] == first[0]).all()
+
+
+def test_block_size_larger_than_the_data(data_dir):
+    with pytest.raises(UserError, match=r"block_size=200000 is larger than the data.*--block_size"):
+        batches(data_dir, block_size=200_000)
+    with pytest.raises(UserError, match="train_tokens"):
+        batches(data_dir, train_tokens=2_000_000)
+    b = batches(data_dir, train_tokens=1000)
+    assert max(int(x.max()) for x, _ in b.train_step(0)) < 65 and len(b.splits["train"].tokens) == 1000
+
+
+def test_token_ids_beyond_the_vocabulary_are_found(data_dir):
+    with pytest.raises(UserError, match="vocab_size is 60"):
+        batches(data_dir).check_vocab(60)
+    batches(data_dir).check_vocab(65)
+
+
+def test_a_fixed_eval_batch_size_gives_every_trial_the_same_evaluation(data_dir):
+    a = batches(data_dir, batch_size=8, eval_batch_size=6)
+    b = batches(data_dir, batch_size=2, accum=4, eval_batch_size=6)
+    xa = [x for x, _ in a.eval_batches("val", 3)]
+    assert [x.shape for x in xa] == [(6, 16)] * 3
+    assert all(torch.equal(p, q) for p, q in zip(xa, (x for x, _ in b.eval_batches("val", 3))))
+    assert next(batches(data_dir, batch_size=8).eval_batches("val", 3))[0].shape == (8, 16)  # 0: batch_size
