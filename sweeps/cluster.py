@@ -1,6 +1,7 @@
 """What the sweep command needs to run on a Ray cluster instead of one machine.
 
 - `resolve_address`: which cluster to connect to (None = start a local Ray instance).
+- `check_reachable`: fail at once when nothing listens at that address (Ray would retry for minutes).
 - `check_storage`: refuse a local results path when trials can land on other machines; since
   Ray 2.7 Tune does not copy trial directories back to the head, so every node must be able to
   write to `--storage` (cloud storage or a network filesystem mounted on every node).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 
 from gptcore.errors import UserError
@@ -58,6 +60,35 @@ def resolve_address(address: str | None) -> str | None:
         if candidate is not None and candidate.strip():
             return candidate.strip()
     return None
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of "host:port", "[v6]:port" or "ray://host:port"; None for "auto" and the like."""
+    m = re.fullmatch(r"(?:ray://)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})/?", address.strip())
+    if m is None:
+        return None
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise UserError when nothing accepts a TCP connection at `address`.
+
+    `ray.init(address=...)` retries an unreachable GCS 20 times at about 40 s each, so a
+    mistyped `--address` or a stopped cluster looks like a hang of ~13 minutes; one connect
+    answers at once. Addresses without a port ("auto") are left to ray.init, which fails fast
+    for them.
+    """
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        socket.create_connection(hp, timeout=timeout_s).close()
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__  # "Connection refused", "timed out", ...
+        raise UserError(
+            f"no Ray cluster answers at {address} ({reason}): start one there (`ray start --head`, "
+            f"`ray up cluster.yaml`) or fix --address / $RAY_ADDRESS"
+        ) from None
 
 
 def _unescape_mount_field(field: str) -> str:
