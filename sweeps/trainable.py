@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .spaces import expand_shape
 
 NON_CONFIG_KEYS = ("name",)
 SAMPLE_CHARS = 300
+# the trial's history; a copy travels in every checkpoint (see `train_gpt`)
+HISTORY_FILES = ("train.log", "metrics.jsonl")
 
 
 def dataset_files(folder: Path) -> dict[str, bytes]:
@@ -58,6 +61,22 @@ def materialise(files: dict[str, bytes], dataset: str) -> str:
                     tmp.write_bytes(files[n])
                     os.replace(tmp, folder / n)
     return str(data_dir)
+
+
+def _synced_dir() -> Path:
+    """The folder whose files Ray uploads to the trial's storage folder, from the node the trial runs on.
+
+    That is the trial's working directory, where Ray puts the trial's process (RAY_CHDIR_TO_TRIAL_DIR,
+    on by default), synced at every checkpoint. `get_trial_dir()` is not it: in Ray 2.60 it is that
+    folder only in a reused worker, and in a fresh one the driver's local staging folder, which exists
+    on the driver's machine alone (what a trial on another node writes there never reaches storage;
+    on the driver's machine it overwrites the newer files of a retried trial).
+    """
+    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
+        return Path.cwd()
+    from ray.train._internal.session import get_session  # private; only when the chdir is turned off
+
+    return Path(get_session().storage.trial_working_directory)
 
 
 def _trial_config(config: dict[str, Any], trial_dir: Path, data_dir: str):
@@ -89,7 +108,7 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
     # the cluster launcher exports OMP_NUM_THREADS=1 on every node; use the CPUs this trial holds
     cpus = ctx.get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    trial_dir = Path(ctx.get_trial_dir())
+    trial_dir = _synced_dir()
     trial_dir.mkdir(parents=True, exist_ok=True)
     if dataset is None:
         raise UserError("the trainable needs the dataset's files: build it with tune.with_parameters")
@@ -98,14 +117,21 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
     checkpoint = tune.get_checkpoint()
     resumed = checkpoint is not None
     devnull = open(os.devnull, "w")
-    console = Console(trial_dir / "train.log", stream=devnull, append=resumed)
-    jsonl = Jsonl(trial_dir / "metrics.jsonl", append=resumed)
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
+            # Ray uploads the local files as they are, and a retry on another node (or after
+            # --resume, in a new Ray session) starts with none: take the history up to the
+            # checkpoint from it, so the log goes on instead of being replaced by the rest
+            for n in HISTORY_FILES:
+                if (Path(d) / n).is_file():
+                    shutil.copyfile(Path(d) / n, trial_dir / n)
+            console = Console(trial_dir / "train.log", stream=devnull, append=True)
             # Trainer reads the whole checkpoint in its constructor, so the directory may go
             trainer = Trainer(cfg, resume_from=Path(d) / "ckpt.pt", say=console.say)
     else:
+        console = Console(trial_dir / "train.log", stream=devnull)
         trainer = Trainer(cfg, say=console.say)
+    jsonl = Jsonl(trial_dir / "metrics.jsonl", append=resumed)
     device, _, dtype = resolve_device(cfg)
     meta = {**cfg.as_dict(), "name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
             "resolved_device": device, "resolved_dtype": dtype, "torch_threads": torch.get_num_threads(),
@@ -119,6 +145,8 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
         metrics = {**metrics, **constant, **({"diverged": 1} if metrics.get("diverged") else {})}
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / "ckpt.pt")
+            for n in HISTORY_FILES:  # flushed line by line, so complete up to this evaluation
+                shutil.copyfile(trial_dir / n, Path(tmp) / n)
             # Ray copies the checkpoint to storage, and the trial's files (train.log, ...) with it
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
