@@ -26,13 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sweep_helpers import INPUT, RUN, by_name, needs_data, results_of, wait_for, write_experiment
 
-REPO = Path(__file__).resolve().parents[1]
-INPUT = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-RUN = [sys.executable, str(REPO / "sweeps" / "run.py")]
 RAY = str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").is_file() else "ray"
-
-needs_data = pytest.mark.skipif(not INPUT.is_file(), reason=f"Tiny Shakespeare not found at {INPUT}")
 
 
 def env_for(tmp: Path, ray_tmp: str | None = None) -> dict[str, str]:
@@ -50,18 +46,6 @@ def env_for(tmp: Path, ray_tmp: str | None = None) -> dict[str, str]:
 def sweep_cmd(tmp: Path, exp: str, address: str, *args: str) -> list[str]:
     return RUN + [exp, "--address", address, "--storage", str(tmp / "results"), "--data-source", str(INPUT),
                   *args]
-
-
-def results_of(trial_dir: Path) -> list[dict]:
-    path = trial_dir / "result.json"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def by_name(exp_dir: Path) -> dict[str, Path]:
-    if not exp_dir.is_dir():
-        return {}
-    return {json.loads((d / "params.json").read_text())["name"]: d
-            for d in exp_dir.iterdir() if (d / "params.json").is_file()}
 
 
 def free_ports(n: int) -> list[int]:
@@ -149,19 +133,6 @@ def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s:
         deadline = time.time() + grace_s
         while ours(groups, marker, list(pids)) and time.time() < deadline:
             time.sleep(0.2)
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"the sweep ended (rc {proc.returncode}) before {what}:\n{out[-3000:]}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,26 +266,6 @@ def test_smoke_sweep_on_a_real_two_node_cluster(tmp_path, real_cluster):
 
 # --------------------------------------------------------------------------------------------
 # a simulated cluster that loses a node in the middle of a sweep
-
-
-def write_experiment(tmp: Path, name: str, runs: str, max_iters: int, eval_interval: int) -> Path:
-    """A small experiment file with slower trials than the smoke profile (as in test_sweeps.py)."""
-    base = (f"{{max_iters: {max_iters}, n_layer: 2, n_head: 2, n_embd: 64, block_size: 64, batch_size: 16, "
-            f"eval_batch_size: 8, dropout: 0.0, eval_interval: {eval_interval}, eval_iters: 2, log_interval: 50, "
-            f"warmup_iters: 10, lr_decay_iters: {max_iters}, compile: false}}")
-    path = tmp / f"{name}.yaml"
-    path.write_text(f"""description: a test experiment
-base: train_shakespeare_char
-grid:
-{runs}
-scheduler:
-  none: complete curves
-profiles:
-  full: {{base: {base}}}
-  cpu: {{base: {base}}}
-  smoke: {{base: {base}}}
-""")
-    return path
 
 
 @pytest.fixture
