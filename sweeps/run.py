@@ -370,7 +370,10 @@ def prepare_dataset(trials: list[dict], source: str | None) -> dict:
     if source:
         prepare(name, data_dir, input_path=source, quiet=True)
     else:
-        ensure_prepared(name, data_dir, quiet=True)
+        try:
+            ensure_prepared(name, data_dir, quiet=True)
+        except UserError as e:  # gptcore names its own option; say this command's
+            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH)") from None
     return dataset_files(folder)
 
 
