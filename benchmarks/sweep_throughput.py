@@ -27,10 +27,11 @@ train_speed.py), so two steadier modes exist: `1thread` (OMP_NUM_THREADS=1) and 
 
     python benchmarks/sweep_throughput.py --quick        # smoke profile: a minute or two
     python benchmarks/sweep_throughput.py                # cpu profile: ~15 minutes on 2 cores
-    python benchmarks/sweep_throughput.py --seq-modes 1thread,passive --longest-first
+    python benchmarks/sweep_throughput.py --seq-modes default,1thread --orders auto,file
 
-`--longest-first` adds a third run: the sweep of a copy of exp1 whose grid is ordered by
-estimated cost, longest first (so the big model does not run alone at the end).
+`--orders` lists the sweep passes by the sweep's `--order`: `auto` is the command as users run
+it (with `--scheduler none` that starts the costliest trials first, so the big model does not
+run alone at the end), `file` keeps the experiment file's order.
 
 Writes benchmarks/out/sweep_throughput.json.
 """
@@ -49,8 +50,8 @@ from pathlib import Path
 import common  # noqa: F401  (sets up sys.path for gptcore and sweeps)
 from common import REPO, data_source, median, prepare_data, ratio, table, write_json
 
-import yaml  # noqa: E402
 
+from sweeps.run import ORDERS  # noqa: E402
 from sweeps.spaces import expand_shape, load_experiment  # noqa: E402
 
 
@@ -120,15 +121,21 @@ def sequential(runs: list[dict], tmp: Path, env: dict, data_dir: Path, mode: str
             "process_overhead_s": sum(r["wall_s"] - r["elapsed_s"] for r in per.values())}
 
 
-def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str, label: str, asha: bool) -> dict:
-    storage = tmp / f"storage-{label}"
-    cmd = [sys.executable, "sweeps/run.py", exp, "--profile", profile, "--storage", str(storage),
-           "--data-source", source, "--no-analyze"] + ([] if asha else ["--scheduler", "none"])
-    wall, rc, lines = run_logged(cmd, env, tmp / f"sweep-{label}.log")
+def sweep_command(exp: str, profile: str, asha: bool, order: str) -> list[str]:
+    return (["sweeps/run.py", exp, "--profile", profile] + ([] if asha else ["--scheduler", "none"])
+            + ([] if order == "auto" else ["--order", order]))
+
+
+def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str, asha: bool, order: str) -> dict:
+    storage = tmp / f"storage-{order}"
+    cmd = [sys.executable] + sweep_command(exp, profile, asha, order) + \
+          ["--storage", str(storage), "--data-source", source, "--no-analyze"]
+    wall, rc, lines = run_logged(cmd, env, tmp / f"sweep-{order}.log")
     if rc != 0:
         tail = "\n".join(line for _, line in lines[-15:])
         raise RuntimeError(f"the sweep failed ({rc}):\n{tail}")
     t_plan = next((t for t, line in lines if "if none stops early" in line), None)
+    started = next((line.split(": ", 1)[1] for _, line in lines if line.startswith("start order: ")), "?")
     t_ray = next((t for t, line in lines if line.startswith("Ray dashboard:")), None)
     t_end = next((t for t, line in lines if line.startswith("results:")), wall)
     exp_dir = storage / Path(exp).stem
@@ -141,10 +148,13 @@ def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str, label: str,
     ray_start = (t_ray - t_plan) if t_ray is not None and t_plan is not None else float("nan")
     # slot-seconds from Ray being up to the summary, minus the seconds trials spent in gptcore's loop
     idle = slots * ((t_end - t_ray) if t_ray is not None else wall) - elapsed
-    res = {"wall_s": wall, "trials": per, "n_trials": n, "ray_start_s": ray_start,
+    # how well the trials filled the slots while Ray ran them: 1.0 means no slot was ever idle
+    running = (t_end - t_ray) if t_ray is not None else wall
+    res = {"order": order, "start_order": started, "wall_s": wall, "trials": per, "n_trials": n, "ray_start_s": ray_start,
            "startup_before_ray_s": t_plan, "after_summary_s": wall - t_end,
            "train_time_s": sum(r["train_time_s"] or 0 for r in per.values()), "elapsed_s": elapsed,
-           "slots": slots, "overhead_slot_s_per_trial": idle / n if n else float("nan")}
+           "slots": slots, "overhead_slot_s_per_trial": idle / n if n else float("nan"),
+           "packing_efficiency": elapsed / (slots * running) if running > 0 else float("nan")}
     for name, r in per.items():
         print(f"  {name}: {r['elapsed_s']:.1f} s in gptcore's loop, {r['train_time_s']:.1f} s in training steps, "
               f"{r['tokens_per_s_median']:,.0f} tok/s, {r['iter']} iterations", flush=True)
@@ -190,31 +200,6 @@ def noop_overhead(n_trials: int, tmp: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def longest_first_copy(exp_name: str, profile: str, tmp: Path) -> Path:
-    """A copy of the experiment file whose grid is ordered by estimated compute, largest first."""
-    from gptcore.config import build_config
-    from gptcore.model import GPT, GPTConfig
-
-    exp = load_experiment(exp_name)
-
-    def cost(run: dict) -> float:
-        c = build_config(expand_shape({k: x for k, x in run.items() if k != "name"}, exp_name))
-        model = GPT(GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.block_size,
-                              vocab_size=65, bias=c.bias))
-        per_token = 6 * model.get_num_params() + 12 * c.n_layer * c.n_embd * c.block_size
-        return c.max_iters * c.batch_size * c.gradient_accumulation_steps * c.block_size * per_token
-
-    costs = {r["name"]: cost(r) for r in exp.grid_runs(profile)}
-    doc = yaml.safe_load(exp.path.read_text())
-    doc["grid"] = sorted(doc["grid"], key=lambda r: -costs[r["name"]])
-    folder = tmp / "longest-first"
-    folder.mkdir()
-    path = folder / f"{exp.name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    print("  order: " + ", ".join(f"{r['name']} ({costs[r['name']] / 1e12:.1f} TFLOP)" for r in doc["grid"]))
-    return path
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -224,7 +209,9 @@ def main(argv=None) -> int:
     p.add_argument("--asha", action="store_true", help="keep the experiment's ASHA scheduler in the sweep")
     p.add_argument("--seq-modes", default="default",
                    help="comma list of sequential passes: default (torch's threads), 1thread, passive")
-    p.add_argument("--longest-first", action="store_true", help="also run the sweep with the grid ordered longest first")
+    p.add_argument("--orders", default="auto",
+                   help="comma list of sweep passes by --order: auto (the command as users run it), file, "
+                        "longest-first")
     p.add_argument("--noop-trials", type=int, default=8, help="no-op trials for Ray's per-trial cost (0: skip)")
     p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -233,6 +220,10 @@ def main(argv=None) -> int:
     for m in modes:
         if m not in SEQ_MODES:
             p.error(f"--seq-modes: {m!r} is not one of {', '.join(SEQ_MODES)}")
+    orders = a.orders.split(",")
+    for o in orders:
+        if o not in ORDERS:
+            p.error(f"--orders: {o!r} is not one of {', '.join(ORDERS)}")
     source = data_source(a.data_source)
     if not source:
         p.error("no Tiny Shakespeare text found: pass --data-source PATH (the sweep runs offline from it)")
@@ -246,25 +237,24 @@ def main(argv=None) -> int:
         prepare_data(data_dir, source)
 
         # sweep and sequential passes alternate, so drifting load falls on both
-        for i, mode in enumerate(modes):
-            print(f"== sequential ({mode}{': ' + str(SEQ_MODES[mode]) if SEQ_MODES[mode] else ''}): "
-                  f"{len(runs)} x python -m gptcore train ({a.exp}, profile {profile})", flush=True)
-            result["sequential"][mode] = sequential(runs, tmp, env, data_dir, mode)
-            if i == 0:
-                print(f"== sweep: python sweeps/run.py {a.exp} --profile {profile}"
-                      f"{'' if a.asha else ' --scheduler none'}", flush=True)
-                result["sweep"] = sweep(a.exp, profile, tmp, env, source, "grid", a.asha)
-        if a.longest_first:
-            print("== sweep, grid ordered longest first", flush=True)
-            path = longest_first_copy(a.exp, profile, tmp)
-            result["sweep_longest_first"] = sweep(str(path), profile, tmp, env, source, "lpt", a.asha)
+        result["sweeps"] = {}
+        for i in range(max(len(modes), len(orders))):
+            if i < len(modes):
+                mode = modes[i]
+                print(f"== sequential ({mode}{': ' + str(SEQ_MODES[mode]) if SEQ_MODES[mode] else ''}): "
+                      f"{len(runs)} x python -m gptcore train ({a.exp}, profile {profile})", flush=True)
+                result["sequential"][mode] = sequential(runs, tmp, env, data_dir, mode)
+            if i < len(orders):
+                order = orders[i]
+                print("== sweep: python " + " ".join(sweep_command(a.exp, profile, a.asha, order)), flush=True)
+                result["sweeps"][order] = sweep(a.exp, profile, tmp, env, source, a.asha, order)
+                print(f"  start order: {result['sweeps'][order]['start_order']}", flush=True)
         if a.noop_trials:
             print(f"== Ray alone: start-up and {a.noop_trials} no-op trials", flush=True)
             result["noop"] = noop_overhead(a.noop_trials, tmp)
 
-    sw = result["sweep"]
-    sweeps = [("sweep", sw)] + ([("sweep, longest first", result["sweep_longest_first"])]
-                                if "sweep_longest_first" in result else [])
+    sweeps = [(f"sweep (--order {o})", r) for o, r in result["sweeps"].items()]
+    sw = sweeps[0][1]
     rows = []
     for mode, seq in result["sequential"].items():
         rows.append([f"sequential ({mode})", f"{seq['wall_s']:.1f}", f"{seq['train_time_s']:.1f}",
@@ -279,7 +269,12 @@ def main(argv=None) -> int:
                         for label, r in sweeps for mode, seq in result["sequential"].items()}
     for k, v in result["ratios"].items():
         print(f"{k}: {v:.2f} (goal <= 0.70)")
-    print(f"sweep: Ray start {sw['ray_start_s']:.1f} s (after {sw['startup_before_ray_s']:.1f} s of imports and "
+    for label, r in sweeps:
+        for mode, seq in result["sequential"].items():
+            r.setdefault("per_trial_slowdown", {})[mode] = ratio(r["elapsed_s"], seq["elapsed_s"])
+        print(f"{label}: slots busy {r['packing_efficiency']:.0%} of the time Ray ran trials; time in gptcore's "
+              "loop vs sequential: " + ", ".join(f"{v:.2f}x ({m})" for m, v in r["per_trial_slowdown"].items()))
+    print(f"{sweeps[0][0]}: Ray start {sw['ray_start_s']:.1f} s (after {sw['startup_before_ray_s']:.1f} s of imports and "
           f"planning), {sw['after_summary_s']:.1f} s after the summary; idle or overhead slot-seconds per trial "
           f"{sw['overhead_slot_s_per_trial']:.1f} s ({sw['slots']} slots)")
     for mode, seq in result["sequential"].items():

@@ -32,6 +32,7 @@ from sweeps.spaces import (PROFILES, SCHEDULERS, SEARCHERS, Experiment, expand_s
                            experiment_names, load_experiment)
 
 METRIC, MODE, TIME_ATTR = "val_loss", "min", "iter"
+ORDERS = ("auto", "file", "longest-first")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (default: 1 with GPUs)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--order", default="auto",
+                   help="grid start order: file, longest-first (estimated compute), or auto (longest-first when "
+                        "no scheduler stops trials early, else file)")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     p.add_argument("--storage", default="results", help="results root: a path, NFS path or s3://... (default results)")
     p.add_argument("--num-cpus", type=int, help="local mode: CPUs Ray may use (default: all)")
@@ -71,6 +75,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise UserError(f"--search {a.search!r} is not a searcher: choose one of {', '.join(SEARCHERS)}")
     if a.scheduler not in SCHEDULERS + ("auto",):
         raise UserError(f"--scheduler {a.scheduler!r} is not a scheduler: choose one of auto, {', '.join(SCHEDULERS)}")
+    if a.order not in ORDERS:
+        raise UserError(f"--order {a.order!r} is not an order: choose one of {', '.join(ORDERS)}")
     if a.profile not in PROFILES + ("auto",):
         raise UserError(f"--profile {a.profile!r} is not a profile: choose one of auto, {', '.join(PROFILES)}")
     if a.cpus_per_trial <= 0:
@@ -102,7 +108,8 @@ class Plan:
     cpus: float
     gpus: float
     max_concurrent: int | None
-    trials: list[dict]  # grid: the runs; optuna: one representative (the profile base)
+    trials: list[dict]  # grid: the runs in start order; optuna: one representative (the profile base)
+    order: str = "file"  # grid start order: file or longest-first
 
     @property
     def max_iters(self) -> int:
@@ -143,7 +150,27 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
     trials = [{"name": t["name"], **build_config(expand_shape({k: v for k, v in t.items() if k != "name"},
                                                               exp.name), where=exp.name).as_dict()}
               for t in trials]
-    return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials)
+    order = "file"
+    if a.search == "grid":
+        order = a.order if a.order != "auto" else ("file" if scheduler else "longest-first")
+    if order == "longest-first":
+        # Every trial runs to the end, so the sweep's wall time is set by whichever slot finishes last;
+        # starting the costliest trials first leaves only short ones to fill in at the end (a stable
+        # sort: equal costs keep the file's order).
+        trials = sorted(trials, key=lambda t: -estimated_flops(t))
+    return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials,
+                order)
+
+
+def estimated_flops(t: dict, vocab_size: int = 65) -> float:
+    """Rough compute of one trial run to the end: training plus evaluations (nanoGPT's 6N + 12LHQT
+    per token, with N ~ 12 L E^2 + V E; forward-only evaluation at a third of that)."""
+    L, E, T = t["n_layer"], t["n_embd"], t["block_size"]
+    per_token = 6 * (12 * L * E * E + vocab_size * E) + 12 * L * E * T
+    train = t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * T * per_token
+    evals = t["max_iters"] // t["eval_interval"] + 1
+    evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3
+    return train + evaluate
 
 
 def describe(plan: Plan) -> str:
@@ -156,18 +183,22 @@ def describe(plan: Plan) -> str:
                 f"{plan.scheduler['reduction_factor']}, max_t {plan.max_iters})" if plan.scheduler
                 else f"none ({plan.exp.asha_off_reason or 'chosen on the command line'})"),
              f"resources per trial: {plan.cpus:g} CPU, {plan.gpus:g} GPU"
-             + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else ""), ""]
+             + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else "")]
+    if plan.search == "grid":
+        lines.append("start order: " + ("the file's" if plan.order == "file" else
+                                        "longest first by estimated compute (choose with --order file)"))
+    lines.append("")
     keys = ["learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
             "block_size", "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "max_iters"]
     total_iters = total_tokens = 0
     if plan.search == "grid":
         header = ["trial"] + ["lr" if k == "learning_rate" else "accum" if k == "gradient_accumulation_steps" else k
-                              for k in keys] + ["tokens/iter"]
+                              for k in keys] + ["tokens/iter", "~TFLOP"]
         rows = []
         for t in plan.trials:
             tpi = t["batch_size"] * t["gradient_accumulation_steps"] * t["block_size"]
             rows.append([t["name"]] + [f"{t[k]:g}" if isinstance(t[k], float) else str(t[k]) for k in keys]
-                        + [f"{tpi:,}"])
+                        + [f"{tpi:,}", f"{estimated_flops(t) / 1e12:.1f}"])
             total_iters += t["max_iters"]
             total_tokens += t["max_iters"] * tpi
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
@@ -439,13 +470,17 @@ def main(argv: list[str] | None = None) -> int:
             Path(exp_path).mkdir(parents=True, exist_ok=True)
             record = {"exp": plan.exp.name, "profile": plan.profile, "search": plan.search,
                       "scheduler": plan.scheduler, "num_samples": plan.num_samples, "cpus_per_trial": plan.cpus,
-                      "gpus_per_trial": plan.gpus, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
+                      "gpus_per_trial": plan.gpus, "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
             if not restore:
                 (Path(exp_path) / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
         results = tuner.fit()
     finally:
         ray.shutdown()
-    table, errored, unfinished = summary_table(results)
+    rows = list(results)
+    if plan.search == "grid":  # the table follows the experiment file, whatever order the trials ran in
+        rank = {t["name"]: i for i, t in enumerate(plan.exp.grid_runs(plan.profile))}
+        rows.sort(key=lambda r: rank.get((r.config or {}).get("name"), len(rank)))
+    table, errored, unfinished = summary_table(rows)
     print()
     if unfinished:
         print(table)

@@ -62,6 +62,41 @@ def test_dry_run_of_an_optuna_search_shows_the_space(tmp_path):
     assert "0.25 GPU" in r.stdout and "at most 180 iterations" in r.stdout
 
 
+def _table_names(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("trial "))
+    return [line.split()[0] for line in lines[start + 1:] if line.strip() and "trials," not in line]
+
+
+def test_without_early_stopping_the_grid_starts_longest_first(tmp_path):
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--scheduler", "none", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "start order: longest first" in r.stdout
+    # the 6/8/192 model first, the batch-3 run (a quarter of the tokens) last; equal costs keep the file's order
+    assert _table_names(r.stdout) == ["large_model", "baseline", "large_lr", "small_lr", "small_batch"]
+
+
+@pytest.mark.parametrize("args", [["--scheduler", "asha"], ["--scheduler", "none", "--order", "file"]])
+def test_with_asha_or_when_asked_the_grid_keeps_the_files_order(tmp_path, args):
+    # under ASHA the order decides which trials reach a rung first, so the file's author keeps it
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--dry-run", *args)
+    assert r.returncode == 0, r.stderr
+    assert "start order: the file's" in r.stdout
+    assert _table_names(r.stdout) == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+
+
+def test_estimated_compute_grows_with_model_tokens_and_iterations():
+    from sweeps.run import estimated_flops
+
+    t = dict(n_layer=4, n_embd=128, block_size=64, batch_size=12, gradient_accumulation_steps=1, max_iters=600,
+             eval_interval=100, eval_iters=20, eval_batch_size=0)
+    base = estimated_flops(t)
+    assert estimated_flops({**t, "n_layer": 6, "n_embd": 192}) > 2.5 * base
+    assert estimated_flops({**t, "max_iters": 1200}) > 1.9 * base
+    assert estimated_flops({**t, "gradient_accumulation_steps": 4}) > 3 * base
+    assert estimated_flops({**t, "eval_iters": 200}) > base
+
+
 def test_list_shows_each_experiment_on_one_line(tmp_path):
     r = subprocess.run(RUN + ["--list"], capture_output=True, text=True, env=env_for(tmp_path))
     assert r.returncode == 0
@@ -80,6 +115,7 @@ def test_list_shows_each_experiment_on_one_line(tmp_path):
     (["exp1", "--num-samples", "0"], "--num-samples"),
     (["exp1", "--max-concurrent", "abc"], "invalid int value"),
     (["exp1", "--resume", "--fresh"], "not allowed with argument"),
+    (["exp1", "--order", "random"], "choose one of auto, file, longest-first"),
     ([], "name an experiment"),
 ])
 def test_bad_options_give_one_clear_line(tmp_path, args, expect):
@@ -197,8 +233,9 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     runs = "  - {name: quick, max_iters: 40, lr_decay_iters: 40}\n  - {name: slow1}\n  - {name: slow2}"
     exp = write_experiment(tmp_path, "stopme", runs, max_iters=600, eval_interval=30)
     exp_dir = tmp_path / "results" / "stopme"
-    proc = subprocess.Popen(sweep_args(tmp_path, str(exp)), env=env_for(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    # the file's order: the quick trial must start (and finish) while the slow ones run
+    proc = subprocess.Popen(sweep_args(tmp_path, str(exp), "--order", "file"), env=env_for(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         def quick_done_and_slow_checkpointed():
             if not exp_dir.exists():
