@@ -305,7 +305,7 @@ class Trainer:
                         saved = True
                 yield {"event": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
                        "gap": losses["val"] - losses["train"], "lr": lr, "tokens": it * self.tokens_per_iter,
-                       "elapsed_s": time.time() - t_start,
+                       "elapsed_s": time.time() - t_start, "train_time_s": train_time,
                        "tokens_per_s": (local_iter * self.tokens_per_iter / train_time) if train_time else 0.0,
                        "best_val_loss": self.best_val_loss, "saved": saved,
                        "mem_mb": peak_memory_mb(self.device_type)}

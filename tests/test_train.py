@@ -97,6 +97,10 @@ def test_run_steps_evals_and_metrics(tiny_config):
             assert m["gap"] == pytest.approx(m["val_loss"] - m["train_loss"])
             assert m["tokens"] == m["iter"] * 64 and m["saved"] == (m["iter"] > 0)
     assert abs(ev[0]["val_loss"] - math.log(65)) < 0.1  # an untrained model guesses uniformly
+    evals = [m for m in ev if m["event"] == "eval"]
+    assert evals[0]["train_time_s"] == 0 and 0 < evals[1]["train_time_s"] < evals[2]["train_time_s"]
+    assert all(m["train_time_s"] <= m["elapsed_s"] for m in evals)
+    assert evals[-1]["train_time_s"] == ev[-1]["train_time_s"]  # the last evaluation comes after the last step
     assert t.optimizer.param_groups[0]["lr"] == get_lr(4, cfg)  # set by the last evaluation's iteration
 
 
