@@ -221,6 +221,17 @@ def test_bfloat16_autocast_on_cpu(tiny_config):
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # weights stay fp32
 
 
+@pytest.mark.parametrize("native, expect", [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_on_cpu_is_bf16_only_where_the_cpu_has_it(tiny_config, monkeypatch, native, expect):
+    import gptcore.train as train_mod
+
+    assert isinstance(train_mod.cpu_has_native_bf16(), bool)
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native)
+    assert train_mod.resolve_device(tiny_config(device="cpu", dtype="auto"))[2] == expect
+    # an explicit choice is kept either way: bf16 still works (slowly) where it is emulated
+    assert train_mod.resolve_device(tiny_config(device="cpu", dtype="bfloat16"))[2] == "bfloat16"
+
+
 def test_float16_on_cpu_is_refused(tiny_config):
     with pytest.raises(UserError, match=r"float16.*--dtype=bfloat16"):
         Trainer(tiny_config(dtype="float16"), say=quiet)
