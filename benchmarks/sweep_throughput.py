@@ -76,7 +76,7 @@ def read_done(metrics: Path) -> dict:
     done, tps = {}, []
     for line in metrics.read_text().splitlines():
         m = json.loads(line)
-        if m.get("event") == "done" or (m.get("event") == "eval" and not done.get("event") == "done"):
+        if m.get("event") in ("eval", "done"):  # `done` is the last line when there is one
             done = m
         elif m.get("event") == "iter" and m.get("tokens_per_s"):
             tps.append(m["tokens_per_s"])
@@ -150,15 +150,15 @@ def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str, asha: bool,
     elapsed = sum(r["elapsed_s"] or 0 for r in per.values())
     slots = os.cpu_count() or 1  # local mode, one CPU per trial
     ray_start = (t_ray - t_plan) if t_ray is not None and t_plan is not None else float("nan")
-    # slot-seconds from Ray being up to the summary, minus the seconds trials spent in gptcore's loop
-    idle = slots * ((t_end - t_ray) if t_ray is not None else wall) - elapsed
-    # how well the trials filled the slots while Ray ran them: 1.0 means no slot was ever idle
-    running = (t_end - t_ray) if t_ray is not None else wall
+    running = (t_end - t_ray) if t_ray is not None else wall  # from Ray being up to the summary
+    # slot-seconds while Ray ran trials, minus the seconds trials spent in gptcore's loop
+    idle = slots * running - elapsed
     res = {"order": order, "start_order": started, "wall_s": wall, "trials": per, "n_trials": n,
            "iterations": sum(r["iter"] or 0 for r in per.values()), "ray_start_s": ray_start,
            "startup_before_ray_s": t_plan, "after_summary_s": wall - t_end,
            "train_time_s": sum(r["train_time_s"] or 0 for r in per.values()), "elapsed_s": elapsed,
            "slots": slots, "overhead_slot_s_per_trial": idle / n if n else float("nan"),
+           # how well the trials filled the slots: 1.0 means no slot was ever idle
            "packing_efficiency": elapsed / (slots * running) if running > 0 else float("nan")}
     for name, r in per.items():
         print(f"  {name}: {r['elapsed_s']:.1f} s in gptcore's loop, {r['train_time_s']:.1f} s in training steps, "

@@ -90,12 +90,6 @@ def make_config(name: str, variant: dict, data_dir: Path, out_dir: Path, **extra
     return build_config(values, where=f"benchmark config {name}")
 
 
-def flops_per_token(model) -> float:
-    """nanoGPT's count (PaLM appendix B): 6N + 12 L H Q T."""
-    c = model.config
-    return 6 * model.get_num_params() + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
-
-
 # --------------------------------------------------------------------------------------------
 # matmul peak
 
@@ -212,7 +206,7 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
         cfg = make_config(name, VARIANTS[v], data_dir, tmp / f"{name}-{v}")
         runners.append(Runner(v, cfg, threads))
     tokens_per_iter = runners[0].trainer.tokens_per_iter
-    fpt = flops_per_token(runners[0].trainer.model)
+    fpt = runners[0].trainer.model.flops_per_token()
     print(f"\n== {name}: {runners[0].trainer.model.get_num_params() / 1e6:.2f}M parameters, "
           f"{tokens_per_iter:,} tokens/step, {fpt / 1e6:.1f} MFLOP/token, {threads} thread(s)")
     too_slow_eager = set()

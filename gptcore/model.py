@@ -99,6 +99,12 @@ class GPTConfig:
     bias: bool = True  # True: biases in Linears and LayerNorms, like GPT-2
 
 
+def flops_per_token(n_params: int, n_layer: int, n_embd: int, block_size: int) -> int:
+    """Forward plus backward FLOPs per token, as nanoGPT counts them (PaLM paper, appendix B):
+    6N for the matmuls plus 12*L*H*Q*T for attention, where H*Q is n_embd."""
+    return 6 * n_params + 12 * n_layer * n_embd * block_size
+
+
 class GPT(nn.Module):
     """A decoder-only transformer. `forward(idx, targets)` returns `(logits, loss)`."""
 
@@ -186,17 +192,14 @@ class GPT(nn.Module):
         extra = {"fused": True} if use_fused else {}
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **extra)
 
-    def estimate_mfu(self, fwdbwd_per_iter: float, dt: float, peak_flops: float = 312e12) -> float:
-        """Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (A100 bf16 by default).
-
-        FLOPs per token follow the PaLM paper, appendix B: 6N for the matmuls plus 12*L*H*Q*T
-        for attention, as nanoGPT counts them.
-        """
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token of this model (`flops_per_token` above)."""
         cfg = self.config
-        N = self.get_num_params()
-        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
-        flops_per_token = 6 * N + 12 * L * H * Q * T
-        flops_per_iter = flops_per_token * T * fwdbwd_per_iter
+        return flops_per_token(self.get_num_params(), cfg.n_layer, cfg.n_embd, cfg.block_size)
+
+    def estimate_mfu(self, fwdbwd_per_iter: float, dt: float, peak_flops: float = 312e12) -> float:
+        """Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (A100 bf16 by default)."""
+        flops_per_iter = self.flops_per_token() * self.config.block_size * fwdbwd_per_iter
         return (flops_per_iter / dt) / peak_flops
 
     @torch.no_grad()
@@ -215,3 +218,4 @@ class GPT(nn.Module):
             idx_next = torch.multinomial(probs, num_samples=1, generator=generator)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx
+

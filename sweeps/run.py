@@ -163,10 +163,12 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
 
 
 def estimated_flops(t: dict, vocab_size: int = 65) -> float:
-    """Rough compute of one trial run to the end: training plus evaluations (nanoGPT's 6N + 12LHQT
-    per token, with N ~ 12 L E^2 + V E; forward-only evaluation at a third of that)."""
+    """Rough compute of one trial run to the end: training plus evaluations (gptcore's FLOPs per
+    token with N ~ 12 L E^2 + V E; forward-only evaluation at a third of that)."""
+    from gptcore.model import flops_per_token
+
     L, E, T = t["n_layer"], t["n_embd"], t["block_size"]
-    per_token = 6 * (12 * L * E * E + vocab_size * E) + 12 * L * E * T
+    per_token = flops_per_token(12 * L * E * E + vocab_size * E, L, E, T)
     train = t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * T * per_token
     evals = t["max_iters"] // t["eval_interval"] + 1
     evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3
@@ -470,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(exp_path).mkdir(parents=True, exist_ok=True)
             record = {"exp": plan.exp.name, "profile": plan.profile, "search": plan.search,
                       "scheduler": plan.scheduler, "num_samples": plan.num_samples, "cpus_per_trial": plan.cpus,
-                      "gpus_per_trial": plan.gpus, "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
+                      "gpus_per_trial": plan.gpus, "order": plan.order,
+                      "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
             if not restore:
                 (Path(exp_path) / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
         results = tuner.fit()
