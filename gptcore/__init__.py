@@ -6,7 +6,7 @@ Usable alone (`python -m gptcore ...`) and as the core of the Ray Tune sweeps. N
 import importlib
 
 from .config import TrainConfig, build_config, load_config
-from .errors import Diverged, UserError
+from .errors import UserError
 from .version import __version__
 
 # these need torch, which takes a second or two to import: loaded on first use, so that
@@ -20,5 +20,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["GPT", "GPTConfig", "TrainConfig", "Trainer", "UserError", "Diverged", "build_config",
-           "load_config", "get_lr", "__version__"]
+__all__ = ["GPT", "GPTConfig", "TrainConfig", "Trainer", "UserError", "build_config", "load_config", "get_lr",
+           "__version__"]

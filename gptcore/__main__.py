@@ -66,6 +66,7 @@ def cmd_train(args: list[str]) -> int:
     for o in overrides:
         say_early(f"Overriding: {o.lstrip('-')}")
     trainer = Trainer(cfg, say=say_early)
+    cfg = trainer.cfg  # with a resumed checkpoint's shape, which config.json records
     out = Path(cfg.out_dir)
     resuming = cfg.init_from == "resume"
     try:
@@ -102,8 +103,8 @@ def cmd_check(args: list[str]) -> int:
     cfg, notes = load_config(config, overrides)
     from . import diagnostics
     from .data import Batches, ensure_prepared, load_meta
-    from .model import GPT, GPTConfig
-    from .train import resolve_device
+    from .model import GPT
+    from .train import autocast_context, model_config, resolve_device
 
     for note in notes:
         print(note)
@@ -115,11 +116,8 @@ def cmd_check(args: list[str]) -> int:
     batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.seed,
                       device, cfg.train_tokens, cfg.eval_batch_size)
     torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
-                          bias=cfg.bias, vocab_size=meta["vocab_size"], dropout=cfg.dropout)).to(device)
-    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != "float32")
-    ok, lines = diagnostics.run_all(model, batches, meta, ctx)
+    model = GPT(model_config(cfg, meta["vocab_size"])).to(device)
+    ok, lines = diagnostics.run_all(model, batches, meta, autocast_context(device_type, dtype))
     print("\n".join(lines))
     return 0 if ok else 1
 
@@ -139,6 +137,7 @@ COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "check": cmd_check, "sam
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (also the `gptcore` console script): returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -155,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (which says how to resume itself)
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

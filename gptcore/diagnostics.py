@@ -20,6 +20,8 @@ GRAD_NORM_LOW = 1e-3
 GRAD_MAX_HIGH = 100.0
 # the tutorial accepts an initial loss within 0.5 of ln(vocab_size)
 INITIAL_LOSS_TOLERANCE = 0.5
+# the default `autocast`: float32, no autocast (a nullcontext can be entered any number of times)
+NO_AUTOCAST = nullcontext()
 
 
 def data_check(batches, meta: dict) -> tuple[bool, list[str]]:
@@ -92,7 +94,7 @@ def gradient_health(model: torch.nn.Module, step: int) -> tuple[bool, list[str]]
 
 
 @torch.no_grad()
-def initial_loss_check(model, batches, vocab_size: int, autocast=nullcontext()) -> tuple[bool, list[str]]:
+def initial_loss_check(model, batches, vocab_size: int, autocast=NO_AUTOCAST) -> tuple[bool, list[str]]:
     """The untrained loss should be close to ln(vocab_size), and logits finite."""
     was_training = model.training
     model.eval()
@@ -118,7 +120,7 @@ def initial_loss_check(model, batches, vocab_size: int, autocast=nullcontext()) 
     return ok, lines
 
 
-def one_backward(model, batches, autocast=nullcontext()) -> None:
+def one_backward(model, batches, autocast=NO_AUTOCAST) -> None:
     """Gradients of one training micro-batch, for `gradient_health` outside the loop."""
     model.zero_grad(set_to_none=True)
     x, y = batches.train_step(0)[0]
@@ -127,7 +129,7 @@ def one_backward(model, batches, autocast=nullcontext()) -> None:
     loss.backward()
 
 
-def run_all(model, batches, meta: dict, autocast=nullcontext()) -> tuple[bool, list[str]]:
+def run_all(model, batches, meta: dict, autocast=NO_AUTOCAST) -> tuple[bool, list[str]]:
     """All three checks on an untrained (or loaded) model; leaves no gradients behind.
 
     When the data check fails the model checks are skipped: token ids outside the vocabulary

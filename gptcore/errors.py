@@ -7,12 +7,3 @@ traceback; anything else is a bug and keeps its traceback.
 
 class UserError(Exception):
     """Bad input: the message names the problem and the fix, on one line."""
-
-
-class Diverged(Exception):
-    """Training produced a NaN or Inf loss; carries the step where it happened."""
-
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"training diverged at step {step}: loss is {loss}")
-        self.step = step
-        self.loss = loss

@@ -10,7 +10,7 @@ import torch
 from .config import coerce
 from .data import load_meta
 from .errors import UserError
-from .train import load_checkpoint, model_from_checkpoint, resolve_device
+from .train import autocast_context, load_checkpoint, model_from_checkpoint, resolve_device
 
 
 @dataclass
@@ -80,10 +80,8 @@ def generate(cfg: SampleConfig) -> list[str]:
         raise UserError("the start text is empty: give at least one character, e.g. --start='ROMEO:'")
     ids = torch.tensor([[stoi[c] for c in start]], dtype=torch.long, device=device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != "float32")
     out = []
-    with ctx:
+    with autocast_context(device_type, dtype):
         for _ in range(cfg.num_samples):
             y = model.generate(ids, cfg.max_new_tokens, temperature=cfg.temperature,
                                top_k=cfg.top_k or None, generator=gen)

@@ -11,13 +11,15 @@ Step semantics: iteration `it` is the optimizer update number `it`; the evaluati
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import resource
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -29,6 +31,27 @@ from .model import GPT, GPTConfig
 from .version import code_version
 
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
+# the fields of a run's config that a checkpoint's model_args override on resume (dropout may change)
+SHAPE_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
+    """The network a run trains: the shape fields of `cfg` and the dataset's `vocab_size`."""
+    return GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
+                     bias=cfg.bias, vocab_size=vocab_size, dropout=cfg.dropout)
+
+
+def autocast_context(device_type: str, dtype: str) -> AbstractContextManager:
+    """The context that runs forward passes in `dtype` ('float32', 'bfloat16' or 'float16').
+
+    float32 needs no autocast (a `nullcontext`); the others get `torch.amp.autocast`, which
+    keeps the weights in float32 and casts matmul inputs. `dtype` is a resolved one (see
+    `resolve_device`), never 'auto'. The context can be entered again and again.
+    """
+    if dtype == "float32":
+        return nullcontext()
+    return torch.amp.autocast(device_type=device_type, dtype=TORCH_DTYPES[dtype])
 
 
 def get_lr(it: int, cfg: TrainConfig) -> float:
@@ -66,7 +89,7 @@ def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
     if dev == "auto":
         if torch.cuda.is_available():
             dev = "cuda"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        elif torch.backends.mps.is_available():
             dev = "mps"
         else:
             dev = "cpu"
@@ -76,7 +99,7 @@ def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
         index = int(dev.split(":")[1]) if ":" in dev else 0
         if index >= torch.cuda.device_count():
             raise UserError(f"device={dev!r} but there are {torch.cuda.device_count()} GPUs: use --device=cuda:0")
-    if dev == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev == "mps" and not torch.backends.mps.is_available():
         raise UserError("device='mps' but this torch has no Apple GPU backend here: use --device=cpu (or auto)")
     dtype = cfg.dtype
     if dev.startswith("cuda"):
@@ -151,6 +174,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume_from: Path | None = None,
                  say: Callable[[str], None] = print):
+        # a copy: a resumed checkpoint's shape replaces fields below, and the caller's config
+        # (a sweep's trial config, a test's) must stay what the caller wrote
+        cfg = dataclasses.replace(cfg)
         self.cfg = cfg
         self.say = say
         self.out_dir = Path(cfg.out_dir)
@@ -160,9 +186,7 @@ class Trainer:
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: same as nanoGPT
             torch.backends.cudnn.allow_tf32 = True
-        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.dtype]
-        self.autocast = (nullcontext() if self.dtype == "float32"
-                         else torch.amp.autocast(device_type=self.device_type, dtype=ptdtype))
+        self.autocast = autocast_context(self.device_type, self.dtype)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
         self.meta = load_meta(folder)
@@ -172,8 +196,8 @@ class Trainer:
         if resume_from is not None:
             self.say(f"Resuming training from {resume_from}")
             ckpt = load_checkpoint(Path(resume_from), self.device)
-            for k in ("n_layer", "n_head", "n_embd", "block_size", "bias"):
-                setattr(cfg, k, ckpt["model_args"][k])  # the checkpoint's shape wins, before batches are cut
+            # the checkpoint's shape wins (as in nanoGPT), before batches are cut
+            cfg = self.cfg = dataclasses.replace(cfg, **{k: ckpt["model_args"][k] for k in SHAPE_ARGS})
             vocab = ckpt["model_args"].get("vocab_size")
             if vocab != self.meta["vocab_size"]:
                 raise UserError(f"the checkpoint's vocabulary ({vocab}) differs from dataset {cfg.dataset!r} "
@@ -189,9 +213,7 @@ class Trainer:
             self.model = model_from_checkpoint(ckpt, dropout=cfg.dropout)
         else:
             self.say("Initializing a new model from scratch")
-            self.model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                                       block_size=cfg.block_size, bias=cfg.bias,
-                                       vocab_size=self.meta["vocab_size"], dropout=cfg.dropout))
+            self.model = GPT(model_config(cfg, self.meta["vocab_size"]))
         self.model.to(self.device)
         self.say(f"number of parameters: {self.model.get_num_params() / 1e6:.2f}M")
         self.optimizer = self.model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
@@ -272,6 +294,38 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return self._forward_backward(x, y)
 
+    def _evaluate(self, it: int, lr: float, save: bool, t_start: float, train_time_s: float,
+                  steps: int) -> dict[str, Any]:
+        """Estimate the losses after `it` updates, keep the best, checkpoint; the `eval` event.
+
+        `t_start` is when the run began (time.time()); `steps` is the number of optimizer steps
+        this process made in `train_time_s` seconds.
+        """
+        cfg = self.cfg
+        losses = self.estimate_loss()
+        improved = losses["val"] < self.best_val_loss
+        saved = False
+        if improved or cfg.always_save_checkpoint:
+            self.best_val_loss = losses["val"] if improved else self.best_val_loss
+            if save and it > 0:  # nothing worth keeping at step 0, as in nanoGPT
+                self.say(f"saving checkpoint to {cfg.out_dir}")
+                self.save(self.out_dir / "ckpt.pt")
+                saved = True
+        return {"event": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
+                "gap": losses["val"] - losses["train"], "lr": lr, "tokens": it * self.tokens_per_iter,
+                "elapsed_s": time.time() - t_start, "train_time_s": train_time_s,
+                "tokens_per_s": (steps * self.tokens_per_iter / train_time_s) if train_time_s else 0.0,
+                "best_val_loss": self.best_val_loss, "saved": saved, "mem_mb": peak_memory_mb(self.device_type)}
+
+    def _gradient_health(self, it: int) -> None:
+        """The tutorial's gradient checks (`debug=True`), said as lines, before the update."""
+        if self.cfg.grad_clip == 0.0:
+            # float16 gradients are scaled: clipping has unscaled them already, else it is done
+            # here (scaler.step then skips its own unscale)
+            self.scaler.unscale_(self.optimizer)
+        for line in diagnostics.gradient_health(self.model, it)[1]:
+            self.say(line)
+
     def run(self, eval_at_start: bool = True, save_best: bool = True) -> Iterator[dict[str, Any]]:
         """Train to `max_iters`, yielding metrics dicts (see the module docstring).
 
@@ -286,30 +340,15 @@ class Trainer:
         t_start = time.time()
         train_time = 0.0  # seconds spent in optimizer steps, excluding evaluations
         running_mfu = -1.0
-        local_iter = 0
-        first = True
+        local_iter = 0  # optimizer steps made by this call
+        first_iter = self.iter_num
         while True:
             it = self.iter_num
             lr = get_lr(it, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and (eval_at_start or not first):
-                losses = self.estimate_loss()
-                improved = losses["val"] < self.best_val_loss
-                saved = False
-                if improved or cfg.always_save_checkpoint:
-                    self.best_val_loss = losses["val"] if improved else self.best_val_loss
-                    if save_best and it > 0:
-                        self.say(f"saving checkpoint to {cfg.out_dir}")
-                        self.save(self.out_dir / "ckpt.pt")
-                        saved = True
-                yield {"event": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
-                       "gap": losses["val"] - losses["train"], "lr": lr, "tokens": it * self.tokens_per_iter,
-                       "elapsed_s": time.time() - t_start, "train_time_s": train_time,
-                       "tokens_per_s": (local_iter * self.tokens_per_iter / train_time) if train_time else 0.0,
-                       "best_val_loss": self.best_val_loss, "saved": saved,
-                       "mem_mb": peak_memory_mb(self.device_type)}
-            first = False
+            if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and (eval_at_start or it != first_iter):
+                yield self._evaluate(it, lr, save_best, t_start, train_time, local_iter)
             if it >= cfg.max_iters or cfg.eval_only:  # eval_only: also after a resume (nanoGPT trains on)
                 break
 
@@ -324,10 +363,7 @@ class Trainer:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if cfg.debug and it % 100 == 0:
-                if cfg.grad_clip == 0.0:
-                    self.scaler.unscale_(self.optimizer)
-                for line in diagnostics.gradient_health(self.model, it)[1]:
-                    self.say(line)
+                self._gradient_health(it)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)

@@ -10,12 +10,15 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY, cli_args
+
 from gptcore.__main__ import main
 from gptcore.config import TrainConfig
 
@@ -204,3 +207,25 @@ def test_usage_and_unknown_command(tmp_path, run_gptcore):
     p = run_gptcore(cwd=tmp_path)
     assert p.returncode == 2 and "python -m gptcore train" in p.stdout
     assert_user_error(run_gptcore("trian", cwd=tmp_path), "trian", "train")
+
+
+def test_main_returns_the_exit_status(capsys):
+    # `main` is also the `gptcore` console script, whose wrapper does sys.exit(main())
+    assert main(["--help"]) == 0 and main([]) == 2 and main(["trian"]) == 2
+    assert all(type(main(a)) is int for a in (["--help"], ["train", "--help"], ["train", "--max_iters=x"]))
+    capsys.readouterr()
+
+
+def test_the_gptcore_console_script(tmp_path, gptcore_env):
+    script = Path(sys.executable).parent / "gptcore"
+    if not script.is_file():
+        pytest.skip(f"no console script at {script}: install the project with `pip install -e .`")
+    p = subprocess.run([str(script), "trian"], cwd=tmp_path, env=gptcore_env, capture_output=True, text=True,
+                       timeout=120)
+    assert_user_error(p, "trian")
+    p = subprocess.run([str(script), "train", "--max_iters=ten"], cwd=tmp_path, env=gptcore_env,
+                       capture_output=True, text=True, timeout=120)
+    assert_user_error(p, "max_iters", "whole number")
+    p = subprocess.run([str(script), "--help"], cwd=tmp_path, env=gptcore_env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "python -m gptcore train" in p.stdout

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gptcore.config import (TrainConfig, build_config, find_config, load_config, parse_overrides,
-                            read_config_file)
+from gptcore.config import TrainConfig, build_config, find_config, load_config, parse_overrides, read_config_file
 from gptcore.errors import UserError
 
 # nanoGPT's config/train_shakespeare_char.py, value for value (shared/notes/nanogpt.md)

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli_args
+
 from gptcore import diagnostics
 from gptcore.__main__ import main
 from gptcore.data import Batches, load_meta

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from gptcore.__main__ import main
 from gptcore.config import build_config
 from gptcore.errors import UserError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -12,8 +13,16 @@ import pytest
 import torch
 
 from gptcore.errors import UserError
-from gptcore.model import GPT
-from gptcore.train import MODEL_ARGS, Trainer, get_lr, load_checkpoint, model_from_checkpoint
+from gptcore.model import GPT, GPTConfig
+from gptcore.train import (
+    MODEL_ARGS,
+    Trainer,
+    autocast_context,
+    get_lr,
+    load_checkpoint,
+    model_config,
+    model_from_checkpoint,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "outputs.md"
 
@@ -210,6 +219,28 @@ def test_gradient_clipping(tiny_config, monkeypatch):
     assert calls == []
 
 
+def test_model_config_is_the_runs_network(tiny_config):
+    cfg = tiny_config(n_layer=2, n_head=4, n_embd=32, block_size=8, bias=True, dropout=0.1)
+    assert model_config(cfg, 70) == GPTConfig(block_size=8, vocab_size=70, n_layer=2, n_head=4, n_embd=32,
+                                              dropout=0.1, bias=True)
+    assert set(MODEL_ARGS) == {f.name for f in dataclasses.fields(GPTConfig)}  # a checkpoint's model_args
+    t = Trainer(cfg, say=quiet)
+    assert t.model.config == model_config(cfg, 65)
+
+
+def test_autocast_context(tiny_config):
+    with autocast_context("cpu", "float32"):
+        assert not torch.is_autocast_enabled("cpu")
+    ctx = autocast_context("cpu", "bfloat16")
+    for _ in range(2):  # entered once per forward pass, as the trainer does
+        with ctx:
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+        assert not torch.is_autocast_enabled("cpu")
+    with Trainer(tiny_config(dtype="bfloat16"), say=quiet).autocast:  # the trainer's own is the same
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
 def test_bfloat16_autocast_on_cpu(tiny_config):
     t, ev = train(tiny_config(dtype="bfloat16", max_iters=2))
     assert t.dtype == "bfloat16"
@@ -306,9 +337,14 @@ def test_resume_continues_exactly(tiny_config, tmp_path, dropout):
 def test_resume_takes_the_checkpoints_shape(tiny_config):
     train(tiny_config(max_iters=2, always_save_checkpoint=True))
     cfg = tiny_config(max_iters=3, init_from="resume", block_size=64, n_layer=2, n_embd=32)
+    before = dataclasses.asdict(cfg)
     t, ev = train(cfg)
-    assert (cfg.block_size, cfg.n_layer, cfg.n_embd) == (16, 1, 16) and t.iter_num == 3
+    assert (t.cfg.block_size, t.cfg.n_layer, t.cfg.n_embd) == (16, 1, 16) and t.iter_num == 3
     assert all(x.shape[1] == 16 for x, _ in t.batches.train_step(0))
+    # the trainer works on a copy: the caller's config is still what the caller wrote
+    assert t.cfg is not cfg and dataclasses.asdict(cfg) == before
+    assert (cfg.block_size, cfg.n_layer, cfg.n_embd) == (64, 2, 32)
+    assert torch.load(Path(cfg.out_dir) / "ckpt.pt", weights_only=True)["config"]["n_layer"] == 1
 
 
 def test_resume_with_another_vocabulary_is_refused(tiny_config, tmp_path):
