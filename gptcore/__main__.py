@@ -114,7 +114,7 @@ def cmd_check(args: list[str]) -> int:
     folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
     meta = load_meta(folder)
     batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.seed,
-                      device, cfg.train_tokens, cfg.eval_batch_size)
+                      device, cfg.train_tokens, cfg.eval_batch_size, cfg.eval_seed)
     torch.manual_seed(cfg.seed)
     model = GPT(model_config(cfg, meta["vocab_size"])).to(device)
     ok, lines = diagnostics.run_all(model, batches, meta, autocast_context(device_type, dtype))

@@ -77,7 +77,8 @@ class TrainConfig:
     dtype: str = "auto"  # 'auto': bfloat16 where the device runs it fast, else float16 on cuda, float32 on cpu
     compile: bool = False  # torch.compile: faster steps after a long first one (see README)
     # gptcore's own knobs
-    seed: int = 1337
+    seed: int = 1337  # training data order, initialisation and dropout
+    eval_seed: int = 1337  # the evaluation windows: runs with different seeds are evaluated on the same text
     data_dir: str = "data"  # datasets live in data_dir/<dataset>/, as nanoGPT's data/<dataset>/
     train_tokens: int = 0  # train on only the first N tokens of train.bin (0: all of it)
     eval_batch_size: int = 0  # windows per evaluation batch (0: batch_size); fix it to compare batch sizes
@@ -314,6 +315,7 @@ def validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, key)
         need(v >= 0, f"{key}={v} must not be negative: set --{key}=0 or more")
     need(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be in [0, 2**32): e.g. --seed=1337")
+    need(0 <= cfg.eval_seed < 2**32, f"eval_seed={cfg.eval_seed} must be in [0, 2**32): e.g. --eval_seed=1337")
     if cfg.n_embd % cfg.n_head:
         divisors = [h for h in range(1, min(cfg.n_embd, 64) + 1) if cfg.n_embd % h == 0]
         near = min(divisors, key=lambda h: (abs(h - cfg.n_head), -h))  # a tie goes to more heads

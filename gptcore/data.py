@@ -6,8 +6,9 @@ token ids) and `meta.pkl` (`stoi`, `itos`, `vocab_size`), byte for byte what nan
 of the text for training and the rest for validation.
 
 Batches are deterministic functions of (seed, step): the examples of one optimizer step do not
-depend on how they are split into micro-batches, and evaluation uses fixed windows, the same
-for every run with the same seed, batch and block size.
+depend on how they are split into micro-batches. Evaluation uses fixed windows drawn from their
+own seed (`eval_seed`), the same for every run with the same eval_seed, evaluation batch size
+and block size, whatever seed it trains with.
 """
 
 from __future__ import annotations
@@ -215,13 +216,16 @@ class Batches:
     by (seed, it), cut into `accum` micro-batches in order, so 64 x 1 and 16 x 4 train on the
     same examples, and a resumed run draws what an uninterrupted one would have.
     Evaluation: `eval_iters` batches per split of windows spread evenly over the split (from
-    a seeded offset), fixed once and reused at every evaluation.
+    an offset drawn from `eval_seed`, not `seed`), fixed once and reused at every evaluation.
     """
 
     def __init__(self, folder: Path, block_size: int, batch_size: int, accum: int, seed: int,
-                 device: str, train_tokens: int = 0, eval_batch_size: int = 0):
+                 device: str, train_tokens: int = 0, eval_batch_size: int = 0, eval_seed: int = 1337):
         self.folder = folder
         self.block_size, self.batch_size, self.accum, self.seed = block_size, batch_size, accum, seed
+        # its own seed, so that trials training with different seeds are measured on the same text
+        # (1337: TrainConfig's default)
+        self.eval_seed = eval_seed
         # evaluation batches have their own size, so a sweep can hold them equal across trials
         # that train with different batch sizes (0: the training micro-batch, as nanoGPT)
         self.eval_batch_size = eval_batch_size or batch_size
@@ -278,7 +282,7 @@ class Batches:
             eb = self.eval_batch_size
             n = eval_iters * eb
             span = len(self.splits[split].tokens) - self.block_size
-            offset = int(np.random.default_rng([self.seed, 1, 0 if split == "train" else 1]).integers(0, span))
+            offset = int(np.random.default_rng([self.eval_seed, 1, 0 if split == "train" else 1]).integers(0, span))
             starts = (offset + (np.arange(n) * span) // n) % span
             self._eval[key] = [starts[i * eb:(i + 1) * eb] for i in range(eval_iters)]
         for starts in self._eval[key]:

@@ -205,7 +205,7 @@ class Trainer:
             self.iter_num = int(ckpt.get("iter_num", 0))
             self.best_val_loss = float(ckpt.get("best_val_loss", float("inf")))
         self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
-                               cfg.seed, self.device, cfg.train_tokens, cfg.eval_batch_size)
+                               cfg.seed, self.device, cfg.train_tokens, cfg.eval_batch_size, cfg.eval_seed)
         self.batches.check_vocab(self.meta["vocab_size"])
 
         torch.manual_seed(cfg.seed)

@@ -178,6 +178,8 @@ def test_unknown_key_suggests_closest():
     (["--init_from=elsewhere"], ["init_from='elsewhere'"]),
     (["--dataset=../etc"], ["dataset='../etc'"]),
     (["--seed=-1"], ["seed=-1", "--seed"]),
+    (["--eval_seed=-1"], ["eval_seed=-1", "--eval_seed"]),
+    ([f"--eval_seed={2**32}"], [f"eval_seed={2**32}", "--eval_seed"]),
 ])
 def test_impossible_values_are_refused(overrides, needles):
     with pytest.raises(UserError) as e:

@@ -233,3 +233,22 @@ def test_a_fixed_eval_batch_size_gives_every_trial_the_same_evaluation(data_dir)
     assert [x.shape for x in xa] == [(6, 16)] * 3
     assert all(torch.equal(p, q) for p, q in zip(xa, (x for x, _ in b.eval_batches("val", 3))))
     assert next(batches(data_dir, batch_size=8).eval_batches("val", 3))[0].shape == (8, 16)  # 0: batch_size
+
+
+def test_evaluation_windows_follow_eval_seed_not_seed(data_dir):
+    a = batches(data_dir, seed=1, eval_seed=7)
+    b = batches(data_dir, seed=2, eval_seed=7)
+    c = batches(data_dir, seed=1, eval_seed=8)
+    for split in ("train", "val"):
+        xa, xb, xc = ([x for x, _ in s.eval_batches(split, 3)] for s in (a, b, c))
+        assert all(torch.equal(p, q) for p, q in zip(xa, xb)), split  # another training seed, the same text
+        assert not any(torch.equal(p, r) for p, r in zip(xa, xc)), split  # another eval_seed, other windows
+    # training batches follow seed only
+    assert not torch.equal(a.train_step(0)[0][0], b.train_step(0)[0][0])
+    assert torch.equal(a.train_step(0)[0][0], c.train_step(0)[0][0])
+    # the default is TrainConfig's
+    from gptcore.config import TrainConfig
+
+    d = batches(data_dir, seed=2)
+    assert d.eval_seed == TrainConfig().eval_seed == 1337
+    assert torch.equal(next(d.eval_batches("val", 3))[0], next(batches(data_dir, seed=3).eval_batches("val", 3))[0])

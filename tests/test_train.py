@@ -311,6 +311,18 @@ def test_same_seed_same_run(tiny_config):
     assert evals[0] != evals[2]
 
 
+def test_trials_with_other_seeds_are_evaluated_on_the_same_text(tiny_config):
+    runs = [Trainer(tiny_config(seed=s, eval_seed=e), say=quiet) for s, e in ((5, 11), (6, 11), (5, 12))]
+    windows = [[x for x, _ in t.batches.eval_batches("val", t.cfg.eval_iters)] for t in runs]
+    assert all(torch.equal(p, q) for p, q in zip(windows[0], windows[1]))
+    assert not all(torch.equal(p, q) for p, q in zip(windows[0], windows[2]))
+    assert not torch.equal(runs[0].batches.train_step(0)[0][0], runs[1].batches.train_step(0)[0][0])
+    assert torch.equal(runs[0].batches.train_step(0)[0][0], runs[2].batches.train_step(0)[0][0])
+    # what the evaluation measures differs only by the model: the same model scores the same
+    runs[1].model.load_state_dict(runs[0].model.state_dict())
+    assert runs[0].estimate_loss() == runs[1].estimate_loss() != runs[2].estimate_loss()
+
+
 def test_evaluation_uses_fixed_batches(tiny_config):
     t = Trainer(tiny_config(), say=quiet)
     assert t.estimate_loss() == t.estimate_loss()
