@@ -102,7 +102,7 @@ def cmd_check(args: list[str]) -> int:
     config, overrides = _split_config(args)
     cfg, notes = load_config(config, overrides)
     from . import diagnostics
-    from .data import Batches, ensure_prepared, load_meta
+    from .data import Batches, check_dataset, ensure_prepared
     from .model import GPT
     from .train import autocast_context, model_config, resolve_device
 
@@ -112,7 +112,8 @@ def cmd_check(args: list[str]) -> int:
     import torch
 
     folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
-    meta = load_meta(folder)
+    # token ids outside the vocabulary are for the data check to report, with the rest of it
+    meta = check_dataset(folder, cfg.block_size, cfg.train_tokens, vocab=False)
     batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.seed,
                       device, cfg.train_tokens, cfg.eval_batch_size, cfg.eval_seed)
     torch.manual_seed(cfg.seed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import shlex
 import shutil
 import tempfile
 import urllib.request
@@ -31,6 +32,7 @@ from .errors import UserError
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_BYTES = 1_115_394
 MAX_VOCAB = 65536  # uint16 token ids: 0 .. 65535
+DATASET_FILES = ("train.bin", "val.bin", "meta.pkl")
 
 
 def source_url() -> str:
@@ -117,7 +119,32 @@ def _locked(folder: Path):
 
 
 def is_prepared(folder: Path) -> bool:
-    return all((folder / n).is_file() for n in ("train.bin", "val.bin", "meta.pkl"))
+    return all((folder / n).is_file() for n in DATASET_FILES)
+
+
+def prepare_command(folder: Path) -> str:
+    """The command that (re)writes the dataset folder `data_dir/<name>`, for error messages."""
+    name, data_dir = folder.name, folder.parent
+    cmd = f"python -m gptcore prepare {shlex.quote(name)}"
+    if name != "shakespeare_char" and not (folder / "input.txt").is_file():
+        cmd += " --input FILE"  # only Tiny Shakespeare has a source gptcore finds by itself
+    if data_dir != Path("data"):  # prepare's default
+        cmd += f" --data_dir {shlex.quote(str(data_dir))}"
+    return cmd
+
+
+def _again(folder: Path) -> str:
+    return f"prepare the dataset again: `{prepare_command(folder)}`"
+
+
+def _incomplete(folder: Path) -> UserError | None:
+    """The error for a dataset folder that lacks some of its files (None when all are there)."""
+    missing = [n for n in DATASET_FILES if not (folder / n).is_file()]
+    if not missing:
+        return None
+    if len(missing) == len(DATASET_FILES):
+        return UserError(f"dataset {folder.name!r} is not prepared in {folder}: run `{prepare_command(folder)}`")
+    return UserError(f"{folder / missing[0]} is missing (the dataset in {folder} is incomplete): {_again(folder)}")
 
 
 def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = None,
@@ -162,9 +189,24 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
 
 
 def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_size: int = 256) -> Path:
-    """The dataset folder, preparing it first when its source text can be found."""
+    """The dataset folder, preparing it first when none of its files exist and its source text can be found.
+
+    A folder with some of the files but not all is damaged, not new: that is an error naming the
+    missing file (never a download).
+    """
     folder = Path(data_dir) / name
     if is_prepared(folder):
+        return folder
+    if any((folder / n).is_file() for n in DATASET_FILES):
+        # a preparation under way (another trial's, another shell's) renames its files in one by
+        # one while it holds the lock: wait for it before calling the folder incomplete
+        try:
+            with _locked(folder):
+                err = _incomplete(folder)
+        except OSError:  # a read-only folder: nobody is preparing in it
+            err = _incomplete(folder)
+        if err:
+            raise err
         return folder
     if name == "shakespeare_char" or (folder / "input.txt").is_file():
         prepare(name, data_dir, quiet=quiet, block_size=block_size)
@@ -174,24 +216,124 @@ def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_
 
 
 def load_meta(folder: Path) -> dict:
-    """meta.pkl, checked to be the plain dict nanoGPT writes.
+    """meta.pkl, checked to be the plain dict nanoGPT writes (`vocab_size`; `itos`, `stoi` if present).
 
     It is unpickled with a loader that only builds dicts, ints and strings, so a dataset
     folder from elsewhere cannot run code.
     """
+    path = folder / "meta.pkl"
+    fix = _again(folder)
     try:
-        with open(folder / "meta.pkl", "rb") as f:
+        with open(path, "rb") as f:
             meta = _SafeUnpickler(f).load()
-    except (OSError, EOFError, pickle.UnpicklingError) as e:
-        raise UserError(f"{folder / 'meta.pkl'} cannot be read ({e}): prepare the dataset again") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
-        raise UserError(f"{folder / 'meta.pkl'} is not a nanoGPT meta.pkl (no vocab_size): prepare the dataset again")
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: {fix}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}): {fix}") from None
+    except Exception as e:
+        # arbitrary bytes fail in many ways (UnpicklingError, ValueError, KeyError, EOFError, ...);
+        # the safe loader's own refusal of anything but plain data is an UnpicklingError too
+        why = " ".join(str(e).split())[:100]
+        raise UserError(f"{path} is damaged or not a meta.pkl ({e.__class__.__name__}: {why}): {fix}") from None
+    problem = meta_problem(meta)
+    if problem:
+        raise UserError(f"{path} is not a nanoGPT meta.pkl ({problem}): {fix}")
     return meta
+
+
+def meta_problem(meta) -> str | None:
+    """What makes `meta` other than nanoGPT's meta dict, or None."""
+    if not isinstance(meta, dict):
+        return f"it holds a {type(meta).__name__}, not a dict"
+    vocab = meta.get("vocab_size")
+    if type(vocab) is not int or not 1 <= vocab <= MAX_VOCAB:
+        return f"vocab_size is {vocab!r:.40}, not a number of tokens from 1 to {MAX_VOCAB}"
+    itos, stoi = meta.get("itos"), meta.get("stoi")
+    if itos is None and stoi is None:
+        return None  # a vocabulary of ids only (a tokenizer's dataset): enough to train
+    if not (isinstance(itos, dict) and isinstance(stoi, dict)):
+        return "itos and stoi must both be dicts"
+    if set(itos) != set(range(vocab)) or not all(isinstance(c, str) for c in itos.values()):
+        return f"itos does not map the ids 0..{vocab - 1} to strings"
+    if any(not isinstance(i, int) or itos.get(i) != c for c, i in stoi.items()):
+        return "stoi is not the inverse of itos"
+    return None
 
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         raise pickle.UnpicklingError(f"meta.pkl refers to {module}.{name}; only plain data is allowed")
+
+
+def _open_tokens(path: Path) -> np.ndarray:
+    """A .bin of uint16 token ids, memory-mapped; a missing or damaged file is a UserError."""
+    fix = _again(path.parent)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: {fix}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}): {fix}") from None
+    if size == 0:
+        raise UserError(f"{path} is empty (0 bytes): {fix}")
+    if size % 2:
+        raise UserError(f"{path} has an odd number of bytes ({size:,}), so it is not whole uint16 token ids "
+                        f"(cut short, or not a nanoGPT .bin): {fix}")
+    try:
+        return np.memmap(path, dtype=np.uint16, mode="r")
+    except (OSError, ValueError) as e:  # a directory, no permission, ...
+        raise UserError(f"cannot read {path} ({e}): {fix}") from None
+
+
+def split_tokens(folder: Path, split: str, block_size: int, train_tokens: int = 0) -> np.ndarray:
+    """The token ids of `split` ('train' or 'val'), checked to hold at least one window.
+
+    `train_tokens` (train only, 0 for all) keeps the first N tokens. A window is block_size + 1
+    tokens (the inputs and the next-token targets).
+    """
+    path = folder / f"{split}.bin"
+    tokens = _open_tokens(path)
+    if train_tokens and split == "train":
+        if train_tokens > len(tokens):
+            raise UserError(f"train_tokens={train_tokens:,} is more than {path} holds ({len(tokens):,}): "
+                            "lower --train_tokens or set it to 0 for all")
+        tokens = tokens[:train_tokens]
+    if len(tokens) <= block_size:
+        limited = bool(train_tokens) and split == "train"
+        raise UserError(f"block_size={block_size} is larger than the data: {path} has {len(tokens):,} tokens"
+                        f"{' (the first --train_tokens)' if limited else ''}, and a window needs block_size + 1: "
+                        f"set --block_size below {len(tokens):,}{' or raise --train_tokens' if limited else ''}, "
+                        f"or prepare the dataset from a longer text: `{prepare_command(folder)}`")
+    return tokens
+
+
+def _check_ids(path: Path, tokens: np.ndarray, vocab_size: int) -> None:
+    top = int(tokens.max())
+    if top >= vocab_size:
+        raise UserError(f"{path} has token id {top}, but vocab_size is {vocab_size} ({path.parent / 'meta.pkl'}): "
+                        f"the files do not belong together; {_again(path.parent)}")
+
+
+def check_dataset(folder: Path, block_size: int, train_tokens: int = 0, *, vocab: bool = True) -> dict:
+    """Check a prepared dataset folder before any work is done on it, and return its meta.pkl.
+
+    One call for every entry point (train, check, sample's fallback to meta.pkl, the sweep
+    before it starts Ray). It raises a one-line UserError naming the file and the fix for: a
+    missing train.bin, val.bin or meta.pkl; a meta.pkl that is not nanoGPT's dict; a .bin
+    that is empty or has an odd number of bytes; a split shorter than block_size + 1 tokens
+    (train counted up to `train_tokens` when nonzero); and, with `vocab`, token ids that
+    meta.pkl's vocab_size has no entry for (this reads every token once: ~2 ms per million).
+    """
+    folder = Path(folder)
+    err = _incomplete(folder)
+    if err:
+        raise err
+    meta = load_meta(folder)
+    for split in ("train", "val"):
+        tokens = split_tokens(folder, split, block_size, train_tokens)
+        if vocab:
+            _check_ids(folder / f"{split}.bin", tokens, meta["vocab_size"])
+    return meta
 
 
 # ----------------------------------------------------------------------------------------
@@ -230,27 +372,13 @@ class Batches:
         # that train with different batch sizes (0: the training micro-batch, as nanoGPT)
         self.eval_batch_size = eval_batch_size or batch_size
         self.device = device
-        train = np.memmap(folder / "train.bin", dtype=np.uint16, mode="r")
-        if train_tokens:
-            if train_tokens > len(train):
-                raise UserError(f"train_tokens={train_tokens:,} is more than train.bin holds ({len(train):,}): "
-                                "lower --train_tokens or set it to 0 for all")
-            train = train[:train_tokens]
-        self.splits = {"train": Split(train), "val": Split(np.memmap(folder / "val.bin", dtype=np.uint16, mode="r"))}
-        for name, s in self.splits.items():
-            if len(s.tokens) <= block_size:
-                raise UserError(f"block_size={block_size} is larger than the data: {name} has {len(s.tokens):,} "
-                                f"tokens; set --block_size below {len(s.tokens):,}"
-                                + (" or raise --train_tokens" if name == "train" and train_tokens else ""))
+        self.splits = {name: Split(split_tokens(folder, name, block_size, train_tokens)) for name in ("train", "val")}
         self._eval: dict[tuple[str, int], list[np.ndarray]] = {}
 
     def check_vocab(self, vocab_size: int) -> None:
         """Refuse token ids the model has no embedding for (a dataset and meta.pkl that do not match)."""
         for name, s in self.splits.items():
-            top = int(s.tokens.max())
-            if top >= vocab_size:
-                raise UserError(f"{self.folder / (name + '.bin')} has token id {top}, but vocab_size is {vocab_size} "
-                                "(meta.pkl): the files do not belong together; prepare the dataset again")
+            _check_ids(self.folder / f"{name}.bin", s.tokens, vocab_size)
 
     def _starts(self, split: str, key: tuple[int, ...], n: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, *key])

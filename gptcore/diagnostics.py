@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
+
+from .data import prepare_command
 
 RULE = "=" * 60
 
@@ -39,12 +42,15 @@ def data_check(batches, meta: dict) -> tuple[bool, list[str]]:
     if x.min().item() < 0 or max(x.max().item(), y.max().item()) >= vocab:
         ok = False
         lines.append(f"FAIL: token ids outside [0, {vocab}): the dataset and meta.pkl do not match")
+    folder = getattr(batches, "folder", None)
     for name, split in getattr(batches, "splits", {}).items():  # every token, not just one batch
         top = int(split.tokens.max())
         lines.append(f"{name}.bin: {len(split.tokens):,} tokens, largest id {top}")
         if top >= vocab:
             ok = False
-            lines.append(f"FAIL: {name}.bin has token id {top} >= vocab_size {vocab}: prepare the dataset again")
+            where = f"{folder / name}.bin" if folder else f"{name}.bin"
+            fix = f": `{prepare_command(Path(folder))}`" if folder else ""
+            lines.append(f"FAIL: {where} has token id {top} >= vocab_size {vocab}: prepare the dataset again{fix}")
     itos = meta.get("itos")
     if itos:
         xs = "".join(itos.get(int(i), "\ufffd") for i in x[0].tolist())  # an unknown id shows as U+FFFD

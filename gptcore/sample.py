@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .config import coerce
-from .data import load_meta
+from .data import load_meta, meta_problem
 from .errors import UserError
 from .train import autocast_context, load_checkpoint, model_from_checkpoint, resolve_device
 
@@ -44,16 +44,29 @@ def validate_sample(cfg: SampleConfig) -> None:
     validate(TrainConfig(device=cfg.device, dtype=cfg.dtype))  # the trainer's checks of device and dtype
 
 
-def _vocabulary(ckpt: dict, cfg: SampleConfig) -> dict:
+def _vocabulary(ckpt: dict, cfg: SampleConfig, path: Path) -> dict:
+    """The checkpoint's own vocabulary, else (a nanoGPT checkpoint) its dataset's meta.pkl, checked."""
+    vocab = ckpt["model_args"].get("vocab_size")
     if isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("itos"):
-        return ckpt["meta"]
-    conf = ckpt.get("config", {})
-    data_dir = cfg.data_dir or conf.get("data_dir", "data")
-    folder = Path(data_dir) / conf.get("dataset", "")
-    if not (folder / "meta.pkl").is_file():
-        raise UserError(f"the checkpoint has no vocabulary and {folder / 'meta.pkl'} does not exist: "
-                        "pass --data_dir pointing at the folder that holds the dataset")
-    return load_meta(folder)
+        meta, where = ckpt["meta"], f"the vocabulary in {path}"
+        problem = meta_problem(meta)
+        if problem:
+            raise UserError(f"{where} is damaged ({problem}): sample from another checkpoint")
+    else:
+        conf = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+        data_dir = cfg.data_dir or conf.get("data_dir", "data")
+        folder = Path(data_dir) / str(conf.get("dataset", ""))
+        if not (folder / "meta.pkl").is_file():
+            raise UserError(f"the checkpoint has no vocabulary and {folder / 'meta.pkl'} does not exist: "
+                            "pass --data_dir pointing at the folder that holds the dataset")
+        meta, where = load_meta(folder), str(folder / "meta.pkl")
+        if not meta.get("itos"):
+            raise UserError(f"{where} has no characters (itos, stoi) to decode tokens with: pass --data_dir "
+                            "pointing at the character-level dataset the model was trained on")
+    if meta["vocab_size"] != vocab:
+        raise UserError(f"{where} has vocab_size {meta['vocab_size']} but the model has {vocab}: pass --data_dir "
+                        "pointing at the dataset the model was trained on")
+    return meta
 
 
 def generate(cfg: SampleConfig) -> list[str]:
@@ -62,9 +75,10 @@ def generate(cfg: SampleConfig) -> list[str]:
     from .config import TrainConfig
 
     device, device_type, dtype = resolve_device(TrainConfig(device=cfg.device, dtype=cfg.dtype))
-    ckpt = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt", device)
+    path = Path(cfg.out_dir) / "ckpt.pt"
+    ckpt = load_checkpoint(path, device)
     model = model_from_checkpoint(ckpt, dropout=0.0).to(device).eval()
-    meta = _vocabulary(ckpt, cfg)
+    meta = _vocabulary(ckpt, cfg, path)
     stoi, itos = meta["stoi"], meta["itos"]
     start = cfg.start
     if start.startswith("FILE:"):

@@ -25,7 +25,7 @@ import torch
 
 from . import diagnostics
 from .config import TrainConfig
-from .data import Batches, ensure_prepared, load_meta
+from .data import Batches, check_dataset, ensure_prepared
 from .errors import UserError
 from .model import GPT, GPTConfig
 from .version import code_version
@@ -189,15 +189,16 @@ class Trainer:
         self.autocast = autocast_context(self.device_type, self.dtype)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
-        self.meta = load_meta(folder)
         self.iter_num = 0
         self.best_val_loss = float("inf")
         ckpt = None
         if resume_from is not None:
             self.say(f"Resuming training from {resume_from}")
             ckpt = load_checkpoint(Path(resume_from), self.device)
-            # the checkpoint's shape wins (as in nanoGPT), before batches are cut
+            # the checkpoint's shape wins (as in nanoGPT), before the data is checked for its block size
             cfg = self.cfg = dataclasses.replace(cfg, **{k: ckpt["model_args"][k] for k in SHAPE_ARGS})
+        self.meta = check_dataset(folder, cfg.block_size, cfg.train_tokens)
+        if ckpt is not None:
             vocab = ckpt["model_args"].get("vocab_size")
             if vocab != self.meta["vocab_size"]:
                 raise UserError(f"the checkpoint's vocabulary ({vocab}) differs from dataset {cfg.dataset!r} "
@@ -206,7 +207,6 @@ class Trainer:
             self.best_val_loss = float(ckpt.get("best_val_loss", float("inf")))
         self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
                                cfg.seed, self.device, cfg.train_tokens, cfg.eval_batch_size, cfg.eval_seed)
-        self.batches.check_vocab(self.meta["vocab_size"])
 
         torch.manual_seed(cfg.seed)
         if ckpt is not None:

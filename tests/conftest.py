@@ -111,3 +111,60 @@ def run_gptcore(gptcore_env):
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user's mistake as the command line reports it: exactly one `error: ...` line on stderr
+    naming each of `needles`, exit status 2, no traceback."""
+    assert p.returncode == 2, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
+    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    for needle in needles:
+        assert needle in p.stderr, (needle, p.stderr)
+
+
+def _rewrite_ids(path: Path, change) -> None:
+    import numpy as np
+
+    ids = np.fromfile(path, dtype=np.uint16)
+    change(ids).astype(np.uint16).tofile(path)
+
+
+def _pickle(path: Path, value) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps(value))
+
+
+# how a prepared dataset folder gets damaged -> (the file to name, what the message says about it)
+DATASET_DAMAGE = {
+    "odd_train": (lambda f: (f / "train.bin").write_bytes((f / "train.bin").read_bytes()[:-1]),
+                  "train.bin", "odd number of bytes"),
+    "odd_val": (lambda f: (f / "val.bin").write_bytes((f / "val.bin").read_bytes() + b"\x00"),
+                "val.bin", "odd number of bytes"),
+    "empty_train": (lambda f: (f / "train.bin").write_bytes(b""), "train.bin", "is empty"),
+    "missing_val": (lambda f: (f / "val.bin").unlink(), "val.bin", "is missing"),
+    "meta_garbage": (lambda f: (f / "meta.pkl").write_text("garbage"), "meta.pkl", "is damaged"),
+    "meta_not_a_dict": (lambda f: _pickle(f / "meta.pkl", [65, "abc"]), "meta.pkl", "not a nanoGPT meta.pkl"),
+    "meta_without_vocab_size": (lambda f: _pickle(f / "meta.pkl", {"stoi": {"a": 0}, "itos": {0: "a"}}),
+                                "meta.pkl", "vocab_size"),
+    "ids_beyond_vocab": (lambda f: _rewrite_ids(f / "train.bin", lambda ids: ids + 30), "train.bin",
+                         "has token id 94"),
+    "short_val": (lambda f: _rewrite_ids(f / "val.bin", lambda ids: ids[:10]), "val.bin", "has 10 tokens"),
+}
+
+
+@pytest.fixture
+def damaged_dataset(data_dir, tmp_path):
+    """`damaged_dataset(how)` -> (data_dir, folder): a copy of the prepared `shakespeare_char`
+    under tmp_path, damaged as DATASET_DAMAGE[how] says."""
+    import shutil
+
+    def make(how: str) -> tuple[Path, Path]:
+        root = tmp_path / f"damaged-{how}"
+        folder = root / "shakespeare_char"
+        shutil.copytree(data_dir / "shakespeare_char", folder)
+        DATASET_DAMAGE[how][0](folder)
+        return root, folder
+
+    return make

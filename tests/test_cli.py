@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, cli_args
+from conftest import TINY, assert_user_error, cli_args
 
 from gptcore.__main__ import main
 from gptcore.config import TrainConfig
@@ -26,14 +26,6 @@ from gptcore.config import TrainConfig
 STEP_RE = r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)"
 TOOK_RE = r"training took ([\d.]+)"
 ITER_RE = r"^iter (\d+): loss ([\d.]+), time ([\d.]+)ms, mfu (-?[\d.]+)%, (\d+) tok/s$"
-
-
-def assert_user_error(p, *needles):
-    assert p.returncode == 2, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
-    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
-    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
-    for needle in needles:
-        assert needle in p.stderr, (needle, p.stderr)
 
 
 @pytest.fixture(scope="module")

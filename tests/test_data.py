@@ -7,13 +7,15 @@ import io
 import pickle
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATASET_DAMAGE
 
 from gptcore import data as gdata
-from gptcore.data import Batches, ensure_prepared, load_meta, prepare
+from gptcore.data import Batches, check_dataset, ensure_prepared, load_meta, prepare, prepare_command
 from gptcore.errors import UserError
 
 NANOGPT_SHA256 = {
@@ -252,3 +254,80 @@ def test_evaluation_windows_follow_eval_seed_not_seed(data_dir):
     d = batches(data_dir, seed=2)
     assert d.eval_seed == TrainConfig().eval_seed == 1337
     assert torch.equal(next(d.eval_batches("val", 3))[0], next(batches(data_dir, seed=3).eval_batches("val", 3))[0])
+
+
+# ---------------------------------------------------------------------------------------
+# damaged datasets: one check for every entry point
+
+
+@pytest.mark.parametrize("how", list(DATASET_DAMAGE))
+def test_check_dataset_names_the_damaged_file_and_the_fix(damaged_dataset, how):
+    root, folder = damaged_dataset(how)
+    _, fname, needle = DATASET_DAMAGE[how]
+    with pytest.raises(UserError) as e:
+        check_dataset(folder, block_size=16)
+    msg = str(e.value)
+    assert "\n" not in msg and str(folder / fname) in msg and needle in msg, msg
+    assert f"`python -m gptcore prepare shakespeare_char --data_dir {root}`" in msg, msg
+
+
+def test_check_dataset_returns_the_meta(data_dir):
+    meta = check_dataset(data_dir / "shakespeare_char", block_size=16)
+    assert meta == load_meta(data_dir / "shakespeare_char") and meta["vocab_size"] == 65
+    with pytest.raises(UserError, match=r"train\.bin has 100 tokens \(the first --train_tokens\).*--train_tokens"):
+        check_dataset(data_dir / "shakespeare_char", block_size=100, train_tokens=100)
+    assert check_dataset(data_dir / "shakespeare_char", block_size=99, train_tokens=100) == meta
+    # the check of token ids can be left to the caller (the `check` command's data check reports them)
+    assert check_dataset(data_dir / "shakespeare_char", block_size=16, vocab=False) == meta
+
+
+def test_the_prepare_command_in_messages(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert prepare_command(Path("data") / "shakespeare_char") == "python -m gptcore prepare shakespeare_char"
+    assert prepare_command(Path("data") / "mine") == "python -m gptcore prepare mine --input FILE"
+    (tmp_path / "my data" / "mine").mkdir(parents=True)
+    (tmp_path / "my data" / "mine" / "input.txt").write_text("hello")  # prepare finds it by itself
+    assert prepare_command(Path("my data") / "mine") == "python -m gptcore prepare mine --data_dir 'my data'"
+    with pytest.raises(UserError, match=r"not prepared in my data/mine: run `python -m gptcore prepare mine "
+                                        r"--data_dir 'my data'`"):
+        check_dataset(Path("my data") / "mine", block_size=16)
+
+
+def test_an_incomplete_dataset_is_never_prepared_again_or_downloaded(damaged_dataset, monkeypatch):
+    def no_download(*a, **kw):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_download)
+    root, folder = damaged_dataset("missing_val")
+    before = (folder / "train.bin").stat().st_mtime_ns
+    with pytest.raises(UserError, match=r"val\.bin is missing.*prepare shakespeare_char --data_dir"):
+        ensure_prepared("shakespeare_char", root)
+    assert not (folder / "val.bin").exists() and (folder / "train.bin").stat().st_mtime_ns == before
+
+
+def test_batches_refuse_damaged_token_files(damaged_dataset):
+    for how in ("odd_train", "empty_train", "missing_val", "short_val"):
+        root, folder = damaged_dataset(how)
+        with pytest.raises(UserError, match=DATASET_DAMAGE[how][2]):
+            Batches(folder, 16, 4, 1, 1337, "cpu")
+
+
+@pytest.mark.parametrize("meta, needle", [
+    ({"vocab_size": 0}, "vocab_size is 0"),
+    ({"vocab_size": "65"}, "vocab_size is '65'"),
+    ({"vocab_size": 2, "itos": {0: "a", 1: "b"}}, "itos and stoi must both be dicts"),
+    ({"vocab_size": 3, "itos": {0: "a", 1: "b"}, "stoi": {"a": 0, "b": 1}}, "ids 0..2"),
+    ({"vocab_size": 2, "itos": {0: "a", 1: "b"}, "stoi": {"a": 1, "b": 0}}, "not the inverse"),
+])
+def test_a_meta_pkl_that_is_not_nanogpts(tmp_path, meta, needle):
+    folder = tmp_path / "data" / "odd"
+    folder.mkdir(parents=True)
+    (folder / "meta.pkl").write_bytes(pickle.dumps(meta))
+    with pytest.raises(UserError) as e:
+        load_meta(folder)
+    assert needle in str(e.value) and "not a nanoGPT meta.pkl" in str(e.value) and "prepare odd" in str(e.value)
+    ok = {"vocab_size": 2, "itos": {0: "a", 1: "b"}, "stoi": {"a": 0, "b": 1}}
+    (folder / "meta.pkl").write_bytes(pickle.dumps(ok))
+    assert load_meta(folder) == ok
+    (folder / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 50304}))  # ids only: enough to train
+    assert load_meta(folder) == {"vocab_size": 50304}
