@@ -82,3 +82,100 @@ def test_sample_reads_the_datasets_meta_pkl(nanogpt_run, data_dir, run_gptcore, 
                     "--num_samples=1", "--max_new_tokens=5", "--start=ROMEO:", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("ROMEO:") and p.stdout.endswith("---------------\n")
+
+
+# ---------------------------------------------------------------------------------------
+# damaged checkpoints
+
+
+def _wrong_shapes(ckpt, path):
+    for name in ("transformer.h.0.attn.c_attn.weight", "transformer.h.0.mlp.c_fc.weight"):
+        ckpt["model"][name] = ckpt["model"][name].t().contiguous()  # the right keys, transposed
+    torch.save(ckpt, path)
+
+
+def _no_model_args(ckpt, path):
+    del ckpt["model_args"]
+    torch.save(ckpt, path)
+
+
+def _incomplete_model_args(ckpt, path):
+    del ckpt["model_args"]["n_layer"]
+    torch.save(ckpt, path)
+
+
+def _optimizer_of_another_model(ckpt, path):
+    other = Trainer(build_config({**ckpt["config"], "n_embd": 32, "out_dir": str(path.parent)}), say=quiet)
+    ckpt["optimizer"] = other.optimizer.state_dict()
+    ckpt["optimizer"]["state"] = {i: {"step": torch.tensor(2.0), "exp_avg": torch.zeros_like(p),
+                                      "exp_avg_sq": torch.zeros_like(p)}
+                                  for i, p in enumerate(other.model.parameters())}
+    torch.save(ckpt, path)
+
+
+def _truncated(ckpt, path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _not_a_checkpoint(ckpt, path):
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+
+
+def _another_torch_file(ckpt, path):
+    torch.save(torch.arange(10), path)
+
+
+# how a ckpt.pt gets damaged -> what the one line says (besides the path); `sample` does not
+# read the optimizer, so that case is for resuming only
+CHECKPOINT_DAMAGE = {
+    "wrong_shapes": (_wrong_shapes, "transformer.h.0.attn.c_attn.weight"),
+    "no_model_args": (_no_model_args, "lacks model_args"),
+    "incomplete_model_args": (_incomplete_model_args, "n_layer"),
+    "optimizer_of_another_model": (_optimizer_of_another_model, "optimizer"),
+    "truncated": (_truncated, "not a loadable checkpoint"),
+    "not_a_checkpoint": (_not_a_checkpoint, "not a loadable checkpoint"),
+    "another_torch_file": (_another_torch_file, "not a checkpoint"),
+}
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("good-run")
+    values = {**TINY, "data_dir": str(data_dir), "out_dir": str(out), "max_iters": 2, "always_save_checkpoint": True}
+    list(Trainer(build_config(values), say=quiet).run())
+    return out, values
+
+
+@pytest.fixture
+def damaged_checkpoint(good_run, tmp_path):
+    """`damaged_checkpoint(how)` -> (run folder, values): a copy of a good run whose ckpt.pt is damaged."""
+
+    def make(how: str):
+        src, values = good_run
+        out = tmp_path / f"run-{how}"
+        out.mkdir()
+        (out / "ckpt.pt").write_bytes((src / "ckpt.pt").read_bytes())
+        ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+        CHECKPOINT_DAMAGE[how][0](ckpt, out / "ckpt.pt")
+        return out, {**values, "out_dir": str(out)}
+
+    return make
+
+
+@pytest.mark.parametrize("how", list(CHECKPOINT_DAMAGE))
+def test_resume_refuses_a_damaged_checkpoint(how, damaged_checkpoint, run_gptcore, tmp_path):
+    out, values = damaged_checkpoint(how)
+    before = (out / "ckpt.pt").read_bytes()
+    p = run_gptcore("train", *cli_args({**values, "max_iters": 4}), "--init_from=resume", cwd=tmp_path)
+    assert_user_error(p, str(out / "ckpt.pt"), CHECKPOINT_DAMAGE[how][1])
+    assert (out / "ckpt.pt").read_bytes() == before  # left as it was, for whoever looks at it
+    assert not (out / "train.log").exists()
+
+
+@pytest.mark.parametrize("how", [h for h in CHECKPOINT_DAMAGE if h != "optimizer_of_another_model"])
+def test_sample_refuses_a_damaged_checkpoint(how, damaged_checkpoint, run_gptcore, tmp_path):
+    out, _ = damaged_checkpoint(how)
+    p = run_gptcore("sample", f"--out_dir={out}", "--device=cpu", "--num_samples=1", "--max_new_tokens=5",
+                    cwd=tmp_path)
+    assert_user_error(p, str(out / "ckpt.pt"), CHECKPOINT_DAMAGE[how][1])

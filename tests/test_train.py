@@ -187,6 +187,30 @@ def test_a_damaged_checkpoint_is_a_user_error(tiny_config, tmp_path):
         Trainer(tiny_config(out_dir=str(tmp_path / "none"), init_from="resume"), say=quiet)
 
 
+@pytest.mark.parametrize("change, needle", [
+    (lambda c: c["model_args"].update(n_head=3), "n_embd=16 is not divisible by n_head=3"),
+    (lambda c: c["model_args"].update(bias="no"), "model_args['bias'] is 'no'"),
+    (lambda c: c["model_args"].update(block_size=0), "model_args['block_size'] is 0"),
+    (lambda c: c.update(model_args=[1, 2]), "model_args is a list"),
+    (lambda c: c.update(model="weights"), "model is a str"),
+    (lambda c: c["model"].pop("lm_head.weight"), "the weights lack lm_head.weight"),
+    (lambda c: c["model"].update({"transformer.h.1.ln_1.weight": torch.ones(16)}), "transformer.h.1.ln_1.weight"),
+    (lambda c: c["model"].update({"transformer.wpe.weight": [0.0] * 16}), "not a dict of named tensors"),
+    (lambda c: c.update(iter_num="three"), "iter_num"),
+    (lambda c: c.update(iter_num=-1), "iter_num is -1"),
+])
+def test_load_checkpoint_checks_what_it_loads(tiny_config, tmp_path, change, needle):
+    cfg = tiny_config(max_iters=2, always_save_checkpoint=True)
+    train(cfg)
+    ckpt = torch.load(Path(cfg.out_dir) / "ckpt.pt", weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    with pytest.raises(UserError) as e:
+        load_checkpoint(tmp_path / "ckpt.pt")
+    assert needle in str(e.value) and str(tmp_path / "ckpt.pt") in str(e.value) and "\n" not in str(e.value)
+    assert "--init_from=scratch" in str(e.value)
+
+
 def test_checkpoint_on_improvement_or_always(tiny_config, monkeypatch):
     scripted = iter([4.0, 3.0, 3.5, 2.0, 4.0, 3.0, 3.5, 2.0])
     monkeypatch.setattr(Trainer, "estimate_loss", lambda self: {"train": 1.0, "val": next(scripted)})
