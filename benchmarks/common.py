@@ -11,17 +11,15 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
+
+from sweeps.render import text_table
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
 # the text the tests use: the project's shared folder beside the repository
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-
-if str(REPO) not in sys.path:  # run as `python benchmarks/x.py`: make gptcore and sweeps importable
-    sys.path.insert(0, str(REPO))
 
 
 def data_source(given: str | None) -> str | None:
@@ -106,9 +104,4 @@ def _jsonable(x):
 
 def table(rows: list[list], header: list[str]) -> str:
     """A plain text table, first column left-aligned, the rest right-aligned."""
-    cells = [[str(c) for c in r] for r in [header] + rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(header, rows, align="l" + "r" * (len(header) - 1))

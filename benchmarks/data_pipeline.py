@@ -22,13 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sets up sys.path for gptcore)
+import torch
 from common import median, prepare_data, table, write_json
 
-import torch  # noqa: E402
-
-from gptcore.config import build_config, find_config, read_config_file  # noqa: E402
-from gptcore.train import Trainer  # noqa: E402
+from gptcore.config import build_config, find_config, read_config_file
+from gptcore.train import Trainer
 
 CONFIGS = {
     "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12, "dropout": 0.0},
@@ -89,8 +87,9 @@ def main(argv=None) -> int:
             results[name] = measure(name, data_dir, Path(tmp) / name, a.threads,
                                     rounds=2 if big else 10, steps_per_round=1 if big else 5,
                                     preps_per_round=50)
-    rows = [[n, f"{r['tokens_per_step']:,}", f"{r['batch_prep_s_median'] * 1e3:.3f}", f"{r['step_s_median'] * 1e3:,.1f}",
-             f"{100 * r['fraction']:.3g}%", "yes" if r["fraction"] < 0.05 else "NO"] for n, r in results.items()]
+    rows = [[n, f"{r['tokens_per_step']:,}", f"{r['batch_prep_s_median'] * 1e3:.3f}",
+             f"{r['step_s_median'] * 1e3:,.1f}", f"{100 * r['fraction']:.3g}%",
+             "yes" if r["fraction"] < 0.05 else "NO"] for n, r in results.items()]
     print()
     print(table(rows, ["config", "tokens/step", "batch prep ms", "step ms", "prep / step", "< 5%"]))
     write_json("data_pipeline", {"configs": results})

@@ -29,8 +29,6 @@ Writes benchmarks/out/early_stopping.json.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import subprocess
 import sys
@@ -38,12 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sets up sys.path for gptcore and sweeps)
+import yaml
 from common import REPO, data_source, ratio, table, write_json
 
-import yaml  # noqa: E402
-
-from sweeps.spaces import load_experiment  # noqa: E402
+from sweeps.analysis.load import load_sweep
+from sweeps.spaces import load_experiment
 
 EXPERIMENT = Path(__file__).resolve().parent / "early_stopping.yaml"
 
@@ -61,28 +58,18 @@ def run_sweep(args: list[str], env: dict, log: Path) -> float:
 
 
 def read_trials(exp_dir: Path) -> list[dict]:
-    """One dict per trial folder: params, rows (deduplicated on iter), last iter, best val loss."""
+    """One dict per trial, in the order Ray created them: params, val loss by iter, last iter, best val loss."""
+    res = load_sweep(exp_dir)
     trials = []
-    for d in exp_dir.iterdir():
-        if not (d / "params.json").is_file():
-            continue
-        params = json.loads((d / "params.json").read_text())
-        rows = {}
-        if (d / "result.json").is_file():
-            for line in (d / "result.json").read_text().splitlines():
-                if line.strip():
-                    r = json.loads(line)
-                    rows[r["iter"]] = r  # a retried trial repeats rows: keep the last
-        vals = [r["val_loss"] for r in rows.values() if r.get("val_loss") is not None and math.isfinite(r["val_loss"])]
-        last = rows[max(rows)] if rows else {}
-        trials.append({"dir": d.name, "started": (d / "params.json").stat().st_mtime, "params": params,
-                       "rows": {it: r.get("val_loss") for it, r in sorted(rows.items())},
-                       "iter": last.get("iter", 0), "max_iters": last.get("max_iters", params.get("max_iters")),
-                       "best_val_loss": min(vals) if vals else float("nan"),
-                       "final_val_loss": last.get("val_loss", float("nan")), "diverged": last.get("diverged", 0)})
-    trials.sort(key=lambda t: (t["started"], t["dir"]))  # the order the trials started in
-    for i, t in enumerate(trials):
-        t["index"] = i
+    for i, (_, row) in enumerate(res.trials.sort_values("trial_id").iterrows()):
+        hist = res.history[res.history["trial_id"] == row["trial_id"]]
+        cfg = res.configs[row["trial_id"]]
+        shape = f"{cfg['n_layer']}/{cfg['n_head']}/{cfg['n_embd']}"  # how the file's space names a size
+        trials.append({"index": i, "params": {**cfg, "shape": shape, "name": row["name"]},
+                       "rows": dict(zip(hist["iter"].astype(int), hist["val_loss"])),
+                       "iter": int(row["final_iter"]), "max_iters": row["max_iters"],
+                       "best_val_loss": row["best_val_loss"], "final_val_loss": row["final_val_loss"],
+                       "status": row["status"]})
     return trials
 
 
@@ -90,9 +77,9 @@ def full_budget_copy(exp_file: Path, trials: list[dict], searched: list[str], tm
     """A copy of the experiment file whose grid is the sampled configs, with no scheduler."""
     doc = yaml.safe_load(exp_file.read_text())
     doc["grid"] = [{"name": f"t{t['index']:02d}", **{k: t["params"][k] for k in searched}} for t in trials]
-    doc["scheduler"] = {"none": "the full-budget rerun of the early-stopping benchmark"}
+    doc["early_stopping"] = {"none": "the full-budget rerun of the early-stopping benchmark"}
     for prof in doc["profiles"].values():
-        prof.pop("scheduler", None)
+        prof.pop("early_stopping", None)
     path = tmp / "full_budget" / "es_full.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -125,7 +112,7 @@ def main(argv=None) -> int:
         tmp = Path(tmpname)
         if a.grace_period or a.reduction_factor:  # a copy of the file with the scheduler changed
             doc = yaml.safe_load(exp_file.read_text())
-            sched = doc["profiles"][profile].setdefault("scheduler", {})
+            sched = doc["profiles"][profile].setdefault("early_stopping", {})
             if a.grace_period:
                 sched["grace_period"] = a.grace_period
             if a.reduction_factor:
@@ -134,7 +121,7 @@ def main(argv=None) -> int:
             exp_file.parent.mkdir()
             exp_file.write_text(yaml.safe_dump(doc, sort_keys=False))
             exp = load_experiment(exp_file)
-        sched = exp.scheduler(profile)
+        sched = exp.early_stopping(profile)
         max_iters = exp.profile_base(profile)["max_iters"]
         env = dict(os.environ)
         env.update({"GPTCORE_CACHE": str(tmp / "cache"), "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp / "ray")})
@@ -146,7 +133,7 @@ def main(argv=None) -> int:
                        "--no-analyze"]
 
         print(f"== Optuna + ASHA: {a.num_samples} samples of {exp.name} ({profile}), {a.max_concurrent} at once, "
-              f"grace {sched['grace_period']}, reduction factor {sched['reduction_factor']}, max_t {max_iters}",
+              f"grace {sched.grace_period}, reduction factor {sched.reduction_factor}, max_t {max_iters}",
               flush=True)
         asha_wall = run_sweep([str(exp_file), "--search", "optuna", "--num-samples", str(a.num_samples),
                                "--seed", str(a.seed), "--scheduler", "asha", "--storage", str(tmp / "asha-results"),
@@ -183,7 +170,8 @@ def main(argv=None) -> int:
     full_best = min(t["best_val_loss"] for t in full.values())
     res = {
         "experiment": exp.name, "profile": profile, "num_samples": a.num_samples, "max_concurrent": a.max_concurrent,
-        "asha": {**sched, "max_t": max_iters}, "searched": searched, "seed": a.seed,
+        "asha": {"grace_period": sched.grace_period, "reduction_factor": sched.reduction_factor, "max_t": max_iters},
+        "searched": searched, "seed": a.seed,
         "asha_iterations": asha_iters, "full_iterations": full_iters,
         "iteration_fraction": ratio(asha_iters, full_iters),
         "asha_wall_s": asha_wall, "full_wall_s": full_wall, "wall_fraction": ratio(asha_wall, full_wall),
@@ -193,7 +181,8 @@ def main(argv=None) -> int:
         "stopped_at": {str(t["index"]): t["iter"] for t in asha},
         "same_config_check_max_abs_diff": max(same_diffs) if same_diffs else float("nan"),
         "trials": [{"index": t["index"], "params": {k: t["params"][k] for k in searched}, "asha_iter": t["iter"],
-                    "asha_best_val_loss": t["best_val_loss"], "full_best_val_loss": full[f"t{t['index']:02d}"]["best_val_loss"],
+                    "asha_best_val_loss": t["best_val_loss"],
+                    "full_best_val_loss": full[f"t{t['index']:02d}"]["best_val_loss"],
                     "full_final_val_loss": full[f"t{t['index']:02d}"]["final_val_loss"]} for t in asha],
     }
     print(f"\niterations: ASHA {asha_iters:,} / full {full_iters:,} = {res['iteration_fraction']:.1%} (goal <= 40%)")

@@ -49,12 +49,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sets up sys.path for gptcore and sweeps)
 from common import REPO, data_source, median, prepare_data, ratio, table, write_json
 
-
-from sweeps.run import ORDERS  # noqa: E402
-from sweeps.spaces import expand_shape, load_experiment  # noqa: E402
+from sweeps.plan import ORDERS
+from sweeps.spaces import expand_shape, load_experiment
 
 
 def run_logged(cmd: list[str], env: dict, log: Path) -> tuple[float, int, list[tuple[float, str]]]:
@@ -281,8 +279,8 @@ def main(argv=None) -> int:
             r.setdefault("per_trial_slowdown", {})[mode] = ratio(r["elapsed_s"], seq["elapsed_s"])
         print(f"{label}: slots busy {r['packing_efficiency']:.0%} of the time Ray ran trials; time in gptcore's "
               "loop vs sequential: " + ", ".join(f"{v:.2f}x ({m})" for m, v in r["per_trial_slowdown"].items()))
-    print(f"{sweeps[0][0]}: Ray start {sw['ray_start_s']:.1f} s (after {sw['startup_before_ray_s']:.1f} s of imports and "
-          f"planning), {sw['after_summary_s']:.1f} s after the summary; idle or overhead slot-seconds per trial "
+    print(f"{sweeps[0][0]}: Ray start {sw['ray_start_s']:.1f} s (after {sw['startup_before_ray_s']:.1f} s of imports "
+          f"and planning), {sw['after_summary_s']:.1f} s after the summary; idle or overhead slot-seconds per trial "
           f"{sw['overhead_slot_s_per_trial']:.1f} s ({sw['slots']} slots)")
     for mode, seq in result["sequential"].items():
         print(f"sequential ({mode}): {seq['process_overhead_s'] / len(runs):.1f} s per run outside gptcore's loop "

@@ -49,13 +49,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sets up sys.path for gptcore)
+import torch
 from common import median, prepare_data, ratio, table, write_json
 
-import torch  # noqa: E402
-
-from gptcore.config import build_config, find_config, read_config_file  # noqa: E402
-from gptcore.train import Trainer, resolve_device  # noqa: E402
+from gptcore.config import build_config, find_config, read_config_file
+from gptcore.train import Trainer, resolve_device
 
 CONFIGS = {
     # nanoGPT README's CPU command (minus device/compile, which are what we measure)
@@ -221,7 +219,8 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
             print(f"  warm-up {r.label} ({r.dtype}{', compiled' if r.compiled else ''}): step {i}: "
                   f"{r.first_steps[-1]:.2f} s", flush=True)
             if r.first_steps[-1] > max_step_s and not (i == 0 and r.cfg.compile):
-                r.skipped = f"one step took {r.first_steps[-1]:.0f} s (> --max-step-s {max_step_s:g}): not timed further"
+                r.skipped = (f"one step took {r.first_steps[-1]:.0f} s (> --max-step-s {max_step_s:g}): "
+                             "not timed further")
                 too_slow_eager.add(dtype_key)
                 break
     active = [r for r in runners if not r.skipped]
@@ -374,7 +373,7 @@ def quality(name: str, steps: int, threads: int, data_dir: Path, tmp: Path, eval
         print(f"  {label} ({dt}{', compile' if cfg.compile else ''}): step {steps} val loss {val:.4f} "
               f"(train {train:.4f}), {wall:.0f} s", flush=True)
     ref = out["plain"]["val_loss"]
-    for label, r in out.items():
+    for r in out.values():
         r["diff_vs_fp32"] = r["val_loss"] - ref
     print(table([[k, r["dtype"], f"{r['val_loss']:.4f}", f"{r['diff_vs_fp32']:+.4f}",
                   "yes" if abs(r["diff_vs_fp32"]) <= 0.02 else "NO"] for k, r in out.items()],
@@ -444,7 +443,8 @@ def compare_pack(seconds: float, rounds: int, data_dir: Path) -> dict:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--quick", action="store_true", help="cpu config only, eager variants, few steps, short quality check")
+    p.add_argument("--quick", action="store_true",
+                   help="cpu config only, eager variants, few steps, short quality check")
     p.add_argument("--configs", default="cpu,shakespeare", help="comma list of: " + ", ".join(CONFIGS))
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma list of: " + ", ".join(VARIANTS))
     p.add_argument("--threads", type=int, default=torch.get_num_threads(),

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from gptcore.errors import UserError
 
+from .storage import is_remote, local_path
+
 # Filesystem types (the third field of /proc/mounts) whose contents other machines can see.
 # Each still has to be mounted at the same path on every node; that is the user's part.
 NETWORK_FS_TYPES = frozenset({
@@ -29,9 +31,6 @@ NETWORK_FS_TYPES = frozenset({
     "ocfs2", "gfs2", "panfs", "wekafs", "pvfs2", "orangefs", "fuse.juicefs", "fuse.sshfs",
     "fuse.s3fs", "fuse.gcsfuse", "fuse.mountpoint-s3", "fuse.blobfuse2", "virtiofs",
 })
-
-# "s3://", "gs://", "abfs://", "hdfs://", ...: handled by pyarrow, visible from every node.
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # Set by Ray's job supervisor in the environment of a `ray job submit` driver. Its runtime_env
 # (e.g. --working-dir) then applies to the whole job, and a second working_dir passed to
@@ -148,9 +147,9 @@ def check_storage(storage: str, nodes: list[dict], mounts_text: str | None = Non
     cluster) and that machine can run trials. A lone head with no CPU or GPU (`resources:
     {CPU: 0}` in cluster.yaml) means trials will run on workers the autoscaler has yet to start.
     """
-    if _URI.match(storage) and not storage.startswith("file://"):
+    if is_remote(storage):
         return
-    path = storage[len("file://"):] if storage.startswith("file://") else storage
+    path = local_path(storage)
     alive = [n for n in nodes if n.get("Alive")]
     machines = {n.get("NodeManagerAddress") for n in alive}
     if len(machines) > 1:

@@ -1,29 +1,34 @@
 """Experiment files (`search_spaces/expN.yaml`): data, validated on load.
 
-An experiment file describes one of the tutorial's experiments:
+An experiment file is one of the tutorial's experiments, its question and its runs:
 
     description: one line for --list
     question: what the experiment asks
     base: train_shakespeare_char          # a shipped gptcore config (or a path) the runs start from
+    reference: baseline                   # the run the comparisons are made against
     grid:                                 # the tutorial's exact runs
       - {name: baseline}
       - {name: large_lr, learning_rate: 5.0e-3}
-    optuna:                               # a TPE search around the same question
+    verdicts:                             # the chapter's expectations, by check and run
+      - {check: oscillates_or_worse, run: large_lr}      # `against` defaults to the reference
+    optuna:                               # a search around the same question
       num_samples: 16
       space:
         learning_rate: {loguniform: [1.0e-4, 5.0e-3]}
         shape: {choice: ["2/2/128", "4/4/256"]}   # n_layer/n_head/n_embd together
-    scheduler:
-      asha: {grace_period: 250, reduction_factor: 2}   # or: none: "why early stopping is off"
+      verdicts: [{check: gap_trend}]      # what a search can answer
+    early_stopping: {grace_period: 250, reduction_factor: 2}   # or {none: "why it is off"}
     profiles:
-      full:  {base: {max_iters: 1000}}
-      cpu:   {base: {...}, runs: {large_model: {...}}, optuna: {...}, scheduler: {...}}
+      full:  {config: {max_iters: 1000}}
+      cpu:   {note: ..., config: {...}, runs: {large_model: {...}}, optuna: {...}, early_stopping: {...}}
       smoke: {...}
 
-A trial's config is merged in this order: the base config file, the profile's `base`, the
-grid run (or the sampled Optuna values), then the profile's `runs.<name>`. Every merged trial
-config is checked with gptcore's own validation when the file is loaded, so a bad value
-fails before Ray starts. Unknown keys anywhere are errors naming the file and key.
+Each profile starts from the scale of the same name in `search_spaces/profiles.yaml`, shared by
+all experiments. A trial's config is merged in this order: the base config file, the scale's
+`config`, the profile's `config`, the grid run (or the sampled values), the profile's
+`runs.<name>`. Every merged config is checked with gptcore's own validation when the file is
+loaded, and every run a verdict names must be in the grid, so a mistake fails before Ray
+starts. Unknown keys anywhere are errors naming the file and the key.
 """
 
 from __future__ import annotations
@@ -40,27 +45,34 @@ from gptcore.config import FIELD_TYPES, build_config, coerce, find_config, read_
 from gptcore.errors import UserError
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+PROFILES_FILE = SPACES_DIR / "profiles.yaml"
 PROFILES = ("full", "cpu", "smoke")
-SEARCHERS = ("grid", "optuna")
-SCHEDULERS = ("asha", "none")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
 SHAPE = re.compile(r"^(\d+)/(\d+)/(\d+)$")
 
-TOP_KEYS = {"description", "question", "base", "grid", "optuna", "scheduler", "profiles"}
-PROFILE_KEYS = {"base", "runs", "optuna", "scheduler", "note"}
-OPTUNA_KEYS = {"num_samples", "space"}
-ASHA_KEYS = {"grace_period", "reduction_factor"}
+TOP_KEYS = {"description", "question", "base", "reference", "grid", "verdicts", "optuna", "early_stopping",
+            "profiles"}
+PROFILE_KEYS = {"note", "config", "runs", "optuna", "early_stopping"}
+SCALE_KEYS = {"note", "config"}
+OPTUNA_KEYS = {"num_samples", "space", "verdicts"}
+EARLY_STOPPING_KEYS = {"grace_period", "reduction_factor"}
+VERDICT_KEYS = {"check", "run", "against"}
+# the TrainConfig fields experiments vary: the columns of the dry run, trials.csv and the report
+KNOBS = ("seed", "learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
+         "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "min_lr", "max_iters", "block_size",
+         "eval_interval")
 # `shape` and `name` are the two keys a run may have that are not TrainConfig fields
 RUN_KEYS = set(FIELD_TYPES) | {"shape", "name"}
 
 
-def _bad_key(key: str, valid, where: str) -> UserError:
+def _bad_key(key: Any, valid, where: str) -> UserError:
     close = difflib.get_close_matches(str(key), sorted(valid), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(sorted(valid))}"
     return UserError(f"{where}: unknown key {key!r}: {hint}")
 
 
-def _check_keys(d: Any, valid, where: str) -> dict:
+def _mapping(d: Any, valid, where: str) -> dict:
+    """`d` as a mapping whose keys are all in `valid` (None is an empty mapping)."""
     if d is None:
         return {}
     if not isinstance(d, dict):
@@ -84,19 +96,50 @@ def expand_shape(values: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class Distribution:
-    kind: str  # one of DISTRIBUTIONS
-    args: list
+    """One searched parameter: `kind` is one of DISTRIBUTIONS, `args` its bounds or choices."""
 
-    def values_for_dry_run(self) -> list:
-        """Representative values to validate (the ends of a range, every choice)."""
+    kind: str
+    args: tuple
+
+    def values_to_check(self) -> list:
+        """Representative values to validate before a search starts: every choice, the ends of a range."""
         return list(self.args) if self.kind == "choice" else [self.args[0], self.args[1]]
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Successive halving on optimizer iterations: rungs at grace_period * reduction_factor**k."""
+
+    grace_period: int
+    reduction_factor: int
+
+
+@dataclass(frozen=True)
+class VerdictSpec:
+    """One expectation to judge: a check of `sweeps.analysis.verdicts.CHECKS` and the runs it needs."""
+
+    check: str
+    run: str | None = None
+    against: str | None = None
+
+
+@dataclass
+class Profile:
+    """An experiment at one scale: what its trials share and what each run changes."""
+
+    name: str
+    note: str
+    config: dict[str, Any]  # the scale's config, then the profile's
+    runs: dict[str, dict[str, Any]]
+    space: dict[str, Distribution]
+    early_stopping: EarlyStopping | None
 
 
 @dataclass
 class Experiment:
-    """One experiment file, validated; `trials(profile, searcher)` gives the concrete runs."""
+    """One experiment file, validated."""
 
     name: str
     path: Path
@@ -104,33 +147,59 @@ class Experiment:
     question: str
     base_values: dict[str, Any]
     grid: list[dict[str, Any]]
+    reference: str | None
+    verdicts: list[VerdictSpec]
+    search_verdicts: list[VerdictSpec]
     optuna_samples: int
-    optuna_space: dict[str, Distribution]
-    asha: dict[str, int] | None  # None: early stopping off for this experiment
-    asha_off_reason: str
-    profiles: dict[str, dict] = field(default_factory=dict)
+    no_early_stopping_reason: str  # why early stopping is off ("" where it is on)
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
-    # ---------------------------------------------------------------------------------
+    @property
+    def run_names(self) -> list[str]:
+        return [r["name"] for r in self.grid]
+
+    @property
+    def title(self) -> str:
+        return f"{self.name}: {self.description}"
+
+    def asks(self, *checks: str) -> bool:
+        """Whether the file asks for any of these checks (the report's sections and plots follow them)."""
+        return any(v.check in checks for v in self.verdicts + self.search_verdicts)
 
     def profile_base(self, profile: str) -> dict[str, Any]:
-        return {**self.base_values, **self.profiles[profile].get("base", {})}
+        """What every trial of a profile shares: the base config file, then the profile's config."""
+        return {**self.base_values, **self.profiles[profile].config}
 
     def grid_runs(self, profile: str) -> list[dict[str, Any]]:
-        """The grid's runs for a profile, each a dict of TrainConfig values plus `name`."""
+        """The grid's runs for a profile, in the file's order, each TrainConfig values plus `name`."""
         base = self.profile_base(profile)
-        per_run = self.profiles[profile].get("runs", {})
+        per_run = self.profiles[profile].runs
         return [{**base, **run, **per_run.get(run["name"], {})} for run in self.grid]
 
     def space(self, profile: str) -> dict[str, Distribution]:
-        return {**self.optuna_space, **self.profiles[profile].get("optuna", {})}
+        return self.profiles[profile].space
 
-    def scheduler(self, profile: str) -> dict[str, int] | None:
-        if self.asha is None:
-            return None
-        return {**self.asha, **self.profiles[profile].get("scheduler", {})}
+    def early_stopping(self, profile: str) -> EarlyStopping | None:
+        return self.profiles[profile].early_stopping
 
     def note(self, profile: str) -> str:
-        return self.profiles[profile].get("note", "")
+        return self.profiles[profile].note
+
+
+# ----------------------------------------------------------------------------------------
+# parsing
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}{line}: broken YAML: {problem}") from None
 
 
 def _parse_distribution(spec: Any, where: str) -> Distribution:
@@ -149,21 +218,75 @@ def _parse_distribution(spec: Any, where: str) -> Distribution:
             raise UserError(f"{where}: {kind} low {args[0]} must be below high {args[1]}")
         if kind == "loguniform" and args[0] <= 0:
             raise UserError(f"{where}: loguniform needs a positive low bound, found {args[0]}")
-    return Distribution(kind, list(args))
+    return Distribution(kind, tuple(args))
 
 
 def _parse_space(d: Any, where: str) -> dict[str, Distribution]:
-    d = _check_keys(d, RUN_KEYS - {"name"}, where)
+    d = _mapping(d, RUN_KEYS - {"name"}, where)
     return {k: _parse_distribution(v, f"{where}.{k}") for k, v in d.items()}
 
 
-def _parse_run(d: Any, where: str, need_name: bool) -> dict[str, Any]:
-    d = _check_keys(d, RUN_KEYS, where)
-    if need_name and not isinstance(d.get("name"), str):
-        raise UserError(f"{where}: every grid run needs a name, e.g. - {{name: baseline}}")
+def _parse_values(d: Any, where: str, allow_name: bool = False) -> dict[str, Any]:
+    """TrainConfig values (plus `shape`, and `name` in a grid run), each coerced to its field's type."""
+    d = _mapping(d, RUN_KEYS if allow_name else RUN_KEYS - {"name"}, where)
+    return {k: v if k == "name" else coerce(k, v, FIELD_TYPES[k], where) for k, v in expand_shape(d, where).items()}
+
+
+def _parse_early_stopping(d: Any, where: str, partial: bool = False) -> dict[str, int]:
+    d = _mapping(d, EARLY_STOPPING_KEYS, where)
+    missing = [] if partial else sorted(EARLY_STOPPING_KEYS - set(d))
+    if missing:
+        raise UserError(f"{where}: missing {', '.join(missing)} (or write {{none: \"why early stopping is off\"}})")
+    for k, v in d.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UserError(f"{where}.{k}={v!r} must be a positive whole number of iterations")
+    if d.get("reduction_factor", 2) < 2:
+        raise UserError(f"{where}.reduction_factor={d['reduction_factor']} must be at least 2")
+    return dict(d)
+
+
+def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) -> list[VerdictSpec]:
+    from .analysis.verdicts import CHECKS  # the registry of checks, and what each needs
+
+    if d is None:
+        return []
+    if not isinstance(d, list):
+        raise UserError(f"{where}: expected a list of {{check: ..., run: ...}}, found {type(d).__name__}")
+    out = []
+    for i, item in enumerate(d):
+        w = f"{where}[{i}]"
+        item = _mapping(item, VERDICT_KEYS, w)
+        check = item.get("check")
+        if check not in CHECKS:
+            raise UserError(f"{w}: unknown check {check!r}: choose one of {', '.join(sorted(CHECKS))}")
+        spec = VerdictSpec(check, item.get("run"), item.get("against"))
+        needs = CHECKS[check].needs
+        if "against" in needs and spec.against is None:
+            if reference is None:
+                raise UserError(f"{w}: {check} compares two runs: give `against: RUN` or a top-level `reference`")
+            spec = VerdictSpec(check, spec.run, reference)
+        for key in ("run", "against"):
+            value = getattr(spec, key)
+            if key in needs and value is None:
+                raise UserError(f"{w}: {check} needs `{key}: RUN`")
+            if key not in needs and key in item:
+                raise UserError(f"{w}: {check} takes no `{key}`")
+            if value is not None and value not in runs:
+                raise UserError(f"{w}: {key} {value!r} is not a run of this experiment: "
+                                f"choose one of {', '.join(runs)}")
+        out.append(spec)
+    return out
+
+
+def _scales() -> dict[str, dict]:
+    """search_spaces/profiles.yaml: the note and config of each scale."""
+    doc = _mapping(_read_yaml(PROFILES_FILE), PROFILES, str(PROFILES_FILE))
     out = {}
-    for k, v in expand_shape(d, where).items():
-        out[k] = v if k == "name" else coerce(k, v, FIELD_TYPES[k], where)
+    for name in PROFILES:
+        w = f"{PROFILES_FILE}: {name}"
+        scale = _mapping(doc.get(name), SCALE_KEYS, w)
+        out[name] = {"note": " ".join(str(scale.get("note", "")).split()),
+                     "config": _parse_values(scale.get("config"), f"{w}.config")}
     return out
 
 
@@ -172,19 +295,12 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     path = Path(name_or_path)
     if not path.suffix:
         path = SPACES_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
+        if not path.is_file() or path == PROFILES_FILE:
             raise UserError(f"unknown experiment {str(name_or_path)!r}: choose one of {', '.join(experiment_names())}")
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{path}{line}: broken YAML: {problem}") from None
     w = str(path)
-    doc = _check_keys(doc, TOP_KEYS, w)
+    doc = _mapping(_read_yaml(path), TOP_KEYS, w)
     for req in ("description", "base", "grid", "profiles"):
         if req not in doc:
             raise UserError(f"{w}: missing key {req!r}")
@@ -194,74 +310,77 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
 
     if not isinstance(doc["grid"], list) or not doc["grid"]:
         raise UserError(f"{w}: grid must be a non-empty list of runs")
-    grid = [_parse_run(r, f"{w}: grid[{i}]", need_name=True) for i, r in enumerate(doc["grid"])]
+    grid = []
+    for i, r in enumerate(doc["grid"]):
+        run = _parse_values(r, f"{w}: grid[{i}]", allow_name=True)
+        if not isinstance(run.get("name"), str) or not run["name"]:
+            raise UserError(f"{w}: grid[{i}]: every grid run needs a name, e.g. - {{name: baseline}}")
+        grid.append(run)
     names = [r["name"] for r in grid]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UserError(f"{w}: grid run names must be unique, {', '.join(dupes)} repeats")
+    reference = doc.get("reference")
+    if reference is not None and reference not in names:
+        raise UserError(f"{w}: reference {reference!r} is not a run of the grid: choose one of {', '.join(names)}")
 
-    opt = _check_keys(doc.get("optuna"), OPTUNA_KEYS, f"{w}: optuna")
+    opt = _mapping(doc.get("optuna"), OPTUNA_KEYS, f"{w}: optuna")
     samples = opt.get("num_samples", 16)
-    if not isinstance(samples, int) or samples < 1:
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise UserError(f"{w}: optuna.num_samples={samples!r} must be a positive whole number")
     space = _parse_space(opt.get("space"), f"{w}: optuna.space")
 
-    sched = _check_keys(doc.get("scheduler"), SCHEDULERS, f"{w}: scheduler")
-    if len(sched) != 1:
-        raise UserError(f"{w}: scheduler needs exactly one of: asha: {{grace_period, reduction_factor}}, "
-                        "or none: \"why early stopping is off\"")
-    asha, reason = None, ""
-    if "asha" in sched:
-        asha = _parse_asha(sched["asha"], f"{w}: scheduler.asha")
+    stopping = doc.get("early_stopping")
+    reason = ""
+    if isinstance(stopping, dict) and "none" in stopping:
+        if len(stopping) != 1 or not str(stopping["none"] or "").strip():
+            raise UserError(f"{w}: early_stopping: write {{none: \"why early stopping is off\"}} alone, "
+                            "with the reason")
+        reason, asha = " ".join(str(stopping["none"]).split()), None
+    elif stopping is None:
+        raise UserError(f"{w}: missing key 'early_stopping': {{grace_period: N, reduction_factor: 2}} or "
+                        "{none: \"why early stopping is off\"}")
     else:
-        reason = str(sched["none"] or "")
+        asha = _parse_early_stopping(stopping, f"{w}: early_stopping")
 
-    profiles_doc = _check_keys(doc["profiles"], PROFILES, f"{w}: profiles")
+    scales = _scales()
+    profiles_doc = _mapping(doc["profiles"], PROFILES, f"{w}: profiles")
     missing = [p for p in PROFILES if p not in profiles_doc]
     if missing:
         raise UserError(f"{w}: profiles lacks {', '.join(missing)}: define full, cpu and smoke")
-    profiles: dict[str, dict] = {}
-    for pname, pdoc in profiles_doc.items():
+    profiles: dict[str, Profile] = {}
+    for pname in PROFILES:
         pw = f"{w}: profiles.{pname}"
-        pdoc = _check_keys(pdoc, PROFILE_KEYS, pw)
-        prof: dict[str, Any] = {"note": " ".join(str(pdoc.get("note", "")).split())}
-        base = _parse_run(pdoc.get("base"), f"{pw}.base", need_name=False)
-        if "name" in base:
-            raise UserError(f"{pw}.base: `name` belongs to grid runs, not to a profile's base")
-        prof["base"] = base
-        runs = _check_keys(pdoc.get("runs"), set(names), f"{pw}.runs")
-        prof["runs"] = {rn: _parse_run(rv, f"{pw}.runs.{rn}", need_name=False) for rn, rv in runs.items()}
-        prof["optuna"] = _parse_space(pdoc.get("optuna"), f"{pw}.optuna")
-        if "scheduler" in pdoc:
+        pdoc = _mapping(profiles_doc[pname], PROFILE_KEYS, pw)
+        runs = _mapping(pdoc.get("runs"), set(names), f"{pw}.runs")
+        stop = None
+        if "early_stopping" in pdoc:
             if asha is None:
-                raise UserError(f"{pw}.scheduler: this experiment has no ASHA scheduler to adjust")
-            prof["scheduler"] = _parse_asha(pdoc["scheduler"], f"{pw}.scheduler", partial=True)
-        profiles[pname] = prof
+                raise UserError(f"{pw}.early_stopping: early stopping is off in this experiment ({reason})")
+            stop = _parse_early_stopping(pdoc["early_stopping"], f"{pw}.early_stopping", partial=True)
+        note = " ".join(str(pdoc.get("note", "")).split())
+        profiles[pname] = Profile(
+            name=pname,
+            note="; ".join(n for n in (scales[pname]["note"], note) if n),
+            config={**scales[pname]["config"], **_parse_values(pdoc.get("config"), f"{pw}.config")},
+            runs={rn: _parse_values(rv, f"{pw}.runs.{rn}") for rn, rv in runs.items()},
+            space={**space, **_parse_space(pdoc.get("optuna"), f"{pw}.optuna")},
+            early_stopping=EarlyStopping(**{**asha, **(stop or {})}) if asha else None,
+        )
 
     exp = Experiment(name=path.stem, path=path, description=str(doc["description"]).strip(),
-                     question=str(doc.get("question", "")).strip(), base_values=base_values, grid=grid,
-                     optuna_samples=samples, optuna_space=space, asha=asha, asha_off_reason=reason,
-                     profiles=profiles)
+                     question=" ".join(str(doc.get("question", "")).split()), base_values=base_values, grid=grid,
+                     reference=reference,
+                     verdicts=_parse_verdicts(doc.get("verdicts"), f"{w}: verdicts", names, reference),
+                     search_verdicts=_parse_verdicts(opt.get("verdicts"), f"{w}: optuna.verdicts", names, reference),
+                     optuna_samples=samples, no_early_stopping_reason=reason, profiles=profiles)
     _validate_trials(exp)
     return exp
 
 
-def _parse_asha(d: Any, where: str, partial: bool = False) -> dict[str, int]:
-    d = _check_keys(d, ASHA_KEYS, where)
-    if not partial:
-        for k in ASHA_KEYS:
-            if k not in d:
-                raise UserError(f"{where}: missing {k}")
-    for k, v in d.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise UserError(f"{where}.{k}={v!r} must be a positive whole number of iterations")
-    if d.get("reduction_factor", 2) < 2:
-        raise UserError(f"{where}.reduction_factor={d['reduction_factor']} must be at least 2")
-    return dict(d)
-
-
 def _validate_trials(exp: Experiment) -> None:
     """Every grid run and the ends of every search range must make a valid TrainConfig."""
+
     def check(values: dict[str, Any], where: str) -> None:
         try:
             build_config(values, where=where)
@@ -274,10 +393,11 @@ def _validate_trials(exp: Experiment) -> None:
             check({k: v for k, v in run.items() if k != "name"}, f"{exp.path}: profile {profile}, run {run['name']}")
         base = exp.profile_base(profile)
         for key, dist in exp.space(profile).items():
-            for v in dist.values_for_dry_run():
+            for v in dist.values_to_check():
                 where = f"{exp.path}: profile {profile}, optuna {key}={v!r}"
                 check(expand_shape({**base, key: v}, where), where)
 
 
 def experiment_names() -> list[str]:
-    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+    """The shipped experiments (search_spaces/*.yaml but the shared profiles file)."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml") if p != PROFILES_FILE)

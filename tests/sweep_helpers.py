@@ -1,56 +1,73 @@
-"""Helpers shared by the end-to-end sweep tests (test_sweeps.py, test_cluster_e2e.py)."""
+"""Helpers shared by the end-to-end sweep tests (test_sweeps.py, test_cluster_e2e.py).
+
+Trial folders are read with the analysis loader (`sweeps.analysis.load`), the project's one
+reader of a sweep's folder; it tolerates the half-written last line of a file being written.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from common import RUN, SHAKESPEARE_INPUT, needs_data  # noqa: F401  (re-exported for the e2e tests)
 
-REPO = Path(__file__).resolve().parents[1]
-INPUT = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-RUN = [sys.executable, str(REPO / "sweeps" / "run.py")]
-needs_data = pytest.mark.skipif(not INPUT.is_file(), reason=f"Tiny Shakespeare not found at {INPUT}")
+from sweeps.analysis.load import read_json, result_rows, trial_dirs
 
-
-def results_of(trial_dir: Path) -> list[dict]:
-    """A trial's result rows (Ray's result.json), oldest first."""
-    path = trial_dir / "result.json"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+INPUT = SHAKESPEARE_INPUT
+results_of = result_rows
 
 
-def trial_dirs(exp_dir: Path) -> dict[str, Path]:
-    """Every trial folder of an experiment, keyed `<run name>:<folder>`."""
-    if not exp_dir.is_dir():
-        return {}
-    return {json.loads((d / "params.json").read_text())["name"] + ":" + d.name: d
-            for d in exp_dir.iterdir() if (d / "params.json").is_file()}
+def env_for(tmp: Path) -> dict[str, str]:
+    """The environment of a sweep command: its own dataset cache, no token auth, no cluster to join."""
+    env = dict(os.environ)
+    env.update(GPTCORE_CACHE=str(tmp / "cache"), RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def sweep_args(tmp: Path, *args: str) -> list[str]:
+    """The sweep command with its own results folder and dataset source, on 2 CPUs."""
+    return RUN + list(args) + ["--storage", str(tmp / "results"), "--data-source", str(INPUT), "--num-cpus", "2"]
+
+
+def run(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the sweep command to its end."""
+    return subprocess.run(sweep_args(tmp, *args), env=env_for(tmp), capture_output=True, text=True,
+                          timeout=timeout, cwd=tmp)
 
 
 def by_name(exp_dir: Path) -> dict[str, Path]:
     """Trial folders keyed by run name (for grids, where names are unique)."""
-    return {k.split(":")[0]: v for k, v in trial_dirs(exp_dir).items()}
+    if not exp_dir.is_dir():
+        return {}
+    return {(read_json(d / "params.json") or {}).get("name", d.name): d for d in trial_dirs(exp_dir)}
+
+
+def all_trials(exp_dir: Path) -> list[Path]:
+    """Every trial folder of an experiment (none when it does not exist yet)."""
+    return trial_dirs(exp_dir) if exp_dir.is_dir() else []
 
 
 def write_experiment(tmp: Path, name: str, runs: str, max_iters: int, eval_interval: int) -> Path:
     """A small experiment file with slower trials than the smoke profile, for the signal tests."""
-    base = (f"{{max_iters: {max_iters}, n_layer: 2, n_head: 2, n_embd: 64, block_size: 64, batch_size: 16, "
-            f"eval_batch_size: 8, dropout: 0.0, eval_interval: {eval_interval}, eval_iters: 2, log_interval: 50, "
-            f"warmup_iters: 10, lr_decay_iters: {max_iters}, compile: false}}")
+    # the same in every profile (the tests run with the profile this machine gets)
+    config = (f"{{max_iters: {max_iters}, n_layer: 2, n_head: 2, n_embd: 64, block_size: 64, batch_size: 16, "
+              f"eval_batch_size: 8, dropout: 0.0, eval_interval: {eval_interval}, eval_iters: 2, log_interval: 50, "
+              f"warmup_iters: 10, lr_decay_iters: {max_iters}}}")
     path = tmp / f"{name}.yaml"
     path.write_text(f"""description: a test experiment
 base: train_shakespeare_char
 grid:
 {runs}
-scheduler:
+early_stopping:
   none: complete curves
 profiles:
-  full: {{base: {base}}}
-  cpu: {{base: {base}}}
-  smoke: {{base: {base}}}
+  full: {{config: {config}}}
+  cpu: {{config: {config}}}
+  smoke: {{config: {config}}}
 """)
     return path
 

@@ -5,27 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gptcore.config import build_config
 from gptcore.errors import UserError
-from sweeps.spaces import PROFILES, experiment_names, load_experiment
+from sweeps.spaces import PROFILES, PROFILES_FILE, EarlyStopping, VerdictSpec, experiment_names, load_experiment
 
 GOOD = """\
 description: a test experiment
 base: train_shakespeare_char
+reference: a
 grid:
   - {name: a}
   - {name: b, learning_rate: 2.0e-3}
+verdicts:
+  - {check: lower_loss, run: b}
 optuna:
   num_samples: 3
   space:
     learning_rate: {loguniform: [1.0e-4, 1.0e-2]}
-scheduler:
-  asha: {grace_period: 10, reduction_factor: 2}
+early_stopping: {grace_period: 10, reduction_factor: 2}
 profiles:
-  full: {base: {max_iters: 100}}
-  cpu: {base: {max_iters: 50, n_layer: 2, n_head: 2, n_embd: 32}}
-  smoke: {base: {max_iters: 20, n_layer: 1, n_head: 2, n_embd: 32, block_size: 32}}
+  full: {config: {max_iters: 100}}
+  cpu: {config: {max_iters: 50, n_layer: 2, n_head: 2, n_embd: 32}}
+  smoke: {config: {max_iters: 20, n_layer: 1, n_head: 2, n_embd: 32, block_size: 32}, early_stopping: {grace_period: 5}}
 """
 
 
@@ -69,26 +72,39 @@ def test_the_full_profile_is_the_chapters_commands():
 
 
 def test_early_stopping_is_off_where_complete_curves_are_needed():
-    assert load_experiment("exp2").asha is None and load_experiment("exp4").asha is None
-    assert load_experiment("exp1").asha is not None and load_experiment("exp5").asha is not None
+    for name in ("exp2", "exp4"):
+        exp = load_experiment(name)
+        assert all(exp.early_stopping(p) is None for p in PROFILES) and exp.no_early_stopping_reason
+    assert load_experiment("exp1").early_stopping("cpu") is not None
+    assert load_experiment("exp5").early_stopping("cpu") is not None
 
 
 def test_a_good_file_loads_and_profiles_merge(tmp_path):
     exp = load_experiment(write(tmp_path, GOOD))
     runs = exp.grid_runs("cpu")
     assert runs[1]["learning_rate"] == 2e-3 and runs[1]["max_iters"] == 50 and runs[0]["n_layer"] == 2
-    assert exp.scheduler("smoke") == {"grace_period": 10, "reduction_factor": 2}
+    assert exp.early_stopping("smoke") == EarlyStopping(grace_period=5, reduction_factor=2)
+    assert exp.early_stopping("cpu") == EarlyStopping(grace_period=10, reduction_factor=2)
+    # the cpu scale of profiles.yaml is under the profile: its context length and eval batch
+    assert runs[0]["block_size"] == 64 and runs[0]["eval_batch_size"] == 12
+    assert exp.verdicts == [VerdictSpec("lower_loss", "b", "a")]  # `against` defaults to the reference
 
 
 @pytest.mark.parametrize("edit, expect", [
     (("  - {name: a}\n", "  - {name: a, learning_rat: 1.0e-3}\n"), "learning_rate"),  # a typo suggests the key
     (("description:", "descripton:"), "description"),
-    (("scheduler:\n  asha:", "scheduler:\n  hyperband:"), "hyperband"),
+    (("early_stopping: {grace_period: 10,", "early_stopping: {grace: 10,"), "grace"),
     (("{loguniform:", "{logarithmic:"), "logarithmic"),
-    (("smoke: {base:", "smokey: {base:"), "smokey"),
-    (("grace_period: 10", "grace_period: -1"), "grace_period"),
+    (("  smoke: {config:", "  smokey: {config:"), "smokey"),
+    (("grace_period: 10,", "grace_period: -1,"), "grace_period"),
     (("{name: b, learning_rate: 2.0e-3}", "{name: b, learning_rate: fast}"), "learning_rate"),
     (("n_head: 2, n_embd: 32}}\n  smoke", "n_head: 3, n_embd: 32}}\n  smoke"), "n_head"),  # 32 % 3 != 0
+    # the verdicts name the runs of the grid, and checks of the registry
+    (("{check: lower_loss, run: b}", "{check: lower_loss, run: c}"), "'c' is not a run of this experiment"),
+    (("{check: lower_loss, run: b}", "{check: lower_los, run: b}"), "unknown check 'lower_los'"),
+    (("{check: lower_loss, run: b}", "{check: lower_loss}"), "lower_loss needs `run: RUN`"),
+    (("reference: a", "reference: z"), "reference 'z' is not a run of the grid"),
+    (("early_stopping: {grace_period: 10, reduction_factor: 2}", "early_stopping: {none: ''}"), "with the reason"),
 ])
 def test_bad_files_name_the_file_and_key(tmp_path, edit, expect):
     old, new = edit
@@ -113,7 +129,8 @@ def test_unknown_experiment_lists_the_valid_ones():
 
 
 def test_shape_sets_three_fields_and_is_checked(tmp_path):
-    exp = load_experiment(write(tmp_path, GOOD.replace("{name: b, learning_rate: 2.0e-3}", '{name: b, shape: "2/4/64"}')))
+    text = GOOD.replace("{name: b, learning_rate: 2.0e-3}", '{name: b, shape: "2/4/64"}')
+    exp = load_experiment(write(tmp_path, text))
     b = exp.grid_runs("full")[1]
     assert (b["n_layer"], b["n_head"], b["n_embd"]) == (2, 4, 64)
     with pytest.raises(UserError, match="shape"):
@@ -123,3 +140,31 @@ def test_shape_sets_three_fields_and_is_checked(tmp_path):
 def test_duplicate_run_names_are_refused(tmp_path):
     with pytest.raises(UserError, match="unique"):
         load_experiment(write(tmp_path, GOOD.replace("{name: b,", "{name: a,")))
+
+
+def test_renaming_a_run_without_its_verdict_is_a_load_error(tmp_path):
+    # run names live in one place, the file: a verdict left naming an old run does not pass silently
+    text = (Path(__file__).resolve().parents[1] / "search_spaces" / "exp1.yaml").read_text()
+    path = write(tmp_path, text.replace("{name: large_lr,", "{name: big_lr,"), "exp1.yaml")
+    with pytest.raises(UserError, match="'large_lr' is not a run of this experiment: choose one of baseline, big_lr"):
+        load_experiment(path)
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_shipped_profiles_restate_nothing(name):
+    # a profile's config holds what its question needs, not values the base file or the scale already set
+    exp = load_experiment(name)
+    scales = yaml.safe_load(PROFILES_FILE.read_text())
+    doc = yaml.safe_load(exp.path.read_text())
+    for profile in PROFILES:
+        under = {**exp.base_values, **scales[profile]["config"]}
+        own = (doc["profiles"][profile] or {}).get("config", {})
+        restated = {k: v for k, v in own.items() if k in under and under[k] == v}
+        assert not restated, f"{name} {profile} restates {restated}"
+
+
+def test_every_reference_and_verdict_run_is_in_the_grid():
+    for name in experiment_names():
+        exp = load_experiment(name)
+        assert exp.reference in exp.run_names
+        assert all(v.run in exp.run_names + [None] and v.against in exp.run_names + [None] for v in exp.verdicts)

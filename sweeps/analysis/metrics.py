@@ -120,7 +120,7 @@ class Compute:
     tokens_planned: float
     saved_by_stopping_iters: float  # ASHA (or another scheduler) stopped the trial
     lost_to_divergence_iters: float
-    other_iters: float  # errored, never reported, or (hand-made logs) unfinished
+    other_iters: float  # errored, interrupted or never started
     time_run_s: float
     time_saved_est_s: float  # the stopped trials' own seconds per iteration times the iterations skipped
     unknown: int  # trials whose max_iters is unknown (hand-made logs): left out
@@ -159,7 +159,7 @@ def compute_accounting(trials: pd.DataFrame) -> Compute:
         tokens_planned=float(known["tokens_planned"].sum()),
         saved_by_stopping_iters=left_where(stopped),
         lost_to_divergence_iters=left_where(known["status"] == "diverged"),
-        other_iters=left_where(known["status"].isin(["errored", "no results", "unfinished"])),
+        other_iters=left_where(known["status"].isin(["errored", "interrupted", "not started"])),
         time_run_s=float(trials["time_s"].sum(min_count=1)) if trials["time_s"].notna().any() else math.nan,
         time_saved_est_s=saved_time if saved_time == saved_time else math.nan,
         unknown=int(len(trials) - len(known)),

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: sweeps run on headless machines and inside Ray workers
+from .load import Results, finite_curve
+from .metrics import OVERFIT_CLASSES, PowerLaw, fit_power_law
+from .verdicts import EQUIV_TOL, Runs, schedule, sizes
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-from .load import Results, finite_curve  # noqa: E402
-from .metrics import OVERFIT_CLASSES, PowerLaw, fit_power_law  # noqa: E402
-from .verdicts import EQUIV_TOL, EXPERIMENTS, Runs, schedule, sizes  # noqa: E402
+    from ..spaces import Experiment
 
 DPI = 100
 
@@ -29,17 +31,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "trial"
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
 
 
 def _axes(title: str, xlabel: str = "step (optimizer iterations)", ylabel: str = "loss",
-          size: tuple[float, float] = (8, 4.5)) -> tuple[plt.Figure, plt.Axes]:
-    fig, ax = plt.subplots(figsize=size)
+          size: tuple[float, float] = (8, 4.5)) -> tuple[Figure, Axes]:
+    # a Figure of its own, not pyplot's global state: no backend to choose, nothing to close,
+    # and safe in any process (Ray workers, headless machines)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -47,7 +51,7 @@ def _axes(title: str, xlabel: str = "step (optimizer iterations)", ylabel: str =
     return fig, ax
 
 
-def _legend(ax: plt.Axes) -> None:
+def _legend(ax: Axes) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=9)
 
@@ -153,35 +157,37 @@ def gaps(rows: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def make_plots(res: Results, exp: str | None, exp_dir: Path, order: pd.DataFrame) -> list[tuple[str, Path]]:
-    """Write every figure for this experiment into exp_dir/plots; (caption, path) pairs, comparisons first."""
+def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, order: pd.DataFrame) -> list[tuple[str, Path]]:
+    """Write every figure for this experiment into exp_dir/plots; (caption, path) pairs, comparisons first.
+
+    Which comparison plots are drawn follows the checks the experiment file asks for.
+    """
     out_dir = Path(exp_dir) / "plots"
     made: list[tuple[str, Path]] = []
-    spec = EXPERIMENTS.get(exp or "")
-    title = f"{exp}: {spec.title}" if spec else (exp or "experiment")
+    name = exp.title if exp else "experiment"
     with_results = order[order["n_evals"] > 0]
     if len(with_results):
         made.append(("Val loss of every trial",
                      val_comparison(res, with_results, out_dir / "val_loss_comparison.png",
-                                    f"{title}: validation loss")))
-    runs = Runs(res)
-    if exp == "exp2" and not runs.missing(["large_batch", "grad_accum"]):
-        a, b = runs.row("large_batch"), runs.row("grad_accum")
-        p1, p2 = exp2_plots(res, a, b, out_dir / "exp2_overlay.png", out_dir / "exp2_difference.png")
-        made += [("Large batch vs gradient accumulation", p1), ("Their difference against 0.01", p2)]
-    if exp == "exp3" and len(with_results):
+                                    f"{name}: validation loss")))
+    runs = Runs(res, exp.run_names if exp else [])
+    for spec in exp.verdicts if exp else []:
+        if spec.check == "same_curve" and not runs.missing([spec.against, spec.run]):
+            a, b = runs.row(spec.against), runs.row(spec.run)
+            p1, p2 = exp2_plots(res, a, b, out_dir / "exp2_overlay.png", out_dir / "exp2_difference.png")
+            made += [(f"{spec.against} vs {spec.run}", p1), ("Their difference against 0.01", p2)]
+    if exp is not None and exp.asks("overfits", "narrower_gap", "gap_trend") and len(with_results):
         made.append(("Train (dashed) vs val (solid)",
-                     train_val(res, with_results, out_dir / "exp3_train_vs_val.png", f"{title}: train vs val")))
+                     train_val(res, with_results, out_dir / "exp3_train_vs_val.png", f"{name}: train vs val")))
         made.append(("Final gaps and the overfitting classes", gaps(with_results, out_dir / "exp3_gaps.png")))
-    if exp == "exp4" and len(order):
-        made.append(("Learning-rate schedules (gptcore.train.get_lr)", lr_schedules(res, order,
-                                                                                    out_dir / "exp4_lr_schedules.png")))
+    if exp is not None and exp.asks("lower_at_start", "lower_at_end") and len(order):
+        made.append(("Learning-rate schedules (gptcore.train.get_lr)",
+                     lr_schedules(res, order, out_dir / "exp4_lr_schedules.png")))
         if len(with_results):
             made.append(("Loss under each schedule",
-                         train_val(res, with_results, out_dir / "exp4_curves.png", f"{title}: loss curves")))
-    if exp == "exp5":
-        named = EXPERIMENTS["exp5"].runs if runs.names & set(EXPERIMENTS["exp5"].runs) else None
-        tab = sizes(res, named)
+                         train_val(res, with_results, out_dir / "exp4_curves.png", f"{name}: loss curves")))
+    if exp is not None and exp.asks("scaling"):
+        tab = sizes(res, exp.run_names if runs.names & set(exp.run_names) else None)
         if len(tab):
             law = fit_power_law(tab["params"], tab["final_val_loss"])
             made.append(("Val loss against parameters, with the fitted power law",

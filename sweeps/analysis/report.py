@@ -6,47 +6,34 @@ The report is Markdown that reads well on GitHub: tables, then the figures by re
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .load import Results
+from ..render import markdown_table, md_cell, text_table
+from .load import CONFIG_COLUMNS, STATUS_NOTES, Results, read_json
 from .metrics import Compute, compute_accounting, fit_power_law
 from .plots import make_plots
-from .verdicts import EXPERIMENTS, Runs, Verdict, best_trial, sizes, verdicts
+from .verdicts import Runs, Verdict, best_trial, sizes, verdicts
+
+if TYPE_CHECKING:
+    from ..spaces import Experiment
 
 SAMPLE_CHARS = 120
-STATUS_NOTES = {
-    "stopped early": "fewer iterations than max_iters and no error: the scheduler (ASHA) stopped it, or the "
-                     "sweep was interrupted",
-    "diverged": "the loss became NaN/Inf; its losses are the last finite ones",
-    "errored": "an attempt failed (error.txt) and the trial did not reach max_iters",
-    "no results": "the trial never reported an evaluation",
-    "unfinished": "the log ends before max_iters without saying why",
-}
 
 
-def order_trials(trials: pd.DataFrame, exp: str | None) -> pd.DataFrame:
-    """The chapter's run order for a known experiment, then everything else by name and id."""
-    runs = EXPERIMENTS[exp].runs if exp in EXPERIMENTS else ()
-    rank = {n: i for i, n in enumerate(runs)}
+def order_trials(trials: pd.DataFrame, exp: Experiment | None) -> pd.DataFrame:
+    """The experiment file's run order (each run's seeds together), then everything else by name and id."""
+    rank = {n: i for i, n in enumerate(exp.run_names if exp else ())}
     key = trials["name"].map(lambda n: rank.get(n, len(rank)))
-    return trials.assign(_k=key).sort_values(["_k", "name", "trial_id"], kind="stable").drop(columns="_k")
+    return (trials.assign(_k=key).sort_values(["_k", "name", "seed", "trial_id"], kind="stable")
+            .drop(columns="_k"))
 
 
 # ----------------------------------------------------------------------------------------
 # formatting
-
-
-def _md(text: Any) -> str:
-    """Text safe inside a Markdown table cell: one line, no column breaks, no stray HTML."""
-    s = str(text).replace("\r", "").replace("\n", " ↵ ").replace("|", "\\|")
-    # only a '<' that could open a tag needs escaping; '5 < 6' stays readable in the raw file
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", s)
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -82,12 +69,6 @@ def _holds(h: bool | None) -> str:
     return {True: "✅ yes", False: "❌ no", None: "– cannot tell"}[h]
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
-    return lines
-
-
 def summary_rows(trials: pd.DataFrame) -> list[list[str]]:
     """The chapter's summary table (section 3.2): name, train loss, val loss, gap, training time, plus status."""
     return [[r["label"], _f(r["final_train_loss"]), _f(r["final_val_loss"]), _f(r["final_gap"]), _secs(r["time_s"]),
@@ -109,8 +90,8 @@ def compute_lines(c: Compute) -> list[str]:
             ["every trial to max_iters", _count(c.iters_planned), _count(c.tokens_planned), "100%"],
             ["saved by early stopping", _count(c.saved_by_stopping_iters), "", share(c.saved_by_stopping_iters)],
             ["ended by divergence", _count(c.lost_to_divergence_iters), "", share(c.lost_to_divergence_iters)],
-            ["lost to errors / never ran / unfinished", _count(c.other_iters), "", share(c.other_iters)]]
-    lines = _table(["", "iterations", "tokens", "share of full runs"], rows)
+            ["lost to errors / interrupted / never started", _count(c.other_iters), "", share(c.other_iters)]]
+    lines = markdown_table(["", "iterations", "tokens", "share of full runs"], rows)
     lines.append("")
     extra = [f"Trial time in total: {_secs(c.time_run_s)}."]
     if c.saved_by_stopping_iters:
@@ -136,19 +117,18 @@ def _sample_cell(text: str) -> str:
 # the report
 
 
-def render_report(res: Results, exp: str | None, vs: list[Verdict], plots: list[tuple[str, Path]],
+def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots: list[tuple[str, Path]],
                   exp_dir: Path, sweep_info: dict[str, Any] | None = None) -> str:
     """The report as Markdown text; plot links are relative to exp_dir."""
     trials = order_trials(res.trials, exp)
-    spec = EXPERIMENTS.get(exp or "")
-    title = f"{exp}: {spec.title}" if spec else f"{exp or 'Experiment'}: results"
     counts = trials["status"].value_counts()
-    lines = [f"# {title}", ""]
+    heading = exp.title if exp else f"{(sweep_info or {}).get('exp') or 'Experiment'}: results"
+    lines = [f"# {heading}", ""]
     source = "hand-made training logs" if res.source == "logs" else "the sweep's trial folders"
     lines.append(f"{len(trials)} trial(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                  + f". Read from {source}.")
     if sweep_info:
-        keys = [k for k in ("profile", "search", "searcher", "scheduler", "num_samples") if k in sweep_info]
+        keys = [k for k in ("profile", "search", "scheduler", "num_samples", "seeds") if k in sweep_info]
         if keys:
             lines.append("Sweep: " + ", ".join(f"{k} {_setting(sweep_info[k])}" for k in keys) + ".")
         if sweep_info.get("command"):
@@ -157,8 +137,8 @@ def render_report(res: Results, exp: str | None, vs: list[Verdict], plots: list[
     lines.append("")
 
     lines += ["## Summary", "", "The chapter's summary table, at each trial's last evaluation.", ""]
-    lines += _table(SUMMARY_HEADERS, summary_rows(trials))
-    used = [s for s in STATUS_NOTES if s in counts]
+    lines += markdown_table(SUMMARY_HEADERS, summary_rows(trials))
+    used = [s for s in STATUS_NOTES if s in counts and s != "completed"]
     if used:
         lines += [""] + [f"- *{s}*: {STATUS_NOTES[s]}." for s in used]
     lines.append("")
@@ -166,37 +146,37 @@ def render_report(res: Results, exp: str | None, vs: list[Verdict], plots: list[
     lines += ["## Verdicts", ""]
     if vs:
         lines += ["Each expectation of the chapter, checked against these results.", ""]
-        lines += _table(["expectation", "observed", "holds"],
-                        [[v.expectation, v.observed, _holds(v.holds)] for v in vs])
+        lines += markdown_table(["expectation", "observed", "holds"],
+                                [[v.expectation, v.observed, _holds(v.holds)] for v in vs])
     else:
-        lines.append(f"No chapter expectations for {exp or 'an unnamed experiment'}: pass --exp exp1 ... exp5 to "
-                     "check them.")
+        lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
+                     "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
     best = best_trial(res)
     if best is not None:
-        shown = ["learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
-                 "dropout", "weight_decay", "warmup_iters", "decay_lr"]
-        cfg = ", ".join(f"{k}={best[k]:g}" if isinstance(best[k], float) else f"{k}={best[k]}" for k in shown)
-        lines += ["", f"Best trial: **{_md(best['label'])}**, val loss {_f(best['best_val_loss'])} at step "
+        cfg = ", ".join(f"{k}={best[k]:g}" if isinstance(best[k], float) else f"{k}={best[k]}"
+                        for k in CONFIG_COLUMNS if k in best and k not in ("max_iters", "block_size", "eval_interval"))
+        lines += ["", f"Best trial: **{md_cell(best['label'])}**, val loss {_f(best['best_val_loss'])} at step "
                       f"{best['best_iter']:.0f} ({cfg})."]
     lines.append("")
 
     lines += ["## Overfitting", "",
               "Gap = val − train at the last evaluation: < 0.1 healthy, < 0.3 slight, < 0.5 moderate, else severe "
               "(the chapter's `calculate_overfitting`). *Bottomed out* is the step of the lowest val loss.", ""]
-    lines += _table(["name", "final step", "gap", "class", "best val loss", "bottomed out at step"],
-                    [[r["label"], _f(r["final_iter"], 0), _f(r["final_gap"]), r["overfit_class"],
-                      _f(r["best_val_loss"]), _f(r["best_iter"], 0)] for _, r in trials.iterrows()])
+    lines += markdown_table(["name", "final step", "gap", "class", "best val loss", "bottomed out at step"],
+                            [[r["label"], _f(r["final_iter"], 0), _f(r["final_gap"]), r["overfit_class"],
+                              _f(r["best_val_loss"]), _f(r["best_iter"], 0)] for _, r in trials.iterrows()])
     lines.append("")
 
-    if exp == "exp5":
-        named = EXPERIMENTS["exp5"].runs if Runs(res).names & set(EXPERIMENTS["exp5"].runs) else None
+    if exp is not None and exp.asks("scaling"):
+        named = exp.run_names if Runs(res).names & set(exp.run_names) else None
         tab = sizes(res, named)
         lines += ["## Model sizes", ""]
         if len(tab):
-            lines += _table(["model", "parameters", "training time", "final val loss", "peak memory", "text sample"],
-                            [[r["label"], f"{r['params']:,.0f}", _secs(r["time_s"]), _f(r["final_val_loss"]),
-                              f"{r['mem_mb']:.0f} MB" if math.isfinite(r["mem_mb"]) else "N/A",
-                              _sample_cell(r["sample"])] for _, r in tab.iterrows()])
+            lines += markdown_table(
+                ["model", "parameters", "training time", "final val loss", "peak memory", "text sample"],
+                [[r["label"], f"{r['params']:,.0f}", _secs(r["time_s"]), _f(r["final_val_loss"]),
+                  f"{r['mem_mb']:.0f} MB" if math.isfinite(r["mem_mb"]) else "N/A",
+                  _sample_cell(r["sample"])] for _, r in tab.iterrows()])
             law = fit_power_law(tab["params"], tab["final_val_loss"])
             if law is not None:
                 lines += ["", f"Fitted law: {law.describe()}; exponent α = {law.alpha:.4f}."]
@@ -219,30 +199,26 @@ def render_report(res: Results, exp: str | None, vs: list[Verdict], plots: list[
             for caption, p in per_trial:
                 lines += [f"![{caption}]({p.relative_to(exp_dir).as_posix()})", ""]
         else:  # a search with many trials: links, not a wall of images
-            lines += [f"- [{_md(c)}]({p.relative_to(exp_dir).as_posix()})" for c, p in per_trial] + [""]
+            lines += [f"- [{md_cell(c)}]({p.relative_to(exp_dir).as_posix()})" for c, p in per_trial] + [""]
 
     notes = [f"{r['label']}: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
-             for _, r in trials.iterrows() if r["status"] in ("errored", "no results")]
+             for _, r in trials.iterrows() if r["status"] in ("errored", "not started")]
     notes += res.notes
     if notes:
-        lines += ["## Notes", ""] + [f"- {_md(n)}" for n in notes] + [""]
+        lines += ["## Notes", ""] + [f"- {md_cell(n)}" for n in notes] + [""]
     return "\n".join(lines)
 
 
-def summary_text(res: Results, exp: str | None, vs: list[Verdict]) -> str:
+def summary_text(res: Results, exp: Experiment | None, vs: list[Verdict]) -> str:
     """The summary table and verdicts as plain text, for the terminal at the end of a sweep."""
-    trials = order_trials(res.trials, exp)
-    rows = [SUMMARY_HEADERS] + summary_rows(trials)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEADERS))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = [text_table(SUMMARY_HEADERS, summary_rows(order_trials(res.trials, exp)), align="l" * 6)]
     for v in vs:
         mark = {True: "[ok]  ", False: "[no]  ", None: "[??]  "}[v.holds]
         out.append(f"{mark}{v.expectation}: {v.observed}")
     return "\n".join(out)
 
 
-def write_outputs(res: Results, exp: str | None, exp_dir: Path,
+def write_outputs(res: Results, exp: Experiment | None, exp_dir: Path,
                   sweep_info: dict[str, Any] | None = None) -> tuple[Path, list[Verdict]]:
     """Write trials.csv, history.csv, plots/*.png and report.md into exp_dir; the report path and verdicts."""
     exp_dir = Path(exp_dir)
@@ -258,8 +234,4 @@ def write_outputs(res: Results, exp: str | None, exp_dir: Path,
 
 def read_sweep_info(exp_dir: Path) -> dict[str, Any] | None:
     """sweep.json (how the sweep was started), or None when absent or unreadable."""
-    try:
-        data = json.loads((Path(exp_dir) / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(Path(exp_dir) / "sweep.json")

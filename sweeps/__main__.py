@@ -1,0 +1,24 @@
+"""`python -m sweeps` and the `gptsweep` command: run a sweep, or analyse one.
+
+    gptsweep exp1 [options]            # python sweeps/run.py exp1 [options]
+    gptsweep analyze exp1 [options]    # python sweeps/analyze.py exp1 [options]
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["analyze"]:
+        from sweeps.analyze import main as analyze
+
+        return analyze(argv[1:])
+    from sweeps.run import cli
+
+    return cli(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The Ray side of a sweep: start (or join) Ray, ship the dataset, build the Tuner from a Plan.
+
+Nothing here decides *what* runs (that is `plan.py`) or reads results (`analysis/`); the
+trainable itself is `trainable.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from gptcore.errors import UserError
+
+from .plan import TIME_ATTR, Plan
+from .storage import storage_root
+
+METRIC, MODE = "val_loss", "min"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_ray(address: str | None, storage: str, num_cpus: int | None = None, dashboard_host: str = "127.0.0.1"):
+    """Start a local Ray instance (address None) or join a cluster; print where the dashboard is."""
+    import ray
+
+    os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our column choice
+    # checkpoints at every evaluation force frequent state snapshots; that is intended here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # the grid's runs override the shared param_space on purpose; Tune warns about each value
+    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
+    if address:
+        from . import cluster
+
+        cluster.check_reachable(address)  # ray.init would retry an unreachable address for minutes
+        try:
+            ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(REPO), log_to_driver=False)
+        except ConnectionError as e:  # e.g. "auto" with no cluster on this machine
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        res = ray.cluster_resources()
+        print(f"connected to the Ray cluster at {address}: {len(nodes)} nodes, {res.get('CPU', 0):g} CPUs, "
+              f"{res.get('GPU', 0):g} GPUs")
+        cluster.check_storage(storage, nodes)
+    else:
+        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host,
+                       log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    url = getattr(ctx, "dashboard_url", None)
+    if url:
+        print(f"Ray dashboard: http://{url}" + ("" if address else "  (local, on this machine only)"))
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":
+            print("  it asks for Ray's token: print it with `ray get-auth-token` (or set RAY_AUTH_MODE=disabled "
+                  "before starting to turn token auth off on a private machine)")
+    return ray
+
+
+def prepare_dataset(trials: list[dict], source: str | None) -> dict[str, bytes]:
+    """The prepared dataset's files, to ship to every node; prepared here first when it is not cached."""
+    from gptcore.data import cache_dir, ensure_prepared, prepare
+
+    from .trainable import dataset_files
+
+    names = {t["dataset"] for t in trials}
+    if len(names) != 1:
+        raise UserError(f"one sweep trains on one dataset, this one names {', '.join(sorted(names))}")
+    name = names.pop()
+    data_dir = cache_dir() / "data"
+    if source:
+        prepare(name, data_dir, input_path=source, quiet=True)
+    else:
+        try:
+            ensure_prepared(name, data_dir, quiet=True)
+        except UserError as e:  # gptcore names its own option; say this command's
+            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH)") from None
+    return dataset_files(data_dir / name)
+
+
+def record_sweep(plan: Plan, exp_path: str) -> None:
+    """sweep.json (how the sweep was started) and a copy of the experiment file, beside the results.
+
+    The copy is what the analysis judges this sweep's verdicts by, even if the file changes later.
+    """
+    folder = Path(exp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    stopping = plan.scheduler
+    record = {"exp": plan.exp.name, "experiment_file": str(plan.exp.path), "profile": plan.profile,
+              "search": plan.search,
+              "scheduler": {"grace_period": stopping.grace_period, "reduction_factor": stopping.reduction_factor}
+              if stopping else None,
+              "num_samples": plan.num_samples, "cpus_per_trial": plan.cpus, "gpus_per_trial": plan.gpus,
+              "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
+    (folder / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / f"{plan.exp.name}.yaml").write_text(plan.exp.path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def default_concurrency(plan: Plan) -> int:
+    """As many trials as the cluster's CPUs (and GPUs) hold now; at least 1.
+
+    An autoscaling cluster may show no workers yet: pass --max-concurrent there.
+    """
+    import ray
+
+    res = ray.cluster_resources()
+    slots = res.get("CPU", 0) / plan.cpus
+    if plan.gpus:
+        slots = min(slots, res.get("GPU", 0) / plan.gpus)
+    return max(1, int(slots))
+
+
+def _trial_name(t) -> str:
+    return f"{t.config.get('name', 'trial')}_{t.trial_id}"
+
+
+def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
+                seed: int = 0, max_failures: int = 3):
+    """The Tuner that runs the plan, or the restored one when `restore`."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from .trainable import train_gpt
+
+    resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
+    trainable = tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources)
+    if restore:
+        print(f"resuming the sweep in {exp_path}")
+        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+
+    space = plan.exp.space(plan.profile)
+    param_space = dict(plan.trials[0])
+    if plan.search == "grid":
+        search_alg = BasicVariantGenerator(points_to_evaluate=[dict(t) for t in plan.trials])
+    else:
+        from ray.tune.search.optuna import OptunaSearch
+
+        for k, d in space.items():
+            param_space[k] = {"uniform": tune.uniform, "loguniform": tune.loguniform,
+                              "randint": lambda lo, hi: tune.randint(lo, hi + 1),  # inclusive high, like the file
+                              "choice": lambda *xs: tune.choice(list(xs))}[d.kind](*d.args)
+        if "shape" in param_space:
+            for k in ("n_layer", "n_head", "n_embd"):
+                param_space.pop(k, None)  # `shape` sets these three together
+        search_alg = OptunaSearch(seed=seed)
+    scheduler = None
+    if plan.scheduler:
+        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
+                                  reduction_factor=plan.scheduler.reduction_factor)
+    concurrent = plan.max_concurrent
+    if concurrent is None and plan.search == "optuna":
+        concurrent = default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
+
+    # a compact live table: the trial's name, what it varies, and the metrics that matter
+    varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1} - {"name"})
+    if plan.search == "optuna":
+        varied = sorted(space)
+    reporter = tune.CLIReporter(
+        parameter_columns=["name"] + varied,
+        metric_columns={"iter": "iter", "train_loss": "train", "val_loss": "val", "gap": "gap",
+                        "tokens_per_s": "tok/s"},
+        max_report_frequency=15, sort_by_metric=False)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=plan.num_samples, max_concurrent_trials=concurrent,
+                                    reuse_actors=True, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=plan.exp.name, storage_path=storage_root(storage),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            progress_reporter=reporter, verbose=1),
+    )

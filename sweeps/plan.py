@@ -1,0 +1,147 @@
+"""The plan of a sweep: which trials run, with what resources and scheduler, checked before Ray starts.
+
+`make_plan` turns the command's options and an experiment file into a `Plan`; `describe` is the
+dry run's text (every trial, its resources and the total work).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from gptcore.config import build_config
+
+from .render import text_table
+from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, expand_shape, load_experiment
+
+SEARCHERS = ("grid", "optuna")
+SCHEDULERS = ("auto", "asha", "none")
+ORDERS = ("auto", "file", "longest-first")
+TIME_ATTR = "iter"  # the scheduler's clock: optimizer iterations, as gptcore reports them
+
+
+@dataclass
+class Plan:
+    exp: Experiment
+    profile: str
+    search: str
+    scheduler: EarlyStopping | None
+    num_samples: int
+    cpus: float
+    gpus: float
+    max_concurrent: int | None
+    trials: list[dict]  # grid: the runs in start order; optuna: one representative (the profile base)
+    order: str = "file"  # grid start order: file or longest-first
+    notes: tuple[str, ...] = ()  # what the command should say about its choices
+
+    @property
+    def max_iters(self) -> int:
+        return max(t["max_iters"] for t in self.trials)
+
+
+def choose_profile(requested: str, gpus_available: int) -> tuple[str, str | None]:
+    """The profile to run, and a note when it was chosen for the user (`auto`)."""
+    if requested != "auto":
+        return requested, None
+    profile = "full" if gpus_available else "cpu"
+    why = "GPUs found" if gpus_available else "no GPU here"
+    return profile, f"profile: {profile} ({why}; choose with --profile {'|'.join(PROFILES)})"
+
+
+def _scheduler(exp: Experiment, profile: str, requested: str) -> tuple[EarlyStopping | None, str | None]:
+    stopping = exp.early_stopping(profile)
+    if requested == "none":
+        return None, None
+    if requested == "asha" and stopping is None:
+        base = exp.profile_base(profile)
+        note = (f"note: {exp.name} runs without early stopping by design ({exp.no_early_stopping_reason}); "
+                "--scheduler asha overrides that")
+        return EarlyStopping(grace_period=max(1, base["max_iters"] // 8), reduction_factor=2), note
+    return stopping, None
+
+
+def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
+    """The sweep that the command's options ask for; every trial config validated."""
+    exp = load_experiment(a.exp)
+    profile, note = choose_profile(a.profile, gpus_available)
+    scheduler, sched_note = _scheduler(exp, profile, a.scheduler)
+    gpus = a.gpus_per_trial if a.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
+    if a.search == "grid":
+        trials = exp.grid_runs(profile)
+        num_samples = len(trials)
+    else:
+        trials = [{**exp.profile_base(profile), "name": "optuna"}]
+        num_samples = a.num_samples or exp.optuna_samples
+    trials = [{"name": t["name"], **build_config(expand_shape({k: v for k, v in t.items() if k != "name"}, exp.name),
+                                                 where=exp.name).as_dict()}
+              for t in trials]
+    order = "file"
+    if a.search == "grid":
+        order = a.order if a.order != "auto" else ("file" if scheduler else "longest-first")
+    if order == "longest-first":
+        # Every trial runs to the end, so the sweep's wall time is set by whichever slot finishes last;
+        # starting the costliest trials first leaves only short ones to fill in at the end (a stable
+        # sort: equal costs keep the file's order).
+        trials = sorted(trials, key=lambda t: -estimated_flops(t))
+    return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials,
+                order, tuple(n for n in (note, sched_note) if n))
+
+
+def estimated_flops(t: dict, vocab_size: int = 65) -> float:
+    """Rough compute of one trial run to the end: training plus evaluations (gptcore's FLOPs per
+    token with N ~ 12 L E^2 + V E; forward-only evaluation at a third of that)."""
+    from gptcore.model import flops_per_token
+
+    L, E, T = t["n_layer"], t["n_embd"], t["block_size"]
+    per_token = flops_per_token(12 * L * E * E + vocab_size * E, L, E, T)
+    train = t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * T * per_token
+    evals = t["max_iters"] // t["eval_interval"] + 1
+    evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3
+    return train + evaluate
+
+
+def _short(key: str) -> str:
+    return {"learning_rate": "lr", "gradient_accumulation_steps": "accum"}.get(key, key)
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def describe(plan: Plan) -> str:
+    """The dry run: every trial, its resources, and the total work."""
+    base = plan.trials[0]
+    exp = plan.exp
+    sched = (f"asha (time attribute {TIME_ATTR}, grace period {plan.scheduler.grace_period}, reduction factor "
+             f"{plan.scheduler.reduction_factor}, max_t {plan.max_iters})" if plan.scheduler
+             else f"none ({exp.no_early_stopping_reason or 'chosen on the command line'})")
+    lines = [f"{exp.name}: {exp.description}",
+             f"profile {plan.profile}" + (f" ({exp.note(plan.profile)})" if exp.note(plan.profile) else ""),
+             f"searcher {plan.search}, scheduler {sched}",
+             f"resources per trial: {plan.cpus:g} CPU, {plan.gpus:g} GPU"
+             + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else "")]
+    if plan.search == "grid":
+        lines.append("start order: " + ("the file's" if plan.order == "file" else
+                                        "longest first by estimated compute (choose with --order file)"))
+        varied = [k for k in KNOBS if len({_value(t[k]) for t in plan.trials}) > 1]
+        lines.append("shared by every trial: " + ", ".join(f"{k}={_value(base[k])}" for k in KNOBS if k not in varied))
+        lines.append("")
+        rows = [[t["name"]] + [_value(t[k]) for k in varied]
+                + [f"{t['batch_size'] * t['gradient_accumulation_steps'] * t['block_size']:,}",
+                   f"{estimated_flops(t) / 1e12:.1f}"] for t in plan.trials]
+        lines.append(text_table(["trial"] + [_short(k) for k in varied] + ["tokens/iter", "~TFLOP"], rows,
+                                rule=False))
+        total_iters = sum(t["max_iters"] for t in plan.trials)
+        total_tokens = sum(t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * t["block_size"]
+                           for t in plan.trials)
+        lines += ["", f"{len(plan.trials)} trials, {total_iters:,} iterations and {total_tokens:,} tokens in all "
+                      "if none stops early"]
+    else:
+        lines += ["", f"{plan.num_samples} Optuna (TPE) trials from the {plan.profile} base config over:"]
+        space = exp.space(plan.profile)
+        lines += [f"  {k}: {d.kind} {list(d.args)}" for k, d in space.items()]
+        searched = set(space) | ({"n_layer", "n_head", "n_embd"} if "shape" in space else set())
+        lines.append("fixed: " + ", ".join(f"{k}={_value(base[k])}" for k in KNOBS if k not in searched))
+        lines.append(f"at most {plan.num_samples * base['max_iters']:,} iterations in all "
+                     f"({base['max_iters']:,} per trial) if none stops early")
+    return "\n".join(lines)

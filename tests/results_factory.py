@@ -1,0 +1,96 @@
+"""Synthetic sweep results for the analysis tests: trial folders as docs/outputs.md describes them.
+
+`make_trial` fabricates a trial folder (result.json lines, params.json, config.json from
+TrainConfig, optional metrics.jsonl, sample.txt, error.txt); no training, no Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from gptcore.config import TrainConfig
+from sweeps.analysis.load import load_sweep
+from sweeps.analysis.verdicts import verdicts
+from sweeps.spaces import load_experiment
+
+# small enough that tokens stay readable: 4 x 1 x 16 = 64 tokens per iteration
+SMALL = {"batch_size": 4, "gradient_accumulation_steps": 1, "block_size": 16, "eval_interval": 250}
+
+
+def curve(final: float, iters=range(0, 1001, 250), start: float = 4.2, gap: float = 0.05,
+          k: float = 4.0) -> list[tuple[int, float, float]]:
+    """(iter, train, val) points of a smoothly falling val loss ending near `final`, train `gap` below it."""
+    its = list(iters)
+    end = its[-1] or 1
+    out = []
+    for it in its:
+        val = final + (start - final) * math.exp(-k * it / end)
+        out.append((it, val - gap, val))
+    return out
+
+
+def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], *, max_iters: int | None = None,
+               overrides: dict | None = None, trial_id: str | None = None, n_params: float = 1e6,
+               mem_mb: float = 100.0, time_s: float | None = None, per_iter: list[float] | None = None,
+               sample: str | None = None, error: str | None = None, diverged_at: int | None = None,
+               extra_rows: list[dict] | None = None, config_json: bool = True) -> Path:
+    """Write one trial folder the way a sweep leaves it (docs/outputs.md) and return it."""
+    index = len([d for d in exp_dir.iterdir() if d.is_dir()]) if exp_dir.is_dir() else 0
+    trial_id = trial_id or f"ab{index:03d}_{index:05d}"
+    d = exp_dir / f"{name}_{trial_id}"
+    d.mkdir(parents=True)
+    over = {**SMALL, **(overrides or {})}
+    if max_iters is None:
+        max_iters = evals[-1][0] if evals else 1000
+    over["max_iters"] = max_iters
+    cfg = {**TrainConfig().as_dict(), **over}
+    tpi = cfg["batch_size"] * cfg["gradient_accumulation_steps"] * cfg["block_size"]
+    (d / "params.json").write_text(json.dumps({"name": name, **over}))
+    if config_json:
+        (d / "config.json").write_text(json.dumps({**cfg, "resolved_device": "cpu", "resolved_dtype": "float32"}))
+    rows, best = [], math.inf
+    for k, (it, tr, va) in enumerate(evals):
+        best = min(best, va)
+        elapsed = (time_s if time_s is not None else max_iters / 100) * it / max(max_iters, 1)
+        rows.append({"iter": it, "tokens": it * tpi, "train_loss": tr, "val_loss": va, "gap": va - tr, "lr": 1e-3,
+                     "tokens_per_s": 1000.0, "elapsed_s": elapsed, "best_val_loss": best, "mem_mb": mem_mb,
+                     "n_params": n_params, "max_iters": max_iters, "diverged": 0, "training_iteration": k + 1,
+                     "trial_id": trial_id, "time_total_s": elapsed + 1.0, "done": False})
+    if diverged_at is not None:
+        last = evals[-1][2] if evals else math.nan
+        rows.append({"iter": diverged_at, "tokens": diverged_at * tpi, "train_loss": math.nan, "val_loss": last,
+                     "gap": math.nan, "diverged": 1, "n_params": n_params, "max_iters": max_iters,
+                     "trial_id": trial_id, "time_total_s": 5.0, "mem_mb": mem_mb})
+    rows += extra_rows or []
+    if rows:
+        # json.dumps writes NaN as `NaN`, exactly as Ray does
+        (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if per_iter is not None:
+        events = [{"event": "iter", "iter": i * 10, "loss": x, "lr": 1e-3, "time_ms": 5.0, "tokens_per_s": 1.0,
+                   "mfu": 1.0, "tokens": (i * 10 + 1) * tpi} for i, x in enumerate(per_iter)]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if sample is not None:
+        (d / "sample.txt").write_text(sample)
+    if error is not None:
+        (d / "error.txt").write_text(f"Failure # 1\nTraceback (most recent call last):\n  ...\n{error}\n")
+    return d
+
+
+def noisy(final: float, sigma: float, n: int = 100, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(final + 2.5 * np.exp(-np.arange(n) / 10) + rng.normal(0, sigma, n))
+
+
+def by_expectation(vs, word: str):
+    hits = [v for v in vs if word in v.expectation]
+    assert hits, f"no verdict mentions {word!r}: {[v.expectation for v in vs]}"
+    return hits[0]
+
+
+def judge(name: str, exp_dir: Path) -> list:
+    """The verdicts of the shipped experiment `name` on the trial folders in exp_dir."""
+    return verdicts(load_experiment(name), load_sweep(exp_dir))

@@ -1,0 +1,143 @@
+"""sweeps/analysis/load.py: a sweep's folder as trials and history frames, and the status of each trial."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from results_factory import by_expectation, curve, judge, make_trial
+
+from gptcore.errors import UserError
+from sweeps.analysis.load import load_sweep, trial_status
+from sweeps.analysis.verdicts import verdicts
+from sweeps.analyze import analyze, load_results
+from sweeps.spaces import load_experiment
+
+
+@pytest.mark.parametrize("args,status", [
+    ((1000, 1000, False, False, True), "completed"),
+    ((250, 1000, False, False, True), "stopped early"),
+    ((250, 1000, True, False, True), "diverged"),
+    ((250, 1000, False, True, True), "errored"),
+    ((1000, 1000, False, True, True), "completed"),  # retried after a failure, then finished
+    ((0, 1000, False, False, False), "not started"),
+    ((0, 1000, False, True, False), "errored"),
+])
+def test_trial_status(args, status):
+    assert trial_status(*args) == status
+
+
+def test_load_results_frames_and_dedup(tmp_path):
+    exp = tmp_path / "exp1"
+    evals = curve(1.6)
+    # a retry re-reports step 500 and 750 with new values: the later ones must win
+    retry = [{"iter": 500, "train_loss": 1.9, "val_loss": 2.0, "diverged": 0},
+             {"iter": 750, "train_loss": 1.7, "val_loss": 1.8, "diverged": 0}]
+    make_trial(exp, "baseline", evals[:4], max_iters=1000, extra_rows=retry + [
+        {"iter": 1000, "train_loss": 1.55, "val_loss": 1.6, "diverged": 0, "tokens": 64000}])
+    with open(next(exp.iterdir()) / "result.json", "a") as f:
+        f.write('{"iter": 12')  # a line cut short by a crash
+    trials, history = load_results(exp)
+    assert len(trials) == 1 and list(history["iter"]) == [0, 250, 500, 750, 1000]
+    assert history.loc[history["iter"] == 500, "val_loss"].item() == 2.0
+    row = trials.iloc[0]
+    assert row["status"] == "completed" and row["retried_rows"] == 2
+    for col in ("learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
+                "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "max_iters", "block_size",
+                "final_train_loss", "final_val_loss", "final_gap", "best_val_loss", "best_iter", "final_iter",
+                "tokens", "time_s", "n_params", "mem_mb", "name", "trial_id"):
+        assert col in trials.columns, col
+    assert row["final_val_loss"] == 1.6 and row["final_gap"] == pytest.approx(0.05)
+    assert row["tokens"] == 64000 and row["max_iters"] == 1000
+
+
+def test_missing_and_empty_experiment_dirs(tmp_path):
+    with pytest.raises(UserError, match="no experiment directory"):
+        load_results(tmp_path / "nope")
+    (tmp_path / "empty" / "plots").mkdir(parents=True)
+    with pytest.raises(UserError, match="holds no trials") as e:
+        analyze(tmp_path / "empty")
+    assert "\n" not in str(e.value)
+
+
+def test_trial_without_results_and_errored_trial(tmp_path):
+    exp = tmp_path / "exp1"
+    make_trial(exp, "baseline", curve(1.6))
+    make_trial(exp, "large_lr", [])  # params.json and config.json only: never reported
+    make_trial(exp, "small_lr", curve(2.0)[:2], max_iters=1000, error="RuntimeError: CUDA out of memory")
+    report = analyze(exp)
+    trials = load_sweep(exp).trials.set_index("name")
+    assert trials.loc["large_lr", "status"] == "not started"
+    assert trials.loc["small_lr", "status"] == "errored"
+    text = report.read_text()
+    assert "large_lr: not started" in text and "CUDA out of memory" in text
+    v = by_expectation(judge("exp1", exp), "large learning rate")
+    assert v.holds is None and "no evaluations" in v.observed
+
+
+def test_experiment_where_no_trial_reported(tmp_path):
+    exp = tmp_path / "exp2"
+    make_trial(exp, "large_batch", [])
+    make_trial(exp, "grad_accum", [], error="ray.exceptions.ActorDiedError: the worker died")
+    text = analyze(exp).read_text()
+    assert "1 not started" in text and "1 errored" in text and "ActorDiedError" in text
+    (v,) = judge("exp2", exp)
+    assert v.holds is None and "no evaluations" in v.observed
+    assert not (exp / "plots" / "val_loss_comparison.png").exists()
+
+
+def test_diverged_trial(tmp_path):
+    exp = tmp_path / "exp1"
+    make_trial(exp, "baseline", curve(1.6))
+    make_trial(exp, "large_lr", curve(2.5)[:2], max_iters=1000, diverged_at=300)
+    res = load_sweep(exp)
+    row = res.trials.set_index("name").loc["large_lr"]
+    assert row["status"] == "diverged" and row["diverged_at"] == 300 and row["final_iter"] == 300
+    assert math.isfinite(row["final_val_loss"])  # the last finite value, not the NaN of the divergence
+    assert by_expectation(verdicts(load_experiment("exp1"), res), "large learning rate").holds is True
+    text = analyze(exp).read_text()
+    assert "diverged" in text and (exp / "plots" / "curves_large_lr.png").stat().st_size > 0
+
+
+def test_config_rebuilt_without_config_json(tmp_path):
+    exp = tmp_path / "exp9"
+    make_trial(exp, "baseline", curve(1.6), config_json=False)
+    res = load_sweep(exp)
+    assert res.trials.iloc[0]["max_iters"] == 1000 and res.trials.iloc[0]["status"] == "completed"
+    assert any("no config.json" in n for n in res.notes)
+
+
+def write_ray_state(exp_dir: Path, trials: list[tuple[str, str, str, dict]]) -> None:
+    """An experiment_state-*.json as Ray 2.60 writes it: (trial_id, status, folder, config) per trial."""
+    data = [[json.dumps({"trial_id": tid, "status": status, "relative_logdir": folder, "config": config}),
+             json.dumps({"num_failures": 0})] for tid, status, folder, config in trials]
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / "experiment_state-2026-12-01_10-00-00.json").write_text(json.dumps({"trial_data": data}))
+
+
+def test_rays_record_tells_stopped_from_interrupted_and_not_started(tmp_path):
+    exp = tmp_path / "exp1"
+    done = make_trial(exp, "baseline", curve(1.6), trial_id="aa000_00000")
+    stopped = make_trial(exp, "small_lr", curve(2.3)[:2], max_iters=1000, trial_id="aa000_00001")
+    cut = make_trial(exp, "large_lr", curve(1.9)[:3], max_iters=1000, trial_id="aa000_00002")
+    write_ray_state(exp, [("aa000_00000", "TERMINATED", done.name, {"name": "baseline"}),
+                          ("aa000_00001", "TERMINATED", stopped.name, {"name": "small_lr"}),
+                          ("aa000_00002", "RUNNING", cut.name, {"name": "large_lr"}),
+                          # created but never started: Ray made no folder for it
+                          ("aa000_00003", "PENDING", "large_model_aa000_00003",
+                           {"name": "large_model", "n_layer": 8, "n_head": 8, "n_embd": 512, "max_iters": 1000})])
+    t = load_sweep(exp).trials.set_index("name")
+    assert dict(t["status"]) == {"baseline": "completed", "small_lr": "stopped early", "large_lr": "interrupted",
+                                 "large_model": "not started"}
+    assert t.loc["large_model", "n_layer"] == 8 and t.loc["large_model", "n_evals"] == 0
+    text = analyze(exp).read_text()
+    assert "| large_model | N/A | N/A | N/A | N/A | not started |" in text and "`--resume` continues it" in text
+
+
+def test_an_errored_trial_is_errored_by_rays_record(tmp_path):
+    exp = tmp_path / "exp1"
+    d = make_trial(exp, "baseline", curve(1.6)[:2], max_iters=1000, trial_id="aa000_00000")
+    write_ray_state(exp, [("aa000_00000", "ERROR", d.name, {"name": "baseline"})])
+    assert load_sweep(exp).trials.iloc[0]["status"] == "errored"  # even without an error.txt copied along

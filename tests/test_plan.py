@@ -1,0 +1,79 @@
+"""sweeps/plan.py in process: the trials a command line asks for, their order, compute and the dry-run text."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeps.plan import choose_profile, describe, estimated_flops, make_plan
+from sweeps.run import parse_args
+from sweeps.spaces import EarlyStopping
+
+
+def plan_of(*argv: str, gpus: int = 0):
+    return make_plan(parse_args(list(argv)), gpus)
+
+
+def test_a_grid_plan_has_the_files_runs_and_scheduler():
+    plan = plan_of("exp1", "--profile", "smoke")
+    assert [t["name"] for t in plan.trials] == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+    assert plan.num_samples == 5 and plan.order == "file" and plan.max_iters == 30
+    assert plan.scheduler == EarlyStopping(grace_period=10, reduction_factor=2)
+    assert (plan.cpus, plan.gpus) == (1.0, 0.0) and not plan.notes
+    small = {t["name"]: t for t in plan.trials}["small_batch"]
+    assert small["batch_size"] == 2 and small["eval_batch_size"] == 8  # the run's change; the scale's eval batch
+
+
+def test_auto_profile_follows_the_gpus_and_says_so():
+    assert choose_profile("auto", 0) == ("cpu", "profile: cpu (no GPU here; choose with --profile full|cpu|smoke)")
+    assert choose_profile("auto", 2)[0] == "full"
+    assert choose_profile("smoke", 2) == ("smoke", None)
+    plan = plan_of("exp2", gpus=1)
+    assert plan.profile == "full" and plan.gpus == 1.0 and plan.notes[0].startswith("profile: full (GPUs found")
+
+
+def test_without_early_stopping_the_grid_starts_longest_first():
+    plan = plan_of("exp1", "--profile", "cpu", "--scheduler", "none")
+    assert plan.scheduler is None and plan.order == "longest-first"
+    # the 6/8/192 model first, the batch-3 run (a quarter of the tokens) last; equal costs keep the file's order
+    assert [t["name"] for t in plan.trials] == ["large_model", "baseline", "large_lr", "small_lr", "small_batch"]
+    assert [t["name"] for t in plan_of("exp1", "--profile", "cpu", "--scheduler", "none", "--order", "file").trials] \
+        == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+
+
+def test_asha_where_the_file_turns_it_off_is_said():
+    plan = plan_of("exp2", "--profile", "cpu", "--scheduler", "asha")
+    assert plan.scheduler == EarlyStopping(grace_period=300 // 8, reduction_factor=2)
+    assert "runs without early stopping by design" in plan.notes[0]
+
+
+def test_estimated_compute_grows_with_model_tokens_and_iterations():
+    t = dict(n_layer=4, n_embd=128, block_size=64, batch_size=12, gradient_accumulation_steps=1, max_iters=600,
+             eval_interval=100, eval_iters=20, eval_batch_size=0)
+    base = estimated_flops(t)
+    assert estimated_flops({**t, "n_layer": 6, "n_embd": 192}) > 2.5 * base
+    assert estimated_flops({**t, "max_iters": 1200}) > 1.9 * base
+    assert estimated_flops({**t, "gradient_accumulation_steps": 4}) > 3 * base
+    assert estimated_flops({**t, "eval_iters": 200}) > base
+
+
+def test_the_dry_run_lists_every_trial_and_the_total():
+    text = describe(plan_of("exp1", "--profile", "smoke"))
+    for name in ("baseline", "large_lr", "small_lr", "small_batch", "large_model"):
+        assert f"\n{name} " in text
+    assert "5 trials, 150 iterations" in text and "1 CPU, 0 GPU" in text
+    assert "shared by every trial:" in text and "max_iters=30" in text  # what no trial changes, once
+
+
+def test_the_dry_run_of_a_search_shows_its_space():
+    text = describe(plan_of("exp5", "--search", "optuna", "--num-samples", "6", "--profile", "smoke",
+                            "--gpus-per-trial", "0.25"))
+    assert "6 Optuna (TPE) trials" in text and "shape: choice" in text
+    assert "0.25 GPU" in text and "at most 180 iterations" in text
+
+
+@pytest.mark.parametrize("argv", [["exp1", "--profile", "full"], ["exp3", "--profile", "cpu"]])
+def test_every_planned_trial_is_a_full_config(argv):
+    from gptcore.config import FIELD_TYPES
+
+    for t in plan_of(*argv).trials:
+        assert set(FIELD_TYPES) <= set(t) and t["name"]

@@ -1,0 +1,100 @@
+"""sweeps/run.py as a user runs it, without training: the dry run, --list and every bad option.
+
+Each test runs the command in a subprocess (`python sweeps/run.py ...`) and reads its output.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from sweep_helpers import RUN, env_for, run
+
+
+def test_dry_run_lists_every_trial_and_the_total_without_starting_ray(tmp_path):
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    for name in ("baseline", "large_lr", "small_lr", "small_batch", "large_model"):
+        assert name in r.stdout
+    assert "5 trials, 150 iterations" in r.stdout
+    assert "1 CPU, 0 GPU" in r.stdout
+    assert "dashboard" not in r.stdout.lower()
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_of_an_optuna_search_shows_the_space(tmp_path):
+    r = run(tmp_path, "exp5", "--search", "optuna", "--num-samples", "6", "--profile", "smoke",
+            "--gpus-per-trial", "0.25", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "6 Optuna (TPE) trials" in r.stdout and "shape: choice" in r.stdout
+    assert "0.25 GPU" in r.stdout and "at most 180 iterations" in r.stdout
+
+
+def _table_names(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("trial "))
+    return [line.split()[0] for line in lines[start + 1:] if line.strip() and "trials," not in line]
+
+
+def test_without_early_stopping_the_grid_starts_longest_first(tmp_path):
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--scheduler", "none", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "start order: longest first" in r.stdout
+    # the 6/8/192 model first, the batch-3 run (a quarter of the tokens) last; equal costs keep the file's order
+    assert _table_names(r.stdout) == ["large_model", "baseline", "large_lr", "small_lr", "small_batch"]
+
+
+@pytest.mark.parametrize("args", [["--scheduler", "asha"], ["--scheduler", "none", "--order", "file"]])
+def test_with_asha_or_when_asked_the_grid_keeps_the_files_order(tmp_path, args):
+    # under ASHA the order decides which trials reach a rung first, so the file's author keeps it
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--dry-run", *args)
+    assert r.returncode == 0, r.stderr
+    assert "start order: the file's" in r.stdout
+    assert _table_names(r.stdout) == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+
+
+def test_list_shows_each_experiment_on_one_line(tmp_path):
+    r = subprocess.run(RUN + ["--list"], capture_output=True, text=True, env=env_for(tmp_path))
+    assert r.returncode == 0
+    lines = r.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["exp1", "exp2", "exp3", "exp4", "exp5"]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["exp9"], "unknown experiment 'exp9'"),
+    (["exp1", "--search", "random"], "choose one of grid, optuna"),
+    (["exp1", "--scheduler", "hyperband"], "choose one of auto, asha, none"),
+    (["exp1", "--profile", "tiny"], "choose one of auto, full, cpu, smoke"),
+    (["exp1", "--cpus-per-trial", "0"], "--cpus-per-trial"),
+    (["exp1", "--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    (["exp1", "--gpus-per-trial", "1.5"], "whole number"),
+    (["exp1", "--num-samples", "0"], "--num-samples"),
+    (["exp1", "--max-concurrent", "abc"], "invalid int value"),
+    (["exp1", "--resume", "--fresh"], "not allowed with argument"),
+    (["exp1", "--order", "random"], "choose one of auto, file, longest-first"),
+    ([], "name an experiment"),
+])
+def test_bad_options_give_one_clear_line(tmp_path, args, expect):
+    r = subprocess.run(RUN + args + ["--dry-run"], capture_output=True, text=True, env=env_for(tmp_path))
+    assert r.returncode == 2
+    assert expect in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("description: x\ngrid: [\n", "broken YAML"),
+    ("description: x\nbase: train_shakespeare_char\nprofiles: {}\ngrid: [{name: a, n_layers: 2}]\n",
+     "did you mean n_layer"),
+    ("descripton: x\n", "unknown key 'descripton'"),
+])
+def test_bad_experiment_files_give_one_clear_line(tmp_path, text, expect):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    r = subprocess.run(RUN + [str(path), "--dry-run"], capture_output=True, text=True, env=env_for(tmp_path))
+    assert r.returncode == 2, r.stdout
+    assert expect in r.stderr and str(path) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_with_nothing_to_resume_is_an_error(tmp_path):
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--resume")
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
