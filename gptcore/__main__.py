@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .config import load_config
-from .errors import UserError
+from .errors import UserError, write_error
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -69,16 +69,17 @@ def cmd_train(args: list[str]) -> int:
     cfg = trainer.cfg  # with a resumed checkpoint's shape, which config.json records
     out = Path(cfg.out_dir)
     resuming = cfg.init_from == "resume"
+    resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype, **environment()}
     try:
         out.mkdir(parents=True, exist_ok=True)
         console = Console(out / "train.log", append=resuming)
+        (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+        jsonl = Jsonl(out / "metrics.jsonl", append=resuming)
     except OSError as e:
-        raise UserError(f"cannot write to out_dir={cfg.out_dir!r} ({e.strerror}): choose another --out_dir") from None
+        raise write_error(e.filename or out, e) from None
     console.write_file(early)
     trainer.say = console.say
-    resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype, **environment()}
-    (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
-    sinks = [console, Jsonl(out / "metrics.jsonl", append=resuming)]
+    sinks = [console, jsonl]
     status = 0
     try:
         for m in trainer.run():

@@ -10,11 +10,14 @@ tutorial's `plot_loss.py` and `summarize_experiments.py` and by `sweeps/analyze.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
+
+from .errors import write_error
 
 
 def format_line(m: dict[str, Any]) -> str | None:
@@ -37,19 +40,24 @@ class Console:
 
     def __init__(self, log_path: Path | None = None, stream: TextIO = sys.stdout, append: bool = False):
         self.stream = stream
+        self.path = log_path
         self.file = open(log_path, "a" if append else "w", encoding="utf-8") if log_path else None
 
     def say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
-        if self.file:
-            self.file.write(line + "\n")
-            self.file.flush()
+        self._write([line])
 
     def write_file(self, lines: list[str]) -> None:
         """Lines already printed (before the log file existed): into the file only."""
+        self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
         if self.file:
-            self.file.writelines(line + "\n" for line in lines)
-            self.file.flush()
+            try:
+                self.file.writelines(line + "\n" for line in lines)
+                self.file.flush()
+            except OSError as e:  # a full disk, most likely
+                raise write_error(self.path, e) from None
 
     def log(self, m: dict[str, Any]) -> None:
         line = format_line(m)
@@ -58,7 +66,10 @@ class Console:
 
     def close(self) -> None:
         if self.file:
-            self.file.close()
+            # after a failed write the lines left in the buffer cannot be written either, and
+            # that failure has been reported already
+            with contextlib.suppress(OSError):
+                self.file.close()
             self.file = None
 
 
@@ -66,12 +77,17 @@ class Jsonl:
     """One JSON object per metrics dict; non-finite numbers are written as null."""
 
     def __init__(self, path: Path, append: bool = False):
+        self.path = path
         self.file = open(path, "a" if append else "w", encoding="utf-8")
 
     def log(self, m: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
-        self.file.write(json.dumps(clean) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(clean) + "\n")
+            self.file.flush()
+        except OSError as e:  # a full disk, most likely
+            raise write_error(self.path, e) from None
 
     def close(self) -> None:
-        self.file.close()
+        with contextlib.suppress(OSError):  # as Console.close
+            self.file.close()

@@ -11,6 +11,7 @@ Step semantics: iteration `it` is the optimizer update number `it`; the evaluati
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,7 +28,7 @@ import torch
 from . import diagnostics
 from .config import TrainConfig
 from .data import Batches, check_dataset, ensure_prepared
-from .errors import UserError
+from .errors import UserError, write_error
 from .model import GPT, GPTConfig
 from .version import code_version
 
@@ -233,6 +234,17 @@ def model_from_checkpoint(ckpt: dict, dropout: float | None = None) -> GPT:
     return model
 
 
+def _underlying(e: BaseException) -> BaseException:
+    """The error behind `e`: when a write fails inside torch.save (a full disk, Ctrl-C), torch's
+    zip writer, finishing the file anyway, raises a RuntimeError whose context is the real one."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, (OSError, KeyboardInterrupt)):
+            return seen
+        seen = seen.__context__
+    return e
+
+
 class Trainer:
     """One training run: data, model, optimizer and the loop, for a validated TrainConfig.
 
@@ -337,12 +349,32 @@ class Trainer:
         }
 
     def save(self, path: Path | str) -> None:
-        """Write the checkpoint atomically: a crash mid-save leaves the previous file intact."""
+        """Write the checkpoint atomically: a crash, Ctrl-C or full disk mid-save leaves the previous file intact.
+
+        The data goes to `<path>.tmp`, is flushed to the disk, and is renamed over `path`. When
+        the write fails the temporary file is removed; a full disk (any OSError) is a UserError.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.checkpoint(), tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # a file object, not the path: torch's own file writer reports a failed write as a
+            # bare RuntimeError ("unexpected pos ..."), Python's file as OSError(ENOSPC)
+            with open(tmp, "wb") as f:
+                torch.save(self.checkpoint(), f)
+                f.flush()
+                os.fsync(f.fileno())  # on the disk before the rename makes it the checkpoint
+            os.replace(tmp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):  # the write's own error is the one to report
+                tmp.unlink(missing_ok=True)
+            cause = _underlying(e)
+            if isinstance(cause, OSError):
+                kept = "the checkpoint of the last save is kept" if path.is_file() else "no checkpoint was saved"
+                raise write_error(path, cause, kept) from None
+            if cause is not e:
+                raise cause from None  # Ctrl-C mid-save: the caller's KeyboardInterrupt, not torch's cleanup
+            raise
 
     @torch.no_grad()
     def estimate_loss(self) -> dict[str, float]:

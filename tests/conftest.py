@@ -168,3 +168,39 @@ def damaged_dataset(data_dir, tmp_path):
         return root, folder
 
     return make
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """`small_tmpfs(size_bytes)` -> the folder of a real tmpfs of that size (a small disk that
+    fills up), unmounted at the end of the test. Skips where mounting is not permitted."""
+    import shutil
+
+    mounts: list[Path] = []
+
+    def mount(size: int) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs (a small disk that fills up) needs root")
+        if shutil.which("mount") is None:
+            pytest.skip("no `mount` command here to make a small tmpfs")
+        where = tmp_path / f"tmpfs{len(mounts)}"
+        where.mkdir()
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            pytest.skip(f"mounting a tmpfs is not permitted here: {p.stderr.strip() or p.returncode}")
+        mounts.append(where)
+        return where
+
+    try:
+        yield mount
+    finally:
+        for where in mounts:
+            # a lazy unmount as the fallback: a file a failed test left open must not keep it mounted
+            if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+# a run whose checkpoint (~1.3 MB) dwarfs its logs, for the full-disk tests: with a disk of 1.5
+# checkpoints the save at step 2 fits, and the one at step 4 (written beside it) does not
+DISK_FULL_RUN = dict(n_layer=2, n_head=2, n_embd=64, max_iters=4, eval_interval=2, always_save_checkpoint=True)

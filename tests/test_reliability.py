@@ -6,12 +6,17 @@ traceback; nothing a run saved before is lost.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 import torch
-from conftest import DATASET_DAMAGE, TINY, assert_user_error, cli_args
+from conftest import DATASET_DAMAGE, DISK_FULL_RUN, TINY, assert_user_error, cli_args
 
 from gptcore.config import build_config
-from gptcore.train import Trainer
+from gptcore.errors import UserError
+from gptcore.sinks import Console, Jsonl
+from gptcore.train import Trainer, load_checkpoint
 
 META_DAMAGE = [how for how in DATASET_DAMAGE if DATASET_DAMAGE[how][1] == "meta.pkl"]
 
@@ -179,3 +184,37 @@ def test_sample_refuses_a_damaged_checkpoint(how, damaged_checkpoint, run_gptcor
     p = run_gptcore("sample", f"--out_dir={out}", "--device=cpu", "--num_samples=1", "--max_new_tokens=5",
                     cwd=tmp_path)
     assert_user_error(p, str(out / "ckpt.pt"), CHECKPOINT_DAMAGE[how][1])
+
+
+# ---------------------------------------------------------------------------------------
+# a full disk
+
+
+def test_train_on_a_disk_that_fills_up(tmp_path, data_dir, small_tmpfs, run_gptcore):
+    values = {**TINY, "data_dir": str(data_dir), **DISK_FULL_RUN}
+    probe = build_config({**values, "max_iters": 2, "out_dir": str(tmp_path / "probe")})
+    list(Trainer(probe, say=quiet).run())
+    size = (tmp_path / "probe" / "ckpt.pt").stat().st_size
+    disk = small_tmpfs(size * 3 // 2 + 64 * 1024)  # the logs' few pages besides
+    out = disk / "out"
+    p = run_gptcore("train", *cli_args({**values, "out_dir": out}), cwd=tmp_path)
+    assert_user_error(p, "the disk is full", str(out / "ckpt.pt"), "last save is kept", "free some space",
+                      "--out_dir")
+    assert not (out / "ckpt.pt.tmp").exists()
+    assert load_checkpoint(out / "ckpt.pt")["iter_num"] == 2
+    log = (out / "train.log").read_text()
+    assert "step 2: train loss" in log and log.count("saving checkpoint") == 2
+
+
+def test_logs_on_a_full_disk_are_one_line(small_tmpfs):
+    disk = small_tmpfs(64 * 1024)
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+        f.write(b"\0" * 128 * 1024)  # fills the disk: what fits is kept
+    console = Console(disk / "train.log", stream=io.StringIO())
+    with pytest.raises(UserError, match=rf"^the disk is full: cannot write {disk / 'train.log'} .*--out_dir$"):
+        console.say("step 2: train loss 2.5000, val loss 2.6000")
+    console.close()  # the lines it could not write do not fail a second time
+    jsonl = Jsonl(disk / "metrics.jsonl")
+    with pytest.raises(UserError, match=rf"^the disk is full: cannot write {disk / 'metrics.jsonl'} "):
+        jsonl.log({"event": "eval", "iter": 2})
+    jsonl.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DISK_FULL_RUN
 
 from gptcore.errors import UserError
 from gptcore.model import GPT, GPTConfig
@@ -224,6 +225,33 @@ def test_checkpoint_on_improvement_or_always(tiny_config, monkeypatch):
         assert [m["saved"] for m in evals] == saved  # never at step 0, as nanoGPT
         assert [m["best_val_loss"] for m in evals] == best
         assert saves == [m["iter"] for m in evals if m["saved"]]
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_config, tmp_path, small_tmpfs):
+    probe = tiny_config(**{**DISK_FULL_RUN, "max_iters": 2, "out_dir": str(tmp_path / "probe")})
+    train(probe)
+    size = (Path(probe.out_dir) / "ckpt.pt").stat().st_size
+    assert size > 1_000_000
+    disk = small_tmpfs(size * 3 // 2)
+    out = disk / "out"
+    t = Trainer(tiny_config(**{**DISK_FULL_RUN, "out_dir": str(out)}), say=quiet)
+    events = []
+    with pytest.raises(UserError) as e:
+        for m in t.run():
+            events.append(m)
+    msg = str(e.value)
+    assert msg.startswith(f"the disk is full: cannot write {out / 'ckpt.pt'} (No space left on device)"), msg
+    assert "the checkpoint of the last save is kept" in msg and msg.endswith("free some space or choose another "
+                                                                             "--out_dir")
+    assert [(m["iter"], m["saved"]) for m in events if m["event"] == "eval"] == [(0, False), (2, True)]
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt"]  # the temporary file is gone
+    ckpt = load_checkpoint(out / "ckpt.pt")
+    assert ckpt["iter_num"] == 2
+    assert max_diff(ckpt["model"], load_checkpoint(Path(probe.out_dir) / "ckpt.pt")["model"]) == 0
+    # any other failed write is one line too: here the folder to write in is a file
+    with pytest.raises(UserError, match=r"cannot write .*ckpt.pt/x.pt \(File exists\).*--out_dir"):
+        t.save(out / "ckpt.pt" / "x.pt")
+    assert load_checkpoint(out / "ckpt.pt")["iter_num"] == 2
 
 
 def test_save_best_false_leaves_saving_to_the_caller(tiny_config):
