@@ -81,8 +81,11 @@ def cmd_train(args: list[str]) -> int:
     trainer.say = console.say
     sinks = [console, jsonl]
     status = 0
+    saved_at = trainer.iter_num if resuming else None  # the step out/ckpt.pt holds, as far as this run knows
     try:
         for m in trainer.run():
+            if m["event"] == "eval" and m["saved"]:
+                saved_at = m["iter"]
             for s in sinks:
                 s.log(m)
             if m["event"] == "diverged":
@@ -90,8 +93,13 @@ def cmd_train(args: list[str]) -> int:
                       f"far is in {out}: lower --learning_rate or keep --grad_clip on", file=sys.stderr)
                 status = 3
     except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.iter_num}; continue with the same command plus --init_from=resume "
-              f"(from the last saved checkpoint in {out})", file=sys.stderr)
+        # a save under way when Ctrl-C came was abandoned whole (Trainer.save): the file holds the one before
+        if saved_at is None:
+            print(f"\ninterrupted at step {trainer.iter_num}, before this run saved a checkpoint: run the same "
+                  "command again to start over", file=sys.stderr)
+        else:
+            print(f"\ninterrupted at step {trainer.iter_num}; {out / 'ckpt.pt'} holds step {saved_at}: continue "
+                  "from it with the same command plus --init_from=resume", file=sys.stderr)
         status = 130
     finally:
         for s in sinks:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -218,3 +225,118 @@ def test_logs_on_a_full_disk_are_one_line(small_tmpfs):
     with pytest.raises(UserError, match=rf"^the disk is full: cannot write {disk / 'metrics.jsonl'} "):
         jsonl.log({"event": "eval", "iter": 2})
     jsonl.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Ctrl-C
+
+INTERRUPTED_RE = (r"^interrupted at step (\d+); (.+) holds step (\d+): continue from it with the same command plus "
+                  r"--init_from=resume$")
+
+# `python -m gptcore train ARGS`, with every checkpoint write after the first slowed down (a slow
+# disk), and a marker file touched while such a write is under way: a signal sent once the marker
+# exists lands in the middle of a save
+SLOW_SAVES = """
+import sys, time, pathlib, torch
+
+marker = pathlib.Path(sys.argv[1])
+real_save = torch.save
+saves = []
+
+
+class SlowDisk:
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        marker.touch()
+        time.sleep(0.05)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def save(obj, f, *args, **kwargs):
+    saves.append(1)
+    return real_save(obj, f if len(saves) == 1 else SlowDisk(f), *args, **kwargs)
+
+
+torch.save = save
+from gptcore.__main__ import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _wait_for(what, proc: subprocess.Popen, condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (status {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} after {timeout} s")
+        time.sleep(0.01)
+
+
+def _saved_evals(out) -> list[int]:
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    return [e["iter"] for e in events if e["event"] == "eval" and e["saved"]]
+
+
+def _interrupt(proc: subprocess.Popen, tmp_path) -> tuple[str, re.Match]:
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert proc.wait(timeout=60) == 130
+    stderr = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in stderr + (tmp_path / "stdout").read_text()
+    assert stderr.startswith("\n") and stderr.count("\n") == 2, stderr  # after the terminal's ^C, one line
+    m = re.match(INTERRUPTED_RE, stderr.strip())
+    assert m, stderr
+    return stderr, m
+
+
+def _popen(args, tmp_path, env) -> subprocess.Popen:
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        return subprocess.Popen([sys.executable, *map(str, args)], cwd=tmp_path, env=env, stdout=out, stderr=err)
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, data_dir, gptcore_env, run_gptcore):
+    values = {**TINY, "data_dir": data_dir, "out_dir": "out", "max_iters": 10**6, "eval_interval": 20,
+              "log_interval": 1000, "always_save_checkpoint": True}
+    proc = _popen(["-m", "gptcore", "train", *cli_args(values)], tmp_path, gptcore_env)
+    out = tmp_path / "out"
+    _wait_for("a second checkpoint", proc, lambda: len(_saved_evals(out)) >= 2)
+    _, m = _interrupt(proc, tmp_path)
+    ckpt = load_checkpoint(out / "ckpt.pt")
+    assert m.group(2) == str(Path("out") / "ckpt.pt") and int(m.group(3)) == ckpt["iter_num"]
+    assert ckpt["iter_num"] == _saved_evals(out)[-1] >= 40 and int(m.group(1)) >= ckpt["iter_num"]
+    assert not (out / "ckpt.pt.tmp").exists()
+    # and the line's advice works: the same command plus --init_from=resume goes on from that step
+    start = ckpt["iter_num"]
+    p = run_gptcore("train", *cli_args({**values, "max_iters": start + 3, "log_interval": 1}), "--init_from=resume",
+                    cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    iters = [json.loads(line)["iter"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "iter"]
+    assert iters[-3:] == [start, start + 1, start + 2]
+
+
+def test_ctrl_c_during_a_checkpoint_save_leaves_the_previous_one(tmp_path, data_dir, gptcore_env):
+    (tmp_path / "slow_saves.py").write_text(SLOW_SAVES)
+    marker = tmp_path / "writing"
+    values = {**TINY, "data_dir": data_dir, "out_dir": "out", "max_iters": 10**6, "eval_interval": 10,
+              "log_interval": 1000, "always_save_checkpoint": True}
+    proc = _popen(["slow_saves.py", marker, "train", *cli_args(values)], tmp_path, gptcore_env)
+    out = tmp_path / "out"
+    _wait_for("the second save to begin", proc, marker.exists)
+    first = (out / "ckpt.pt").read_bytes()
+    _, m = _interrupt(proc, tmp_path)
+    assert (out / "ckpt.pt").read_bytes() == first  # the save under way was abandoned whole
+    assert not (out / "ckpt.pt.tmp").exists()
+    ckpt = load_checkpoint(out / "ckpt.pt")
+    assert ckpt["iter_num"] == int(m.group(3)) == 10 and int(m.group(1)) == 20  # interrupted saving step 20
+    assert _saved_evals(out) == [10]

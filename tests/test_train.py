@@ -254,6 +254,37 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_config, tmp
     assert load_checkpoint(out / "ckpt.pt")["iter_num"] == 2
 
 
+@pytest.mark.parametrize("error", [KeyboardInterrupt, lambda: OSError(28, "No space left on device")])
+def test_a_write_failing_inside_torch_save_is_reported_as_itself(tiny_config, monkeypatch, error):
+    """torch.save's zip writer, finishing the file after a failed write, raises a RuntimeError of
+    its own ("unexpected pos"); the save reports the error behind it, and keeps the old file."""
+    cfg = tiny_config(max_iters=2, always_save_checkpoint=True)
+    t, _ = train(cfg)
+    path = Path(cfg.out_dir) / "ckpt.pt"
+    before = path.read_bytes()
+    real = torch.save
+
+    class FailsAtTheThirdWrite:  # as a SIGINT's handler (or a full disk) raising between two writes
+        def __init__(self, f):
+            self.f, self.writes = f, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 3:
+                raise error()
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(torch, "save", lambda obj, f: real(obj, FailsAtTheThirdWrite(f)))
+    with pytest.raises(KeyboardInterrupt if error is KeyboardInterrupt else UserError) as e:
+        t.save(path)
+    if error is not KeyboardInterrupt:
+        assert str(e.value).startswith("the disk is full")
+    assert path.read_bytes() == before and not path.with_name("ckpt.pt.tmp").exists()
+
+
 def test_save_best_false_leaves_saving_to_the_caller(tiny_config):
     cfg = tiny_config(max_iters=2, eval_interval=1, always_save_checkpoint=True)
     train(cfg, save_best=False)
