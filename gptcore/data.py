@@ -189,25 +189,18 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
 
 
 def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_size: int = 256) -> Path:
-    """The dataset folder, preparing it first when none of its files exist and its source text can be found.
+    """The dataset folder, preparing it first when it is not there yet and its source text can be found.
 
-    A folder with some of the files but not all is damaged, not new: that is an error naming the
-    missing file (never a download).
+    A folder that has its meta.pkl but lacks a .bin is damaged, not new: that is an error
+    naming the missing file (never a new preparation or a download).
     """
     folder = Path(data_dir) / name
     if is_prepared(folder):
         return folder
-    if any((folder / n).is_file() for n in DATASET_FILES):
-        # a preparation under way (another trial's, another shell's) renames its files in one by
-        # one while it holds the lock: wait for it before calling the folder incomplete
-        try:
-            with _locked(folder):
-                err = _incomplete(folder)
-        except OSError:  # a read-only folder: nobody is preparing in it
-            err = _incomplete(folder)
-        if err:
-            raise err
-        return folder
+    if (folder / "meta.pkl").is_file():
+        # prepare() renames meta.pkl in last: with it there the folder was complete once, and a
+        # missing .bin is damage; without it a preparation was interrupted, and is done again
+        raise _incomplete(folder)
     if name == "shakespeare_char" or (folder / "input.txt").is_file():
         prepare(name, data_dir, quiet=quiet, block_size=block_size)
         return folder

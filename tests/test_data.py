@@ -305,6 +305,15 @@ def test_an_incomplete_dataset_is_never_prepared_again_or_downloaded(damaged_dat
     assert not (folder / "val.bin").exists() and (folder / "train.bin").stat().st_mtime_ns == before
 
 
+def test_an_interrupted_preparation_is_done_again(data_dir, tmp_path, shakespeare_input):
+    folder = tmp_path / "data" / "shakespeare_char"
+    folder.mkdir(parents=True)
+    (folder / "train.bin").write_bytes(b"\x00\x01\x02")  # killed before val.bin and meta.pkl were renamed in
+    (folder / "input.txt").write_bytes(shakespeare_input.read_bytes())
+    assert ensure_prepared("shakespeare_char", tmp_path / "data", quiet=True) == folder
+    assert sha256(folder / "train.bin") == NANOGPT_SHA256["train.bin"] and check_dataset(folder, 16)["vocab_size"] == 65
+
+
 def test_batches_refuse_damaged_token_files(damaged_dataset):
     for how in ("odd_train", "empty_train", "missing_val", "short_val"):
         root, folder = damaged_dataset(how)
