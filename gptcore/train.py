@@ -156,7 +156,8 @@ def _state_problem(state: dict, args: dict) -> str | None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         return "model is not a dict of named tensors"
     with torch.device("meta"):  # shapes only: no memory, no init time
-        expected = GPT(GPTConfig(**{k: args[k] for k in MODEL_ARGS if k in args})).state_dict()
+        # dropout has no weights (and the caller chooses its own)
+        expected = GPT(GPTConfig(**{k: args[k] for k in MODEL_ARGS if k in args and k != "dropout"})).state_dict()
     for k, v in expected.items():
         if k not in state:
             return f"the weights lack {k}"
@@ -249,7 +250,8 @@ class Trainer:
     """One training run: data, model, optimizer and the loop, for a validated TrainConfig.
 
     `resume_from` is a ckpt.pt to continue (its model shape wins over cfg, as in nanoGPT);
-    with `cfg.init_from == 'resume'` it defaults to `out_dir/ckpt.pt`. `say` receives the
+    with `cfg.init_from == 'resume'` it defaults to `out_dir/ckpt.pt`. The trainer works on a
+    copy of `cfg`, `trainer.cfg` (with the checkpoint's shape): the caller's stays as it was. `say` receives the
     human-readable lines that are not metrics (parameter count, checkpoint saves, warnings).
     """
 
