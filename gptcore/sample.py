@@ -48,24 +48,26 @@ def _vocabulary(ckpt: dict, cfg: SampleConfig, path: Path) -> dict:
     """The checkpoint's own vocabulary, else (a nanoGPT checkpoint) its dataset's meta.pkl, checked."""
     vocab = ckpt["model_args"].get("vocab_size")
     if isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("itos"):
-        meta, where = ckpt["meta"], f"the vocabulary in {path}"
+        meta = ckpt["meta"]
         problem = meta_problem(meta)
+        if problem is None and meta["vocab_size"] != vocab:
+            problem = f"vocab_size {meta['vocab_size']}, the model's is {vocab}"
         if problem:
-            raise UserError(f"{where} is damaged ({problem}): sample from another checkpoint")
-    else:
-        conf = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-        data_dir = cfg.data_dir or conf.get("data_dir", "data")
-        folder = Path(data_dir) / str(conf.get("dataset", ""))
-        if not (folder / "meta.pkl").is_file():
-            raise UserError(f"the checkpoint has no vocabulary and {folder / 'meta.pkl'} does not exist: "
-                            "pass --data_dir pointing at the folder that holds the dataset")
-        meta, where = load_meta(folder), str(folder / "meta.pkl")
-        if not meta.get("itos"):
-            raise UserError(f"{where} has no characters (itos, stoi) to decode tokens with: pass --data_dir "
-                            "pointing at the character-level dataset the model was trained on")
+            raise UserError(f"the vocabulary in {path} is damaged ({problem}): sample from another checkpoint")
+        return meta
+    conf = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    data_dir = cfg.data_dir or conf.get("data_dir", "data")
+    folder = Path(data_dir) / str(conf.get("dataset", ""))
+    if not (folder / "meta.pkl").is_file():
+        raise UserError(f"the checkpoint has no vocabulary and {folder / 'meta.pkl'} does not exist: "
+                        "pass --data_dir pointing at the folder that holds the dataset")
+    meta = load_meta(folder)
+    if not meta.get("itos"):
+        raise UserError(f"{folder / 'meta.pkl'} has no characters (itos, stoi) to decode tokens with: pass "
+                        "--data_dir pointing at the character-level dataset the model was trained on")
     if meta["vocab_size"] != vocab:
-        raise UserError(f"{where} has vocab_size {meta['vocab_size']} but the model has {vocab}: pass --data_dir "
-                        "pointing at the dataset the model was trained on")
+        raise UserError(f"{folder / 'meta.pkl'} has vocab_size {meta['vocab_size']} but the model has {vocab}: "
+                        "pass --data_dir pointing at the dataset the model was trained on")
     return meta
 
 

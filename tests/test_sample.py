@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 
 import pytest
@@ -113,3 +114,31 @@ def test_sample_command_refuses_mistakes(run_dir, capsys, tmp_path):
         assert main(["sample", *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def _nanogpt_copy(run_dir, tmp_path):
+    """The run's checkpoint as nanoGPT saves it: no vocabulary of its own."""
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
+    del ckpt["meta"]
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+
+
+def test_a_meta_pkl_that_does_not_fit_the_model(run_dir, tmp_path):
+    _nanogpt_copy(run_dir, tmp_path)
+    folder = tmp_path / "d" / "shakespeare_char"
+    folder.mkdir(parents=True)
+    (folder / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 3, "itos": {0: "a", 1: "b", 2: "c"},
+                                                    "stoi": {"a": 0, "b": 1, "c": 2}}))
+    with pytest.raises(UserError, match=r"meta.pkl has vocab_size 3 but the model has 65: pass --data_dir"):
+        generate(SampleConfig(out_dir=str(tmp_path), device="cpu", data_dir=str(tmp_path / "d")))
+    (folder / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 65}))  # ids only: nothing to decode with
+    with pytest.raises(UserError, match=r"meta.pkl has no characters"):
+        generate(SampleConfig(out_dir=str(tmp_path), device="cpu", data_dir=str(tmp_path / "d")))
+
+
+def test_a_damaged_vocabulary_inside_the_checkpoint(run_dir, tmp_path):
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
+    del ckpt["meta"]["itos"][64]
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    with pytest.raises(UserError, match=rf"the vocabulary in {tmp_path / 'ckpt.pt'} is damaged \(itos"):
+        generate(SampleConfig(out_dir=str(tmp_path), device="cpu"))
