@@ -269,6 +269,8 @@ class Trainer:
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: same as nanoGPT
             torch.backends.cudnn.allow_tf32 = True
+            # peak memory is this run's, not the process's (a sweep may run several trials in one)
+            torch.cuda.reset_peak_memory_stats()
         self.autocast = autocast_context(self.device_type, self.dtype)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)

@@ -87,7 +87,7 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stopping = plan.scheduler
     record = {"exp": plan.exp.name, "experiment_file": str(plan.exp.path), "profile": plan.profile,
-              "search": plan.search,
+              "search": plan.search, "seeds": list(plan.seeds),
               "scheduler": {"grace_period": stopping.grace_period, "reduction_factor": stopping.reduction_factor}
               if stopping else None,
               "num_samples": plan.num_samples, "cpus_per_trial": plan.cpus, "gpus_per_trial": plan.gpus,
@@ -111,7 +111,7 @@ def default_concurrency(plan: Plan) -> int:
 
 
 def _trial_name(t) -> str:
-    return f"{t.config.get('name', 'trial')}_{t.trial_id}"
+    return f"{t.config.get('name', 'trial')}_s{t.config.get('seed', '')}_{t.trial_id}"
 
 
 def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
@@ -145,7 +145,13 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
                 param_space.pop(k, None)  # `shape` sets these three together
         search_alg = OptunaSearch(seed=seed)
     scheduler = None
-    if plan.scheduler:
+    if plan.scheduler and plan.search == "grid":
+        from .scheduler import SeedGroupHalving
+
+        scheduler = SeedGroupHalving(plan.scheduler.grace_period, plan.scheduler.reduction_factor, plan.max_iters,
+                                     n_trials=len(plan.trials), protected=tuple(filter(None, [plan.exp.reference])),
+                                     metric=METRIC, mode=MODE, time_attr=TIME_ATTR)
+    elif plan.scheduler:
         scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
                                   reduction_factor=plan.scheduler.reduction_factor)
     concurrent = plan.max_concurrent
@@ -166,7 +172,9 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=search_alg, scheduler=scheduler,
                                     num_samples=plan.num_samples, max_concurrent_trials=concurrent,
-                                    reuse_actors=True, trial_name_creator=_trial_name,
+                                    # a grid's trials are measurements (time, peak memory): each gets a
+                                    # process of its own; a search's many short trials share them
+                                    reuse_actors=plan.search != "grid", trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=plan.exp.name, storage_path=storage_root(storage),

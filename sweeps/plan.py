@@ -30,9 +30,15 @@ class Plan:
     cpus: float
     gpus: float
     max_concurrent: int | None
-    trials: list[dict]  # grid: the runs in start order; optuna: one representative (the profile base)
+    trials: list[dict]  # grid: every run x seed in start order; optuna: one representative (the profile base)
     order: str = "file"  # grid start order: file or longest-first
     notes: tuple[str, ...] = ()  # what the command should say about its choices
+    seeds: tuple[int, ...] = (1337,)  # the training seeds of every grid run
+
+    @property
+    def runs(self) -> list[str]:
+        """The grid's run names, in the file's order."""
+        return self.exp.run_names if self.search == "grid" else []
 
     @property
     def max_iters(self) -> int:
@@ -66,8 +72,12 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
     profile, note = choose_profile(a.profile, gpus_available)
     scheduler, sched_note = _scheduler(exp, profile, a.scheduler)
     gpus = a.gpus_per_trial if a.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
+    n_seeds = a.seeds or exp.seeds(profile)
     if a.search == "grid":
-        trials = exp.grid_runs(profile)
+        runs = exp.grid_runs(profile)
+        # every run trains once per seed; the seeds follow the run's own (the config's) seed
+        trials = [{**run, "seed": run.get("seed", exp.base_values.get("seed", 1337)) + i}
+                  for run in runs for i in range(n_seeds)]
         num_samples = len(trials)
     else:
         trials = [{**exp.profile_base(profile), "name": "optuna"}]
@@ -75,16 +85,17 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
     trials = [{"name": t["name"], **build_config(expand_shape({k: v for k, v in t.items() if k != "name"}, exp.name),
                                                  where=exp.name).as_dict()}
               for t in trials]
-    order = "file"
-    if a.search == "grid":
-        order = a.order if a.order != "auto" else ("file" if scheduler else "longest-first")
+    seeds = tuple(sorted({t["seed"] for t in trials}))
+    # the start order changes no outcome (the scheduler decides on the values at its rungs), only
+    # how well the trials fill the slots
+    order = "file" if a.search != "grid" else (a.order if a.order != "auto" else "longest-first")
     if order == "longest-first":
         # Every trial runs to the end, so the sweep's wall time is set by whichever slot finishes last;
         # starting the costliest trials first leaves only short ones to fill in at the end (a stable
         # sort: equal costs keep the file's order).
         trials = sorted(trials, key=lambda t: -estimated_flops(t))
     return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials,
-                order, tuple(n for n in (note, sched_note) if n))
+                order, tuple(n for n in (note, sched_note) if n), seeds)
 
 
 def estimated_flops(t: dict, vocab_size: int = 65) -> float:
@@ -112,9 +123,14 @@ def describe(plan: Plan) -> str:
     """The dry run: every trial, its resources, and the total work."""
     base = plan.trials[0]
     exp = plan.exp
-    sched = (f"asha (time attribute {TIME_ATTR}, grace period {plan.scheduler.grace_period}, reduction factor "
-             f"{plan.scheduler.reduction_factor}, max_t {plan.max_iters})" if plan.scheduler
-             else f"none ({exp.no_early_stopping_reason or 'chosen on the command line'})")
+    if plan.scheduler is None:
+        sched = f"none ({exp.no_early_stopping_reason or 'chosen on the command line'})"
+    else:
+        kind = ("successive halving by run: a run's seeds continue or stop together, on their mean"
+                + (f"; {exp.reference} is never stopped" if exp.reference else "")
+                if plan.search == "grid" else "asha")
+        sched = (f"{kind} (time attribute {TIME_ATTR}, grace period {plan.scheduler.grace_period}, reduction factor "
+                 f"{plan.scheduler.reduction_factor}, max_t {plan.max_iters})")
     lines = [f"{exp.name}: {exp.description}",
              f"profile {plan.profile}" + (f" ({exp.note(plan.profile)})" if exp.note(plan.profile) else ""),
              f"searcher {plan.search}, scheduler {sched}",
@@ -134,8 +150,10 @@ def describe(plan: Plan) -> str:
         total_iters = sum(t["max_iters"] for t in plan.trials)
         total_tokens = sum(t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * t["block_size"]
                            for t in plan.trials)
-        lines += ["", f"{len(plan.trials)} trials, {total_iters:,} iterations and {total_tokens:,} tokens in all "
-                      "if none stops early"]
+        n_runs, n_seeds = len(plan.runs), len(plan.seeds)
+        lines += ["", f"{n_runs} runs x {n_seeds} seed{'s' if n_seeds > 1 else ''} "
+                      f"({', '.join(map(str, plan.seeds))}) = {len(plan.trials)} trials, {total_iters:,} iterations "
+                      f"and {total_tokens:,} tokens in all if none stops early"]
     else:
         lines += ["", f"{plan.num_samples} Optuna (TPE) trials from the {plan.profile} base config over:"]
         space = exp.space(plan.profile)

@@ -52,16 +52,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--search", default="grid", choices=SEARCHERS, help="grid (the chapter's runs) or optuna (TPE)")
     p.add_argument("--num-samples", type=_positive(int), help="Optuna trials (default: from the experiment file)")
+    p.add_argument("--seeds", type=_positive(int),
+                   help="training seeds per grid run: each run trains with seeds seed, seed+1, ... "
+                        "(default: the profile's, 3 for cpu and full)")
     p.add_argument("--scheduler", default="auto", choices=SCHEDULERS,
-                   help="asha, none, or auto (the experiment file's choice)")
+                   help="asha (early stopping: for a grid, successive halving that decides a run's seeds together "
+                        "and never stops the reference), none, or auto (the experiment file's choice)")
     p.add_argument("--profile", default="auto", choices=("auto",) + PROFILES,
                    help="full, cpu, smoke, or auto (full with a GPU, else cpu)")
     p.add_argument("--cpus-per-trial", type=_positive(float), default=1.0, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (default: 1 with GPUs)")
     p.add_argument("--max-concurrent", type=_positive(int), help="trials at once (default: as many as resources allow)")
     p.add_argument("--order", default="auto", choices=ORDERS,
-                   help="grid start order: file, longest-first (estimated compute), or auto (longest-first when "
-                        "no scheduler stops trials early, else file)")
+                   help="grid start order: file, longest-first (estimated compute), or auto (longest-first); "
+                        "it changes how well trials fill the slots, never an outcome")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     p.add_argument("--storage", default="results", help="results root: a path, NFS path or s3://... (default results)")
     p.add_argument("--num-cpus", type=_positive(int), help="local mode: CPUs Ray may use (default: all)")

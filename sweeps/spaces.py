@@ -19,7 +19,7 @@ An experiment file is one of the tutorial's experiments, its question and its ru
       verdicts: [{check: gap_trend}]      # what a search can answer
     early_stopping: {grace_period: 250, reduction_factor: 2}   # or {none: "why it is off"}
     profiles:
-      full:  {config: {max_iters: 1000}}
+      full:  {config: {max_iters: 1000}}          # `seeds: N` changes the scale's number of seeds
       cpu:   {note: ..., config: {...}, runs: {large_model: {...}}, optuna: {...}, early_stopping: {...}}
       smoke: {...}
 
@@ -52,8 +52,8 @@ SHAPE = re.compile(r"^(\d+)/(\d+)/(\d+)$")
 
 TOP_KEYS = {"description", "question", "base", "reference", "grid", "verdicts", "optuna", "early_stopping",
             "profiles"}
-PROFILE_KEYS = {"note", "config", "runs", "optuna", "early_stopping"}
-SCALE_KEYS = {"note", "config"}
+PROFILE_KEYS = {"note", "seeds", "config", "runs", "optuna", "early_stopping"}
+SCALE_KEYS = {"note", "seeds", "config"}
 OPTUNA_KEYS = {"num_samples", "space", "verdicts"}
 EARLY_STOPPING_KEYS = {"grace_period", "reduction_factor"}
 VERDICT_KEYS = {"check", "run", "against"}
@@ -131,6 +131,7 @@ class Profile:
 
     name: str
     note: str
+    seeds: int  # how many training seeds each grid run trains with, by default
     config: dict[str, Any]  # the scale's config, then the profile's
     runs: dict[str, dict[str, Any]]
     space: dict[str, Distribution]
@@ -184,6 +185,9 @@ class Experiment:
 
     def note(self, profile: str) -> str:
         return self.profiles[profile].note
+
+    def seeds(self, profile: str) -> int:
+        return self.profiles[profile].seeds
 
 
 # ----------------------------------------------------------------------------------------
@@ -278,14 +282,21 @@ def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) 
     return out
 
 
+def _seeds(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+        raise UserError(f"{where}: seeds={value!r} must be a whole number from 1 to 64, e.g. seeds: 3")
+    return value
+
+
 def _scales() -> dict[str, dict]:
-    """search_spaces/profiles.yaml: the note and config of each scale."""
+    """search_spaces/profiles.yaml: the note, seeds and config of each scale."""
     doc = _mapping(_read_yaml(PROFILES_FILE), PROFILES, str(PROFILES_FILE))
     out = {}
     for name in PROFILES:
         w = f"{PROFILES_FILE}: {name}"
         scale = _mapping(doc.get(name), SCALE_KEYS, w)
         out[name] = {"note": " ".join(str(scale.get("note", "")).split()),
+                     "seeds": _seeds(scale.get("seeds", 1), f"{w}.seeds"),
                      "config": _parse_values(scale.get("config"), f"{w}.config")}
     return out
 
@@ -362,6 +373,7 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         profiles[pname] = Profile(
             name=pname,
             note="; ".join(n for n in (scales[pname]["note"], note) if n),
+            seeds=_seeds(pdoc.get("seeds", scales[pname]["seeds"]), f"{pw}.seeds"),
             config={**scales[pname]["config"], **_parse_values(pdoc.get("config"), f"{pw}.config")},
             runs={rn: _parse_values(rv, f"{pw}.runs.{rn}") for rn, rv in runs.items()},
             space={**space, **_parse_space(pdoc.get("optuna"), f"{pw}.optuna")},

@@ -1,7 +1,8 @@
 """Synthetic sweep results for the analysis tests: trial folders as docs/outputs.md describes them.
 
 `make_trial` fabricates a trial folder (result.json lines, params.json, config.json from
-TrainConfig, optional metrics.jsonl, sample.txt, error.txt); no training, no Ray.
+TrainConfig, optional metrics.jsonl, sample.txt, error.txt); `make_run` the trials of one run over
+several seeds, each seed's curve shifted by its own (deterministic) noise; no training, no Ray.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
                overrides: dict | None = None, trial_id: str | None = None, n_params: float = 1e6,
                mem_mb: float = 100.0, time_s: float | None = None, per_iter: list[float] | None = None,
                sample: str | None = None, error: str | None = None, diverged_at: int | None = None,
-               extra_rows: list[dict] | None = None, config_json: bool = True) -> Path:
+               extra_rows: list[dict] | None = None, config_json: bool = True, seed: int = 1337) -> Path:
     """Write one trial folder the way a sweep leaves it (docs/outputs.md) and return it."""
     index = len([d for d in exp_dir.iterdir() if d.is_dir()]) if exp_dir.is_dir() else 0
     trial_id = trial_id or f"ab{index:03d}_{index:05d}"
-    d = exp_dir / f"{name}_{trial_id}"
+    d = exp_dir / f"{name}_s{seed}_{trial_id}"
     d.mkdir(parents=True)
-    over = {**SMALL, **(overrides or {})}
+    over = {**SMALL, "seed": seed, **(overrides or {})}
     if max_iters is None:
         max_iters = evals[-1][0] if evals else 1000
     over["max_iters"] = max_iters
@@ -78,6 +79,32 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
     if error is not None:
         (d / "error.txt").write_text(f"Failure # 1\nTraceback (most recent call last):\n  ...\n{error}\n")
     return d
+
+
+SEEDS = (1337, 1338, 1339)
+
+
+def seed_offset(seed: int, sigma: float) -> float:
+    """The shift of one seed's curve: the same for every run trained with that seed (paired noise)."""
+    return float(np.random.default_rng(seed).normal(0, sigma))
+
+
+def make_run(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], *, seeds=SEEDS, sigma: float = 0.01,
+             per_iter_sigma: float | None = None, per_iter_final: float | None = None, **kwargs) -> list[Path]:
+    """The trials of one run, one per seed: `evals` shifted by each seed's offset (std `sigma`).
+
+    With `per_iter_sigma`, each seed also logs a per-iteration training loss of that noise level.
+    """
+    out = []
+    for i, seed in enumerate(seeds):
+        shift = seed_offset(seed, sigma)
+        pts = [(it, tr + shift, va + shift) for it, tr, va in evals]
+        extra = dict(kwargs)
+        if per_iter_sigma is not None:
+            extra["per_iter"] = noisy(per_iter_final if per_iter_final is not None else evals[-1][2], per_iter_sigma,
+                                      seed=seed * 7 + i)
+        out.append(make_trial(exp_dir, name, pts, seed=seed, **extra))
+    return out
 
 
 def noisy(final: float, sigma: float, n: int = 100, seed: int = 0) -> list[float]:

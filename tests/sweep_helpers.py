@@ -65,9 +65,9 @@ grid:
 early_stopping:
   none: complete curves
 profiles:
-  full: {{config: {config}}}
-  cpu: {{config: {config}}}
-  smoke: {{config: {config}}}
+  full: {{seeds: 1, config: {config}}}
+  cpu: {{seeds: 1, config: {config}}}
+  smoke: {{seeds: 1, config: {config}}}
 """)
     return path
 

@@ -133,7 +133,7 @@ def test_rays_record_tells_stopped_from_interrupted_and_not_started(tmp_path):
                                  "large_model": "not started"}
     assert t.loc["large_model", "n_layer"] == 8 and t.loc["large_model", "n_evals"] == 0
     text = analyze(exp).read_text()
-    assert "| large_model | N/A | N/A | N/A | N/A | not started |" in text and "`--resume` continues it" in text
+    assert "| large_model | 1 | N/A | N/A | N/A | N/A | not started |" in text and "`--resume` continues it" in text
 
 
 def test_an_errored_trial_is_errored_by_rays_record(tmp_path):

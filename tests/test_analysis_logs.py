@@ -76,5 +76,5 @@ def test_logs_cli(tmp_path, capsys):
     assert t.loc["small_lr", "status"] == "diverged" and t.loc["small_lr", "diverged_at"] == 250
     text = report.read_text()
     assert "# exp1: effect of learning rate, batch size and model size" in text
-    assert "| baseline | 1.3500 | 1.5600 | 0.2100 | N/A |" in text
+    assert "| baseline | 1 | 1.3500 | 1.5600 | 0.2100 | N/A |" in text
     assert "123.5s" in text

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from results_factory import curve, make_trial, noisy
 
 from sweeps.analysis.load import load_sweep
-from sweeps.analysis.metrics import compute_accounting, fit_power_law, loss_noise, overfit_class
+from sweeps.analysis.metrics import compute_accounting, loss_noise, overfit_class
 from sweeps.analyze import analyze
 
 
@@ -24,20 +23,6 @@ def test_overfit_class_uses_the_gap_as_printed():
     # 1.2 - 1.1 is 0.09999999999999987 in binary floating point; the reader sees 0.1
     assert overfit_class(1.2 - 1.1) == "slight"
     assert overfit_class(1.8 - 1.5) == "moderate"
-
-
-@pytest.mark.parametrize("alpha,offset", [(0.076, 0.0), (0.3, 0.0), (0.12, 0.9)])
-def test_power_law_recovers_exponent(alpha, offset):
-    n = np.array([5e5, 2e6, 8e6, 3e7, 1e8, 4e8])
-    loss = 6.0 * n ** -alpha + offset
-    law = fit_power_law(n, loss, offset=offset > 0)
-    assert law is not None
-    assert law.alpha == pytest.approx(alpha, abs=0.01 if offset else 1e-9)
-    assert law.r2 > 0.999
-
-
-def test_power_law_needs_two_sizes():
-    assert fit_power_law([1e6, 1e6], [2.0, 1.9]) is None
 
 
 def test_loss_noise_tracks_sigma():

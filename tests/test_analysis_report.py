@@ -28,7 +28,7 @@ def test_plots_and_report_are_written(tmp_path, exp_name):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
         assert f"](plots/{name})" in text
     for section in ("## Summary", "## Verdicts", "## Overfitting", "## Compute", "## Plots",
-                    "| name | train loss | val loss | gap | training time | status |"):
+                    "| name | seeds | train loss | val loss | gap | training time | status |"):
         assert section in text
     assert (exp / "trials.csv").stat().st_size > 0 and (exp / "history.csv").stat().st_size > 0
 
@@ -39,4 +39,4 @@ def test_exp3_plots(tmp_path):
     text = analyze(exp).read_text()
     for name in ("exp3_train_vs_val.png", "exp3_gaps.png", "curves_overfit.png"):
         assert (exp / "plots" / name).stat().st_size > 5000 and f"plots/{name}" in text
-    assert "| overfit | 5000 | 0.6000 | severe |" in text
+    assert "| overfit | 5000 | 0.6000 ± 0.0100 | severe |" in text

@@ -1,11 +1,12 @@
-"""sweeps/analysis/verdicts.py: crafted curves for which each expectation must hold, and ones for which it must fail."""
+"""sweeps/analysis/verdicts.py: crafted runs over seeds for which each expectation holds, fails, or cannot be told."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from results_factory import by_expectation, curve, judge, make_trial, noisy
+from results_factory import by_expectation, curve, judge, make_run, make_trial
 
 from sweeps.analysis.load import load_sweep
 from sweeps.analysis.verdicts import verdicts
@@ -13,57 +14,91 @@ from sweeps.analyze import analyze
 from sweeps.spaces import load_experiment
 
 
-def _exp1(tmp_path: Path, good: bool) -> list:
+def outcomes(vs) -> list[tuple[str, str]]:
+    return [(v.expectation, v.outcome, v.observed) for v in vs]
+
+
+def _exp1(tmp_path: Path, good: bool, seeds=(1337, 1338, 1339)) -> list:
     exp = tmp_path / "exp1"
     base = curve(1.6)
     if not good:
         base = [(it, tr + (0.3 if it == 750 else 0), va + (0.3 if it == 750 else 0)) for it, tr, va in base]
-    make_trial(exp, "baseline", base, per_iter=noisy(1.6, 0.02))
+    make_run(exp, "baseline", base, seeds=seeds, per_iter_sigma=0.02, per_iter_final=1.6)
     lr = curve(1.9) if good else curve(1.5)
     if good:  # oscillation: val goes back up at step 500
         lr[2] = (500, lr[1][1] + 0.2, lr[1][2] + 0.2)
-    make_trial(exp, "large_lr", lr, overrides={"learning_rate": 5e-3})
-    make_trial(exp, "small_lr", curve(2.3 if good else 1.5, k=1.0 if good else 6.0),
-               overrides={"learning_rate": 1e-4})
-    make_trial(exp, "small_batch", curve(1.7), overrides={"batch_size": 1},
-               per_iter=noisy(1.7, 0.1 if good else 0.005, seed=2))
-    make_trial(exp, "large_model", curve(1.4 if good else 1.8), overrides={"n_layer": 8, "n_embd": 512, "n_head": 8})
+    make_run(exp, "large_lr", lr, seeds=seeds, overrides={"learning_rate": 5e-3})
+    make_run(exp, "small_lr", curve(2.3 if good else 1.5, k=1.0 if good else 6.0), seeds=seeds,
+             overrides={"learning_rate": 1e-4})
+    make_run(exp, "small_batch", curve(1.7), seeds=seeds, overrides={"batch_size": 1},
+             per_iter_sigma=0.1 if good else 0.005, per_iter_final=1.7)
+    make_run(exp, "large_model", curve(1.4 if good else 1.8), seeds=seeds,
+             overrides={"n_layer": 8, "n_embd": 512, "n_head": 8})
     return judge("exp1", exp)
 
 
 def test_exp1_verdicts_hold(tmp_path):
     vs = _exp1(tmp_path, good=True)
-    assert len(vs) == 5 and all(v.holds is True for v in vs), [(v.expectation, v.observed) for v in vs]
-    assert "rises by 0.2" in by_expectation(vs, "large learning rate").observed
-    assert "noise" in by_expectation(vs, "small batch").observed
+    assert len(vs) == 5 and all(v.outcome == "holds" for v in vs), outcomes(vs)
+    lr = by_expectation(vs, "large learning rate")
+    assert "+0.2000 at step 500 (beyond the tolerance and the noise)" in lr.observed
+    noise = by_expectation(vs, "small batch")
+    assert noise.effect > 0 and noise.n_seeds == {"small_batch": 3, "baseline": 3} and noise.step == 1000
+    # every verdict is a measurement: its effect, the effect's standard error, seeds per side, the step
+    for v in vs:
+        assert v.effect is not None and v.stderr is not None and v.stderr > 0 and v.step is not None
+        assert all(n == 3 for n in v.n_seeds.values())
 
 
 def test_exp1_verdicts_fail(tmp_path):
     vs = _exp1(tmp_path, good=False)
-    assert all(v.holds is False for v in vs), [(v.expectation, v.observed) for v in vs]
+    assert all(v.outcome == "does not hold" for v in vs), outcomes(vs)
 
 
-def test_exp1_noise_falls_back_on_evaluations(tmp_path):
+def test_one_seed_is_never_decisive(tmp_path):
+    vs = _exp1(tmp_path, good=True, seeds=(1337,))
+    assert all(v.outcome == "cannot tell" for v in vs), outcomes(vs)
+    assert "one seed" in by_expectation(vs, "large_model").observed
+
+
+def test_a_difference_inside_the_seed_noise_is_within_noise(tmp_path):
     exp = tmp_path / "exp1"
-    make_trial(exp, "baseline", curve(1.6, iters=range(0, 1001, 100)))
-    jag = [(it, tr + 0.05 * (-1) ** i, va + 0.05 * (-1) ** i)
-           for i, (it, tr, va) in enumerate(curve(1.7, iters=range(0, 1001, 100)))]
-    make_trial(exp, "small_batch", jag, overrides={"batch_size": 1})
+    make_run(exp, "baseline", curve(1.60), sigma=0.03)
+    # 0.01 lower on average, against seeds that scatter by 0.03: the seeds cannot tell
+    make_run(exp, "large_model", curve(1.59), seeds=(1340, 1341, 1342), sigma=0.03,
+             overrides={"n_layer": 8, "n_embd": 512, "n_head": 8})
+    v = by_expectation(judge("exp1", exp), "large_model")
+    assert v.outcome == "within noise", v.observed
+    assert abs(v.effect) < 2 * v.stderr * 2.8 and v.p_value > 0.05
+
+
+def test_a_run_stopped_early_is_judged_where_both_sides_reached(tmp_path):
+    exp = tmp_path / "exp1"
+    make_run(exp, "baseline", curve(1.6))
+    make_run(exp, "small_lr", curve(2.3, k=1.0)[:2], max_iters=1000, overrides={"learning_rate": 1e-4})
+    v = by_expectation(judge("exp1", exp), "small learning rate")
+    assert v.step == 250 and "at step 250" in v.observed and v.outcome == "holds"
+
+
+def test_without_per_iteration_losses_noise_cannot_be_told(tmp_path):
+    exp = tmp_path / "exp1"
+    make_run(exp, "baseline", curve(1.6))
+    make_run(exp, "small_batch", curve(1.7), overrides={"batch_size": 1})
     v = by_expectation(judge("exp1", exp), "small batch")
-    assert v.holds is True and "eval-to-eval" in v.observed
+    assert v.outcome == "cannot tell" and "lower log_interval" in v.observed
 
 
-@pytest.mark.parametrize("delta,holds", [(0.002, True), (0.05, False)])
-def test_exp2_equivalence(tmp_path, delta, holds):
+@pytest.mark.parametrize("delta,outcome", [(0.002, "holds"), (0.05, "does not hold")])
+def test_exp2_equivalence(tmp_path, delta, outcome):
     exp = tmp_path / "exp2"
     a = curve(1.8, iters=range(0, 501, 100))
     b = [(it, tr + delta * (i % 2), va + delta * (i % 2)) for i, (it, tr, va) in enumerate(a)]
-    make_trial(exp, "large_batch", a, overrides={"batch_size": 64, "gradient_accumulation_steps": 1})
-    make_trial(exp, "grad_accum", b, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    make_run(exp, "large_batch", a, overrides={"batch_size": 64, "gradient_accumulation_steps": 1})
+    make_run(exp, "grad_accum", b, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
     (v,) = judge("exp2", exp)
-    assert v.holds is holds
-    assert v.observed.startswith("PASS" if holds else "FAIL")
-    assert f"max |Δ| {delta:.6f}" in v.observed and "64×1 vs 16×4" in v.observed
+    assert v.outcome == outcome, v.observed
+    assert f"max |Δ val| {delta:.6f}" in v.observed and "64×1 vs 16×4" in v.observed
+    assert v.effect == pytest.approx(delta, abs=1e-6) and v.n_seeds == {"grad_accum": 3, "large_batch": 3}
 
 
 def _exp3(tmp_path: Path, gaps: dict[str, float]) -> list:
@@ -71,20 +106,22 @@ def _exp3(tmp_path: Path, gaps: dict[str, float]) -> list:
     knobs = {"overfit": (0.0, 0.0), "dropout": (0.2, 0.0), "weight_decay": (0.0, 0.1), "both": (0.2, 0.1)}
     for name, gap in gaps.items():
         dropout, wd = knobs[name]
-        make_trial(exp, name, curve(1.6, iters=range(0, 5001, 1000), gap=gap),
-                   overrides={"dropout": dropout, "weight_decay": wd})
+        first = 1337 + 3 * list(knobs).index(name)
+        for i, seed in enumerate(range(first, first + 3)):  # each seed's gap scatters by 0.01 around the run's
+            make_trial(exp, name, curve(1.6, iters=range(0, 5001, 1000), gap=gap + 0.01 * (i - 1)), seed=seed,
+                       overrides={"dropout": dropout, "weight_decay": wd})
     return judge("exp3", exp)
 
 
 def test_exp3_verdicts_hold(tmp_path):
     vs = _exp3(tmp_path, {"overfit": 0.6, "dropout": 0.2, "weight_decay": 0.4, "both": 0.08})
-    assert len(vs) == 4 and all(v.holds is True for v in vs), [(v.expectation, v.observed) for v in vs]
-    assert "severe" in vs[0].observed and "healthy" in vs[3].observed
+    assert len(vs) == 4 and all(v.outcome == "holds" for v in vs), outcomes(vs)
+    assert "severe" in vs[0].observed and vs[0].effect == pytest.approx(0.5) and vs[3].effect == pytest.approx(-0.52)
 
 
 def test_exp3_verdicts_fail(tmp_path):
     vs = _exp3(tmp_path, {"overfit": 0.05, "dropout": 0.2, "weight_decay": 0.3, "both": 0.1})
-    assert all(v.holds is False for v in vs), [(v.expectation, v.observed) for v in vs]
+    assert all(v.outcome == "does not hold" for v in vs), outcomes(vs)
 
 
 def _exp4(tmp_path: Path, good: bool) -> list:
@@ -100,21 +137,22 @@ def _exp4(tmp_path: Path, good: bool) -> list:
             first = 5.0 - first
         pts = curve(final, iters=its)
         pts[1] = (250, first - 0.05, first)
-        make_trial(exp, name, pts, overrides={"learning_rate": 1e-3, "min_lr": 1e-4, **over})
+        make_run(exp, name, pts, overrides={"learning_rate": 1e-3, "min_lr": 1e-4, **over})
     return judge("exp4", exp)
 
 
 def test_exp4_verdicts_hold(tmp_path):
     vs = _exp4(tmp_path, good=True)
     # one verdict per pair of the file (two at the start, two at the end) and the lowest of the four
-    assert len(vs) == 5 and all(v.holds is True for v in vs[1:]), [(v.expectation, v.observed) for v in vs]
+    assert len(vs) == 5 and all(v.outcome == "holds" for v in vs[1:]), outcomes(vs)
     # decay_lr=False disables warmup in get_lr: that pair is reported, not judged
-    assert "identical learning-rate schedules" in vs[0].observed and vs[0].holds is None
+    assert "identical learning-rate schedules" in vs[0].observed and vs[0].outcome == "cannot tell"
+    assert vs[1].step == 250 and vs[2].step == 2000
 
 
 def test_exp4_verdicts_fail(tmp_path):
     vs = _exp4(tmp_path, good=False)
-    assert all(v.holds is False for v in vs[1:]), [(v.expectation, v.observed) for v in vs]
+    assert all(v.outcome == "does not hold" for v in vs[1:]), outcomes(vs)
 
 
 SIZES = {"tiny": (2, 128, 4e5), "small": (4, 256, 3.2e6), "medium": (6, 384, 1.07e7), "large": (8, 512, 2.5e7)}
@@ -123,50 +161,83 @@ SIZES = {"tiny": (2, 128, 4e5), "small": (4, 256, 3.2e6), "medium": (6, 384, 1.0
 def _exp5(tmp_path: Path, good: bool) -> tuple[Path, list]:
     exp = tmp_path / "exp5"
     for i, (name, (layers, width, n)) in enumerate(SIZES.items()):
-        final = 3.95 * n ** -0.06
+        final = 1.0 + 2.0 * n ** -0.15  # a Chinchilla law: E = 1.0, A = 2.0, alpha = 0.15
         if not good and name == "large":
             final = 2.5
-        make_trial(exp, name, curve(final, iters=range(0, 3001, 500), k=12.0), n_params=n,
-                   overrides={"n_layer": layers, "n_head": layers, "n_embd": width},
-                   time_s=100.0 * 2 ** i if good else 100.0 / 2 ** i, mem_mb=500.0 * 2 ** i,
-                   sample=f"ROMEO{i}:\nWhat light | through yonder window breaks? " * 5)
+        make_run(exp, name, curve(final, iters=range(0, 3001, 500), k=12.0), sigma=0.005, n_params=n,
+                 seeds=[1337 + 3 * i + k for k in range(3)],
+                 overrides={"n_layer": layers, "n_head": layers, "n_embd": width},
+                 time_s=100.0 * 2 ** i if good else 100.0 / 2 ** i, mem_mb=500.0 * 2 ** i,
+                 sample=f"ROMEO{i}:\nWhat light | through yonder window breaks? " * 5)
     return exp, judge("exp5", exp)
 
 
 def test_exp5_verdicts_hold(tmp_path):
     _, vs = _exp5(tmp_path, good=True)
-    assert len(vs) == 5 and all(v.holds is True for v in vs), [(v.expectation, v.observed) for v in vs]
-    assert "α = 0.06" in by_expectation(vs, "power").observed
+    assert by_expectation(vs, "each larger model").outcome == "holds", outcomes(vs)
+    power = by_expectation(vs, "power")
+    assert power.outcome == "holds" and power.effect > 0 and "95% interval" in power.observed
+    assert by_expectation(vs, "take longer").outcome == "holds"
+    assert by_expectation(vs, "more memory").outcome == "holds"
 
 
 def test_exp5_verdicts_fail(tmp_path):
     exp, vs = _exp5(tmp_path, good=False)
-    assert by_expectation(vs, "each larger model").holds is False
-    assert by_expectation(vs, "take longer").holds is False
-    assert by_expectation(vs, "10×").holds is False
+    assert by_expectation(vs, "each larger model").outcome == "does not hold"
+    assert by_expectation(vs, "take longer").outcome == "does not hold"
     text = analyze(exp).read_text()
-    assert "## Model sizes" in text and "ROMEO0: ↵ What light \\| through" in text and "α =" in text
+    assert "## Model sizes" in text and "ROMEO0: ↵ What light \\| through" in text and "Chinchilla form" in text
     assert "400,000" in text and "500 MB" in text
 
 
-def test_optuna_sweep_without_named_runs(tmp_path):
+def test_exp5_writes_scaling_json_with_intervals(tmp_path):
+    exp, _ = _exp5(tmp_path, good=True)
+    analyze(exp)
+    s = json.loads((exp / "scaling.json").read_text())
+    assert {"a", "alpha", "alpha_ci"} <= set(s["power_law"])
+    assert {"E", "A", "alpha", "alpha_ci", "E_ci"} <= set(s["chinchilla"])
+    assert {"params", "predicted_loss", "interval"} <= set(s["next_size"])
+    lo, hi = s["chinchilla"]["alpha_ci"]
+    assert lo <= s["chinchilla"]["alpha"] <= hi and lo > 0
+    assert s["next_size"]["params"] == pytest.approx(2.5e7 ** 2 / 1.07e7)
+    lo, hi = s["next_size"]["interval"]
+    assert lo <= s["next_size"]["predicted_loss"] <= hi < s["sizes"][-1]["mean_val_loss"]
+
+
+def test_verdicts_json_is_the_reports_data(tmp_path):
+    _exp1(tmp_path, good=True)
+    exp = tmp_path / "exp1"
+    text = analyze(exp).read_text()
+    data = json.loads((exp / "verdicts.json").read_text())
+    assert len(data) == 5
+    for v in data:
+        assert {"expectation", "outcome", "effect", "stderr", "n_seeds", "step", "observed"} <= set(v)
+        assert v["outcome"] in ("holds", "does not hold", "within noise", "cannot tell")
+        assert f"| {v['expectation']} | **{v['outcome']}** |" in text.replace("\\|", "|")
+
+
+def test_search_without_named_runs(tmp_path):
     exp = tmp_path / "exp5"
-    for layers, width, n in SIZES.values():
-        make_trial(exp, "optuna", curve(3.95 * n ** -0.06, iters=range(0, 1001, 250)), n_params=n,
-                   overrides={"n_layer": layers, "n_head": layers, "n_embd": width})
+    for i, (layers, width, n) in enumerate(SIZES.values()):
+        make_trial(exp, "optuna", curve(3.95 * n ** -0.06, iters=range(0, 1001, 250)), n_params=n, seed=1337,
+                   overrides={"n_layer": layers, "n_head": layers, "n_embd": width}, trial_id=f"ab{i:03d}_{i:05d}")
     res = load_sweep(exp)
     assert res.trials["label"].is_unique
     vs = verdicts(load_experiment("exp5"), res)
-    assert vs[0].holds is None and "none of them is in this sweep" in vs[0].observed and "optuna ×4" in vs[0].observed
-    assert by_expectation(vs, "power").holds is True
+    assert vs[0].outcome == "cannot tell" and "none of them is in this sweep" in vs[0].observed
+    assert "optuna ×4" in vs[0].observed
+    # one trial per size: a fit, but no interval, so never decisive
+    assert by_expectation(vs, "power").outcome == "cannot tell"
     text = analyze(exp).read_text()
-    assert "Best trial" in text and (exp / "plots" / "exp5_scaling.png").is_file()
+    assert (exp / "plots" / "exp5_scaling.png").is_file() and "## Model sizes" in text
 
 
-def test_optuna_exp3_correlates_regularisation_with_gap(tmp_path):
+def test_search_gap_trend_is_a_slope_with_its_uncertainty(tmp_path):
     exp = tmp_path / "exp3"
-    for d in [0.0, 0.1, 0.2, 0.3]:
-        make_trial(exp, "optuna", curve(1.6, gap=0.6 - d), overrides={"dropout": d, "weight_decay": 0.1})
+    for i, d in enumerate([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]):
+        make_trial(exp, "optuna", curve(1.6, gap=0.6 - d + 0.005 * (-1) ** i), trial_id=f"ab{i:03d}_{i:05d}",
+                   overrides={"dropout": d, "weight_decay": 0.1})
     vs = judge("exp3", exp)
-    assert by_expectation(vs, "more dropout").holds is True
-    assert by_expectation(vs, "more weight decay").holds is None
+    v = by_expectation(vs, "more dropout")
+    assert v.outcome == "holds" and v.effect == pytest.approx(-1.0, abs=0.05) and v.stderr < 0.1
+    assert by_expectation(vs, "more weight decay").outcome == "cannot tell"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from common import REPO
-from results_factory import curve, make_trial
+from results_factory import curve, make_run
 
 from sweeps.analyze import main
 
@@ -23,10 +23,10 @@ def test_cli_errors_without_traceback(tmp_path):
 def test_cli_direct_path_and_results(tmp_path, capsys):
     exp = tmp_path / "res" / "exp2"
     a = curve(1.8, iters=range(0, 501, 100))
-    make_trial(exp, "large_batch", a, overrides={"batch_size": 64})
-    make_trial(exp, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    make_run(exp, "large_batch", a, overrides={"batch_size": 64})
+    make_run(exp, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
     assert main(["exp2", "--results", str(tmp_path / "res")]) == 0
-    assert "PASS" in capsys.readouterr().out
+    assert "[holds] gradient accumulation equals a large batch" in capsys.readouterr().out
     assert main([str(exp)]) == 0
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2

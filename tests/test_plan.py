@@ -14,9 +14,9 @@ def plan_of(*argv: str, gpus: int = 0):
 
 
 def test_a_grid_plan_has_the_files_runs_and_scheduler():
-    plan = plan_of("exp1", "--profile", "smoke")
+    plan = plan_of("exp1", "--profile", "smoke", "--order", "file")
     assert [t["name"] for t in plan.trials] == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
-    assert plan.num_samples == 5 and plan.order == "file" and plan.max_iters == 30
+    assert plan.num_samples == 5 and plan.order == "file" and plan.max_iters == 30 and plan.seeds == (1337,)
     assert plan.scheduler == EarlyStopping(grace_period=10, reduction_factor=2)
     assert (plan.cpus, plan.gpus) == (1.0, 0.0) and not plan.notes
     small = {t["name"]: t for t in plan.trials}["small_batch"]
@@ -32,12 +32,41 @@ def test_auto_profile_follows_the_gpus_and_says_so():
 
 
 def test_without_early_stopping_the_grid_starts_longest_first():
-    plan = plan_of("exp1", "--profile", "cpu", "--scheduler", "none")
+    plan = plan_of("exp1", "--profile", "cpu", "--scheduler", "none", "--seeds", "1")
     assert plan.scheduler is None and plan.order == "longest-first"
     # the 6/8/192 model first, the batch-3 run (a quarter of the tokens) last; equal costs keep the file's order
     assert [t["name"] for t in plan.trials] == ["large_model", "baseline", "large_lr", "small_lr", "small_batch"]
-    assert [t["name"] for t in plan_of("exp1", "--profile", "cpu", "--scheduler", "none", "--order", "file").trials] \
+    assert [t["name"] for t in plan_of("exp1", "--profile", "cpu", "--scheduler", "none", "--order", "file",
+                                       "--seeds", "1").trials] \
         == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+
+
+def test_early_stopping_changes_no_order_it_is_longest_first_too():
+    # the grid's scheduler decides on the values at its rungs, whatever reaches them first
+    plan = plan_of("exp1", "--profile", "cpu")
+    assert plan.scheduler is not None and plan.order == "longest-first"
+
+
+def test_each_run_trains_once_per_seed():
+    plan = plan_of("exp1", "--profile", "cpu")
+    assert plan.seeds == (1337, 1338, 1339) and len(plan.trials) == 15  # the cpu profile's three seeds
+    runs = {}
+    for t in plan.trials:
+        runs.setdefault(t["name"], []).append(t["seed"])
+    assert all(sorted(s) == [1337, 1338, 1339] for s in runs.values()) and len(runs) == 5
+    assert all(t["eval_seed"] == 1337 for t in plan.trials)  # one set of evaluation windows for the whole sweep
+    assert plan_of("exp1", "--profile", "cpu", "--seeds", "5").seeds == (1337, 1338, 1339, 1340, 1341)
+    text = describe(plan)
+    assert "5 runs x 3 seeds (1337, 1338, 1339) = 15 trials" in text
+
+
+def test_a_profile_may_set_its_own_seeds(tmp_path):
+    from test_spaces import GOOD
+
+    path = tmp_path / "x.yaml"
+    path.write_text(GOOD.replace("  cpu: {config:", "  cpu: {seeds: 2, config:"))
+    assert plan_of(str(path), "--profile", "cpu").seeds == (1337, 1338)
+    assert plan_of(str(path), "--profile", "smoke").seeds == (1337,)
 
 
 def test_asha_where_the_file_turns_it_off_is_said():
@@ -60,7 +89,7 @@ def test_the_dry_run_lists_every_trial_and_the_total():
     text = describe(plan_of("exp1", "--profile", "smoke"))
     for name in ("baseline", "large_lr", "small_lr", "small_batch", "large_model"):
         assert f"\n{name} " in text
-    assert "5 trials, 150 iterations" in text and "1 CPU, 0 GPU" in text
+    assert "5 runs x 1 seed (1337) = 5 trials, 150 iterations" in text and "1 CPU, 0 GPU" in text
     assert "shared by every trial:" in text and "max_iters=30" in text  # what no trial changes, once
 
 

@@ -16,7 +16,7 @@ def test_dry_run_lists_every_trial_and_the_total_without_starting_ray(tmp_path):
     assert r.returncode == 0, r.stderr
     for name in ("baseline", "large_lr", "small_lr", "small_batch", "large_model"):
         assert name in r.stdout
-    assert "5 trials, 150 iterations" in r.stdout
+    assert "5 runs x 1 seed (1337) = 5 trials, 150 iterations" in r.stdout
     assert "1 CPU, 0 GPU" in r.stdout
     assert "dashboard" not in r.stdout.lower()
     assert not (tmp_path / "results").exists()
@@ -37,20 +37,20 @@ def _table_names(stdout: str) -> list[str]:
 
 
 def test_without_early_stopping_the_grid_starts_longest_first(tmp_path):
-    r = run(tmp_path, "exp1", "--profile", "cpu", "--scheduler", "none", "--dry-run")
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--scheduler", "none", "--seeds", "1", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "start order: longest first" in r.stdout
     # the 6/8/192 model first, the batch-3 run (a quarter of the tokens) last; equal costs keep the file's order
     assert _table_names(r.stdout) == ["large_model", "baseline", "large_lr", "small_lr", "small_batch"]
 
 
-@pytest.mark.parametrize("args", [["--scheduler", "asha"], ["--scheduler", "none", "--order", "file"]])
-def test_with_asha_or_when_asked_the_grid_keeps_the_files_order(tmp_path, args):
-    # under ASHA the order decides which trials reach a rung first, so the file's author keeps it
-    r = run(tmp_path, "exp1", "--profile", "cpu", "--dry-run", *args)
+@pytest.mark.parametrize("args", [["--scheduler", "asha"], ["--scheduler", "none"]])
+def test_when_asked_the_grid_keeps_the_files_order(tmp_path, args):
+    r = run(tmp_path, "exp1", "--profile", "cpu", "--dry-run", "--order", "file", "--seeds", "2", *args)
     assert r.returncode == 0, r.stderr
     assert "start order: the file's" in r.stdout
-    assert _table_names(r.stdout) == ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+    assert _table_names(r.stdout) == [n for n in ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+                                      for _ in range(2)]  # each run's seeds together
 
 
 def test_list_shows_each_experiment_on_one_line(tmp_path):

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from sweep_helpers import (
@@ -36,22 +37,37 @@ def trial_worker_pids() -> list[int]:
 @pytest.fixture(scope="module")
 def exp1_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("exp1")
-    r = run(tmp, "exp1", "--profile", "smoke")
+    r = run(tmp, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "2")
     return tmp, r
 
 
-def test_exp1_grid_with_asha_end_to_end(exp1_sweep):
+def ends(exp_dir: Path) -> dict[tuple[str, int], int]:
+    """The last iteration of every trial, by (run, seed)."""
+    out = {}
+    for d in all_trials(exp_dir):
+        conf = json.loads((d / "config.json").read_text())
+        out[(conf["name"], conf["seed"])] = results_of(d)[-1]["iter"]
+    return out
+
+
+def test_exp1_grid_with_early_stopping_end_to_end(exp1_sweep):
     tmp, r = exp1_sweep
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     exp_dir = tmp / "results" / "exp1"
-    trials = by_name(exp_dir)
-    assert sorted(trials) == sorted(["baseline", "large_lr", "small_lr", "small_batch", "large_model"])
-    # the tutorial's summary table, with every trial's status
+    end = ends(exp_dir)
+    names = ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
+    assert sorted(end) == sorted((n, s) for n in names for s in (1337, 1338))
+    # the tutorial's summary table, with every run's status
     assert "name" in r.stdout and "val loss" in r.stdout and "status" in r.stdout
-    stopped = [n for n, d in trials.items() if results_of(d)[-1]["iter"] < 30]
-    assert stopped, "ASHA stopped no trial"  # small_lr (lr 1e-4) is always worse at the first rung
-    assert "small_lr" in stopped
-    for name, d in trials.items():
+    stopped = {n for (n, _), it in end.items() if it < 30}
+    assert "small_lr" in stopped  # lr 1e-4 is always worse at the first rung
+    assert end[("baseline", 1337)] == end[("baseline", 1338)] == 30  # the reference is never stopped
+    for n in names:  # a run's seeds continue or stop together
+        assert end[(n, 1337)] == end[(n, 1338)], end
+    verdicts = json.loads((exp_dir / "verdicts.json").read_text())
+    assert len(verdicts) == 5 and all(v["n_seeds"] for v in verdicts)
+    trials = {(json.loads((d / "config.json").read_text())["name"], d.name): d for d in all_trials(exp_dir)}
+    for (name, _), d in trials.items():
         rows = results_of(d)
         assert rows and all("val_loss" in row and "iter" in row for row in rows)
         assert [row["iter"] for row in rows] == sorted(row["iter"] for row in rows)
@@ -64,8 +80,19 @@ def test_exp1_grid_with_asha_end_to_end(exp1_sweep):
     from ray.tune import ExperimentAnalysis
 
     ea = ExperimentAnalysis(str(exp_dir), default_metric="val_loss", default_mode="min")
-    assert len(ea.trials) == 5
-    assert ea.best_config["name"] in trials
+    assert len(ea.trials) == 10
+    assert ea.best_config["name"] in names
+    # Ray's record of every trial is final: a run stopped while it waited at a rung is TERMINATED too
+    assert {t.status for t in ea.trials} == {"TERMINATED"}
+
+
+def test_the_same_command_gives_the_same_outcomes_whatever_the_concurrency(exp1_sweep, tmp_path):
+    first, _ = exp1_sweep
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "1", "--order", "file")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    a, b = (json.loads((d / "results" / "exp1" / "verdicts.json").read_text()) for d in (first, tmp_path))
+    assert [(v["expectation"], v["outcome"]) for v in a] == [(v["expectation"], v["outcome"]) for v in b]
+    assert ends(first / "results" / "exp1") == ends(tmp_path / "results" / "exp1")
 
 
 def test_an_existing_sweep_is_never_overwritten(exp1_sweep):

@@ -1,4 +1,4 @@
-"""The numbers behind the verdicts: overfitting classes, loss noise, power-law fits, compute saved.
+"""The numbers behind the verdicts: overfitting classes, loss noise, compute saved.
 
 Pure functions of arrays and DataFrames, so each can be tested on its own.
 """
@@ -32,82 +32,21 @@ def overfit_class(gap: float) -> str:
     return SEVERE
 
 
-def loss_noise(values: np.ndarray | list[float]) -> float:
-    """Step-to-step noise of a loss series: std of its first differences over the second half, / sqrt(2).
+def loss_noise(values: np.ndarray | list[float], tail: bool = True) -> float:
+    """Step-to-step noise of a loss series: std of its first differences, / sqrt(2).
 
     First differences remove the slow downward trend; for white noise of std s on top of a
-    smooth curve, std(diff) = s * sqrt(2), so the result estimates s. The first half is left
-    out because there the trend itself (fast early learning) would dominate the differences.
-    NaN with fewer than 3 points in the second half.
+    smooth curve, std(diff) = s * sqrt(2), so the result estimates s. With `tail` only the
+    second half counts, because in the first the trend itself (fast early learning) would
+    dominate the differences; pass the window yourself with `tail=False`. NaN with fewer than 3 points.
     """
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    tail = v[len(v) // 2:]
-    if len(tail) < 3:
+    if tail:
+        v = v[len(v) // 2:]
+    if len(v) < 3:
         return math.nan
-    return float(np.std(np.diff(tail), ddof=1) / math.sqrt(2))
-
-
-@dataclass
-class PowerLaw:
-    """loss = a * N^(-alpha) + c, fitted over `n_points` model sizes."""
-
-    a: float
-    alpha: float
-    c: float
-    r2: float
-    n_points: int
-
-    def __call__(self, n: np.ndarray | float) -> np.ndarray:
-        return self.a * np.power(np.asarray(n, dtype=float), -self.alpha) + self.c
-
-    def describe(self) -> str:
-        tail = f" + {self.c:.3f}" if self.c else ""
-        return f"loss = {self.a:.3g} · N^({-self.alpha:.4f}){tail}  (R² {self.r2:.3f}, {self.n_points} sizes)"
-
-
-def _loglog_fit(n: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    slope, intercept = np.polyfit(np.log(n), np.log(y), 1)
-    return float(math.exp(intercept)), float(-slope)
-
-
-def fit_power_law(n_params: np.ndarray | list[float], loss: np.ndarray | list[float],
-                  offset: bool = False) -> PowerLaw | None:
-    """Fit loss = a * N^(-alpha) (+ c with `offset`) by least squares in log-log space.
-
-    Without an offset it is a straight line through (log N, log loss). With one, c (the
-    irreducible loss) is searched on a grid below the smallest loss, each candidate fitted in
-    log space, and the one with the least squared error in loss wins; it needs 4 or more sizes,
-    since 3 parameters through 3 points always fit. None with fewer than 2 usable points.
-    """
-    n = np.asarray(n_params, dtype=float)
-    y = np.asarray(loss, dtype=float)
-    ok = np.isfinite(n) & np.isfinite(y) & (n > 0) & (y > 0)
-    n, y = n[ok], y[ok]
-    if len(np.unique(n)) < 2:
-        return None
-    best_c, (a, alpha) = 0.0, _loglog_fit(n, y)
-    if offset and len(n) >= 4:
-        best_err = float(np.sum((a * n ** -alpha - y) ** 2))
-        for c in np.linspace(0.0, 0.999 * y.min(), 400)[1:]:
-            a_c, alpha_c = _loglog_fit(n, y - c)
-            err = float(np.sum((a_c * n ** -alpha_c + c - y) ** 2))
-            if err < best_err:
-                best_err, best_c, a, alpha = err, float(c), a_c, alpha_c
-    pred = a * n ** -alpha + best_c
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((y - pred) ** 2)) / ss_tot if ss_tot > 0 else 1.0
-    return PowerLaw(a=a, alpha=alpha, c=best_c, r2=r2, n_points=len(n))
-
-
-def rises(val: np.ndarray, tol: float) -> tuple[float, int]:
-    """(largest increase, index after it) between consecutive values; (0, -1) if it never rises by more than tol."""
-    v = np.asarray(val, dtype=float)
-    if len(v) < 2:
-        return 0.0, -1
-    d = np.diff(v)
-    i = int(np.argmax(d))
-    return (float(d[i]), i + 1) if d[i] > tol else (0.0, -1)
+    return float(np.std(np.diff(v), ddof=1) / math.sqrt(2))
 
 
 @dataclass

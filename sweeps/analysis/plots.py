@@ -1,7 +1,9 @@
-"""The report's figures: PNG files written with matplotlib's Agg backend (no display needed).
+"""The report's figures: PNG files, each a matplotlib Figure of its own (no display, no pyplot state).
 
-Each function writes one file and returns its path; `make_plots` writes all of an
-experiment's figures into `<exp_dir>/plots/` and returns (caption, path) pairs for the report.
+Curves are drawn per run: the mean over its seeds, with a band of one standard deviation (each
+seed as a thin line when there are few). `make_plots` writes an experiment's figures into
+`<exp_dir>/plots/` and returns (caption, path) pairs for the report; which comparison figures it
+draws follows the checks the experiment file asks for.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .load import Results, finite_curve
-from .metrics import OVERFIT_CLASSES, PowerLaw, fit_power_law
-from .verdicts import EQUIV_TOL, Runs, schedule, sizes
+from .judge import Runs
+from .load import Results
+from .metrics import OVERFIT_CLASSES
+from .scaling import Scaling
+from .stats import grouped_history
+from .verdicts import EQUIV_TOL, schedule
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -24,11 +29,12 @@ if TYPE_CHECKING:
     from ..spaces import Experiment
 
 DPI = 100
+MAX_LEGEND = 12  # more curves than this: no legend over the plot (the report's tables name them)
 
 
 def slug(text: str) -> str:
-    """A file-name-safe version of a trial label."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "trial"
+    """A file-name-safe version of a run's label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "run"
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -40,8 +46,6 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _axes(title: str, xlabel: str = "step (optimizer iterations)", ylabel: str = "loss",
           size: tuple[float, float] = (8, 4.5)) -> tuple[Figure, Axes]:
-    # a Figure of its own, not pyplot's global state: no backend to choose, nothing to close,
-    # and safe in any process (Ray workers, headless machines)
     fig = Figure(figsize=size)
     ax = fig.subplots()
     ax.set_title(title)
@@ -52,146 +56,189 @@ def _axes(title: str, xlabel: str = "step (optimizer iterations)", ylabel: str =
 
 
 def _legend(ax: Axes) -> None:
-    if ax.get_legend_handles_labels()[0]:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles and len(handles) <= MAX_LEGEND:
         ax.legend(fontsize=9)
 
 
-def trial_curves(res: Results, row: pd.Series, path: Path) -> Path:
-    """Train and val loss of one trial, with its best val loss and, if any, where it diverged."""
-    c = finite_curve(res, row["trial_id"])
-    fig, ax = _axes(f"{row['label']}: train and val loss ({row['status']})")
-    if len(c):
-        ax.plot(c["iter"], c["train_loss"], marker="o", ms=3, label="train loss")
-        ax.plot(c["iter"], c["val_loss"], marker="s", ms=3, label="val loss")
-        if np.isfinite(row["best_val_loss"]):
-            ax.scatter([row["best_iter"]], [row["best_val_loss"]], s=60, facecolors="none", edgecolors="k",
-                       zorder=3, label=f"best val {row['best_val_loss']:.4f} (step {row['best_iter']:.0f})")
+def _band(ax: Axes, g: pd.DataFrame, column: str, colour: str, label: str | None, ls: str = "-") -> None:
+    """The mean over seeds, and mean ± std where there are two seeds or more."""
+    ax.plot(g["iter"], g[f"{column}_mean"], color=colour, ls=ls, marker="o" if ls == "-" else None, ms=3, label=label)
+    std = g[f"{column}_std"].fillna(0.0)
+    if (g["n"] > 1).any():
+        ax.fill_between(g["iter"], g[f"{column}_mean"] - std, g[f"{column}_mean"] + std, color=colour, alpha=0.18,
+                        lw=0)
+
+
+def _label(name: str, grouped: pd.DataFrame) -> str:
+    n = int(grouped.loc[grouped["name"] == name, "n"].max()) if (grouped["name"] == name).any() else 0
+    return f"{name} (mean of {n} seeds)" if n > 1 else name
+
+
+def run_curves(runs: Runs, name: str, grouped: pd.DataFrame, path: Path) -> Path:
+    """Train and val loss of one run: every seed thin, the mean thick with its band."""
+    fig, ax = _axes(f"{name}: train and val loss ({', '.join(sorted(set(runs.trials(name)['status'])))})")
+    g = grouped[grouped["name"] == name]
+    for c in runs.curves(name):
+        ax.plot(c["iter"], c["train_loss"], color="C0", lw=0.6, alpha=0.5)
+        ax.plot(c["iter"], c["val_loss"], color="C1", lw=0.6, alpha=0.5)
+    if len(g):
+        _band(ax, g, "train", "C0", "train loss")
+        _band(ax, g, "val", "C1", "val loss")
     else:
         ax.text(0.5, 0.5, "no evaluations", ha="center", va="center", transform=ax.transAxes)
-    if row["status"] == "diverged":
-        ax.axvline(row["diverged_at"], color="r", ls=":", label=f"diverged at step {row['diverged_at']:.0f}")
+    for _, r in runs.trials(name).iterrows():
+        if r["status"] == "diverged":
+            ax.axvline(r["diverged_at"], color="r", ls=":",
+                       label=f"seed {r['seed']} diverged at {r['diverged_at']:.0f}")
     _legend(ax)
     return _save(fig, path)
 
 
-def val_comparison(res: Results, rows: pd.DataFrame, path: Path, title: str) -> Path:
-    """Val loss of every trial in `rows` on one plot (the chapter's `plot_comparison`)."""
+def val_comparison(grouped: pd.DataFrame, names: list[str], path: Path, title: str) -> Path:
+    """Val loss of every run on one plot (the chapter's `plot_comparison`), mean and band over seeds."""
     fig, ax = _axes(title, ylabel="validation loss")
-    for _, r in rows.iterrows():
-        c = finite_curve(res, r["trial_id"])
-        if len(c):
-            ax.plot(c["iter"], c["val_loss"], marker="o", ms=3, label=r["label"])
+    for i, n in enumerate(names):
+        g = grouped[grouped["name"] == n]
+        if len(g):
+            _band(ax, g, "val", f"C{i % 10}", _label(n, grouped))
     _legend(ax)
     return _save(fig, path)
 
 
-def train_val(res: Results, rows: pd.DataFrame, path: Path, title: str) -> Path:
-    """Train (dashed) and val (solid) loss of several trials, one colour per trial."""
+def train_val(grouped: pd.DataFrame, names: list[str], path: Path, title: str) -> Path:
+    """Train (dashed) and val (solid) loss of several runs, one colour per run."""
     fig, ax = _axes(title)
-    for i, (_, r) in enumerate(rows.iterrows()):
-        c = finite_curve(res, r["trial_id"])
-        if len(c):
-            colour = f"C{i % 10}"
-            ax.plot(c["iter"], c["val_loss"], color=colour, label=f"{r['label']} val")
-            ax.plot(c["iter"], c["train_loss"], color=colour, ls="--", label=f"{r['label']} train")
+    for i, n in enumerate(names):
+        g = grouped[grouped["name"] == n]
+        if len(g):
+            _band(ax, g, "val", f"C{i % 10}", f"{n} val")
+            _band(ax, g, "train", f"C{i % 10}", f"{n} train", ls="--")
     _legend(ax)
     return _save(fig, path)
 
 
-def exp2_plots(res: Results, a: pd.Series, b: pd.Series, overlay: Path, difference: Path) -> list[Path]:
-    """The two exp2 curves overlaid, and their absolute difference at shared steps against the 0.01 bound."""
-    ca, cb = finite_curve(res, a["trial_id"]), finite_curve(res, b["trial_id"])
-    fig, ax = _axes("Gradient accumulation vs large batch: val loss", ylabel="validation loss")
-    for r, c, marker in ((a, ca, "o"), (b, cb, "s")):
-        eff = f"{r['batch_size']:.0f}×{r['gradient_accumulation_steps']:.0f}"
-        ax.plot(c["iter"], c["val_loss"], marker=marker, ms=4, label=f"{r['label']} (batch {eff})")
+def iteration_noise(runs: Runs, names: list[str], path: Path) -> Path:
+    """The logged training loss at every iteration of each seed: how noisy each run's training is."""
+    fig, ax = _axes("Training loss per iteration (each seed)", ylabel="training loss (one step)")
+    iters = runs.res.iters
+    for i, n in enumerate(names):
+        for k, tid in enumerate(runs.trials(n).sort_values("seed", kind="stable")["trial_id"]):
+            x = iters[iters["trial_id"] == tid].sort_values("iter")
+            ax.plot(x["iter"], x["loss"], color=f"C{i % 10}", lw=0.7, alpha=0.7,
+                    label=f"{n} (batch {runs.row(n)['batch_size']:.0f})" if k == 0 else None)
+    _legend(ax)
+    return _save(fig, path)
+
+
+def exp2_plots(runs: Runs, grouped: pd.DataFrame, ref: str, name: str, overlay: Path, difference: Path) -> list[Path]:
+    """The two curves overlaid, and each seed's |val difference| at the shared steps against the 0.01 bound."""
+    fig, ax = _axes(f"{name} vs {ref}: val loss", ylabel="validation loss")
+    for i, n in enumerate((ref, name)):
+        r = runs.row(n)
+        _band(ax, grouped[grouped["name"] == n], "val", f"C{i}",
+              f"{n} (batch {r['batch_size']:.0f}×{r['gradient_accumulation_steps']:.0f})")
     _legend(ax)
     paths = [_save(fig, overlay)]
-    m = ca[["iter", "val_loss"]].merge(cb[["iter", "val_loss"]], on="iter", suffixes=("_a", "_b"))
-    fig, ax = _axes(f"|val loss difference|: {a['label']} vs {b['label']}", ylabel="|Δ validation loss|")
-    ax.plot(m["iter"], (m["val_loss_a"] - m["val_loss_b"]).abs(), marker="o", label="|difference|")
+    fig, ax = _axes(f"|val loss difference|: {name} vs {ref}, seed by seed", ylabel="|Δ validation loss|")
+    for (_, seed), ca, cb in zip(runs.trials(name).sort_values("seed", kind="stable")["seed"].items(),
+                                 runs.curves(name), runs.curves(ref)):
+        m = ca[["iter", "val_loss"]].merge(cb[["iter", "val_loss"]], on="iter", suffixes=("_a", "_b"))
+        ax.plot(m["iter"], (m["val_loss_a"] - m["val_loss_b"]).abs(), marker="o", ms=3, label=f"seed {seed}")
     ax.axhline(EQUIV_TOL, color="r", ls="--", label=f"bound {EQUIV_TOL}")
     _legend(ax)
     paths.append(_save(fig, difference))
     return paths
 
 
-def lr_schedules(res: Results, rows: pd.DataFrame, path: Path) -> Path:
-    """Each trial's learning rate at every iteration, from gptcore.train.get_lr and its config."""
+def lr_schedules(res: Results, runs: Runs, names: list[str], path: Path) -> Path:
+    """Each run's learning rate at every iteration, from gptcore.train.get_lr and its config."""
     fig, ax = _axes("Learning-rate schedules", ylabel="learning rate")
     styles = ["-", "--", "-.", ":"]
-    for i, (_, r) in enumerate(rows.iterrows()):
-        lr = schedule(res, r["trial_id"])
+    for i, n in enumerate(names):
+        lr = schedule(res, runs.row(n)["trial_id"])
         # identical schedules would hide each other: vary the line style
-        ax.plot(np.arange(len(lr)), lr, ls=styles[i % len(styles)], lw=2, label=r["label"])
+        ax.plot(np.arange(len(lr)), lr, ls=styles[i % len(styles)], lw=2, label=n)
     _legend(ax)
     return _save(fig, path)
 
 
-def scaling(tab: pd.DataFrame, law: PowerLaw | None, path: Path) -> Path:
-    """Final val loss against parameters (log x axis), with the fitted power law."""
-    fig, ax = _axes("Val loss against model size", xlabel="parameters (non-embedding, log scale)",
-                    ylabel="final validation loss")
+def scaling_plot(fit: Scaling, points: pd.DataFrame, path: Path) -> Path:
+    """Val loss against parameters (log x axis): each seed, both fitted laws, the bootstrap band and the next size."""
+    fig, ax = _axes(f"Val loss against model size (step {fit.step:.0f})",
+                    xlabel="parameters (non-embedding, log scale)", ylabel="validation loss")
     ax.set_xscale("log")
-    ax.scatter(tab["params"], tab["final_val_loss"], zorder=3, label="trials")
-    for _, r in tab.iterrows():
-        ax.annotate(str(r["label"]), (r["params"], r["final_val_loss"]), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
-    if law is not None:
-        xs = np.geomspace(tab["params"].min() / 1.5, tab["params"].max() * 1.5, 100)
-        ax.plot(xs, law(xs), "r--", label=f"fit: loss = {law.a:.3g}·N^({-law.alpha:.4f}), α = {law.alpha:.4f}")
+    ax.scatter(points["params"], points["loss"], s=14, alpha=0.6, label="each seed")
+    ax.errorbar(fit.sizes["params"], fit.sizes["mean"], yerr=fit.sizes["std"].fillna(0), fmt="o", color="k",
+                capsize=3, label="mean ± std")
+    for _, r in fit.sizes.iterrows():
+        ax.annotate(str(r["label"]), (r["params"], r["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    xs = np.geomspace(fit.sizes["params"].min() / 1.5, fit.next_params * 1.2, 100)
+    a, alpha = fit.power
+    ax.plot(xs, a * xs ** -alpha, "b:", label=f"power law a·N^(−{alpha:.3f})")
+    e, big_a, c_alpha = fit.chinchilla
+    ax.plot(xs, fit.predict(xs)[0], "r--", label=f"{e:.3f} + A·N^(−{c_alpha:.3f})")
+    if (band := fit.band(xs)) is not None:
+        ax.fill_between(xs, band[0], band[1], color="r", alpha=0.15, lw=0, label="95% band (bootstrap over seeds)")
+    ax.axvline(fit.next_params, color="grey", ls=":", lw=1, label=f"next size up ({fit.next_params:,.0f})")
     _legend(ax)
     return _save(fig, path)
 
 
-def gaps(rows: pd.DataFrame, path: Path) -> Path:
-    """Final gap (val − train) per trial as bars, with the chapter's class thresholds."""
-    fig, ax = _axes("Overfitting: final gap = val − train", xlabel="trial", ylabel="gap")
-    g = rows["final_gap"].astype(float).fillna(0.0)
-    ax.bar(range(len(rows)), g, color=[f"C{i % 10}" for i in range(len(rows))])
-    ax.set_xticks(range(len(rows)), [f"{lab}\n{cls}" for lab, cls in zip(rows["label"], rows["overfit_class"])],
-                  fontsize=8)
+def gaps(runs: Runs, names: list[str], path: Path) -> Path:
+    """Final gap (val − train) per run as bars with the seeds' std, and the chapter's class thresholds."""
+    from .metrics import overfit_class
+
+    fig, ax = _axes("Overfitting: final gap = val − train", xlabel="run", ylabel="gap")
+    means, stds, ticks = [], [], []
+    for n in names:
+        steps = runs.steps(n)
+        g = runs.at(n, steps[-1], "gap") if steps else None
+        means.append(g.mean if g and g.n else 0.0)
+        stds.append(g.std if g and g.n > 1 else 0.0)
+        ticks.append(f"{n}\n{overfit_class(means[-1])}")
+    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color=[f"C{i % 10}" for i in range(len(names))])
+    ax.set_xticks(range(len(names)), ticks, fontsize=8)
     for (limit, name), colour in zip(OVERFIT_CLASSES, ("g", "orange", "r")):
         ax.axhline(limit, ls="--", color=colour, lw=1, label=f"{limit}: {name} below")
     _legend(ax)
     return _save(fig, path)
 
 
-def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, order: pd.DataFrame) -> list[tuple[str, Path]]:
-    """Write every figure for this experiment into exp_dir/plots; (caption, path) pairs, comparisons first.
-
-    Which comparison plots are drawn follows the checks the experiment file asks for.
-    """
+def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[str],
+               fit: tuple[Scaling, pd.DataFrame] | None = None) -> list[tuple[str, Path]]:
+    """Write every figure for this experiment into exp_dir/plots; (caption, path) pairs, comparisons first."""
     out_dir = Path(exp_dir) / "plots"
     made: list[tuple[str, Path]] = []
-    name = exp.title if exp else "experiment"
-    with_results = order[order["n_evals"] > 0]
-    if len(with_results):
-        made.append(("Val loss of every trial",
-                     val_comparison(res, with_results, out_dir / "val_loss_comparison.png",
-                                    f"{name}: validation loss")))
-    runs = Runs(res, exp.run_names if exp else [])
+    title = exp.title if exp else "experiment"
+    runs = Runs(res, names)
+    grouped = grouped_history(res.history)
+    with_results = [n for n in names if not runs.missing([n])]
+    if with_results:
+        made.append(("Val loss of every run", val_comparison(grouped, with_results, out_dir / "val_loss_comparison.png",
+                                                             f"{title}: validation loss")))
     for spec in exp.verdicts if exp else []:
+        if spec.check == "noisier" and not runs.missing([spec.run, spec.against]):
+            made.append((f"Training loss per iteration: {spec.run} against {spec.against}",
+                         iteration_noise(runs, [spec.against, spec.run], out_dir / "noise.png")))
         if spec.check == "same_curve" and not runs.missing([spec.against, spec.run]):
-            a, b = runs.row(spec.against), runs.row(spec.run)
-            p1, p2 = exp2_plots(res, a, b, out_dir / "exp2_overlay.png", out_dir / "exp2_difference.png")
-            made += [(f"{spec.against} vs {spec.run}", p1), ("Their difference against 0.01", p2)]
-    if exp is not None and exp.asks("overfits", "narrower_gap", "gap_trend") and len(with_results):
+            p1, p2 = exp2_plots(runs, grouped, spec.against, spec.run, out_dir / "exp2_overlay.png",
+                                out_dir / "exp2_difference.png")
+            made += [(f"{spec.against} vs {spec.run}", p1), ("Their difference against 0.01, seed by seed", p2)]
+    if exp is not None and exp.asks("overfits", "narrower_gap", "gap_trend") and with_results:
         made.append(("Train (dashed) vs val (solid)",
-                     train_val(res, with_results, out_dir / "exp3_train_vs_val.png", f"{name}: train vs val")))
-        made.append(("Final gaps and the overfitting classes", gaps(with_results, out_dir / "exp3_gaps.png")))
-    if exp is not None and exp.asks("lower_at_start", "lower_at_end") and len(order):
+                     train_val(grouped, with_results, out_dir / "exp3_train_vs_val.png", f"{title}: train vs val")))
+        made.append(("Final gaps and the overfitting classes", gaps(runs, with_results, out_dir / "exp3_gaps.png")))
+    if exp is not None and exp.asks("lower_at_start", "lower_at_end") and names:
         made.append(("Learning-rate schedules (gptcore.train.get_lr)",
-                     lr_schedules(res, order, out_dir / "exp4_lr_schedules.png")))
-        if len(with_results):
+                     lr_schedules(res, runs, [n for n in names if runs.row(n) is not None],
+                                  out_dir / "exp4_lr_schedules.png")))
+        if with_results:
             made.append(("Loss under each schedule",
-                         train_val(res, with_results, out_dir / "exp4_curves.png", f"{name}: loss curves")))
-    if exp is not None and exp.asks("scaling"):
-        tab = sizes(res, exp.run_names if runs.names & set(exp.run_names) else None)
-        if len(tab):
-            law = fit_power_law(tab["params"], tab["final_val_loss"])
-            made.append(("Val loss against parameters, with the fitted power law",
-                         scaling(tab, law, out_dir / "exp5_scaling.png")))
-    for _, r in order.iterrows():
-        made.append((f"{r['label']}: train and val", trial_curves(res, r, out_dir / f"curves_{slug(r['label'])}.png")))
+                         train_val(grouped, with_results, out_dir / "exp4_curves.png", f"{title}: loss curves")))
+    if fit is not None:
+        made.append(("Val loss against parameters, with both fitted laws",
+                     scaling_plot(fit[0], fit[1], out_dir / "exp5_scaling.png")))
+    for n in names:
+        made.append((f"{n}: train and val", run_curves(runs, n, grouped, out_dir / f"curves_{slug(n)}.png")))
     return made

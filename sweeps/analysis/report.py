@@ -1,11 +1,15 @@
-"""`report.md` for one experiment, and the same summary as plain text for the terminal.
+"""`report.md` for one experiment, the same summary as plain text for the terminal, and the JSON records.
 
 The report is Markdown that reads well on GitHub: tables, then the figures by relative link
-(`plots/x.png`), so the experiment folder can be committed or copied as it is.
+(`plots/x.png`), so the experiment folder can be committed or copied as it is. Runs are summarised
+over their seeds (mean ± std); every verdict shows its effect, its standard error, the seeds and
+the step it was judged at. `verdicts.json` (and `scaling.json` where the file asks for a scaling
+fit) hold the same figures for programs.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,15 +17,19 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..render import markdown_table, md_cell, text_table
+from .judge import Runs, Verdict
 from .load import CONFIG_COLUMNS, STATUS_NOTES, Results, read_json
-from .metrics import Compute, compute_accounting, fit_power_law
+from .metrics import Compute, compute_accounting, overfit_class
 from .plots import make_plots
-from .verdicts import Runs, Verdict, best_trial, sizes, verdicts
+from .scaling import fit_scaling
+from .stats import RULE, grouped_history, sample
+from .verdicts import best_run, size_points, verdicts
 
 if TYPE_CHECKING:
     from ..spaces import Experiment
 
 SAMPLE_CHARS = 120
+SUMMARY_HEADERS = ["name", "seeds", "train loss", "val loss", "gap", "training time", "status"]
 
 
 def order_trials(trials: pd.DataFrame, exp: Experiment | None) -> pd.DataFrame:
@@ -30,6 +38,11 @@ def order_trials(trials: pd.DataFrame, exp: Experiment | None) -> pd.DataFrame:
     key = trials["name"].map(lambda n: rank.get(n, len(rank)))
     return (trials.assign(_k=key).sort_values(["_k", "name", "seed", "trial_id"], kind="stable")
             .drop(columns="_k"))
+
+
+def run_names(res: Results, exp: Experiment | None) -> list[str]:
+    """The runs of these results: the file's order first, then any other names."""
+    return list(dict.fromkeys(order_trials(res.trials, exp)["name"]))
 
 
 # ----------------------------------------------------------------------------------------
@@ -42,6 +55,14 @@ def _f(x: Any, digits: int = 4) -> str:
     except (TypeError, ValueError):
         return "N/A"
     return f"{v:.{digits}f}" if math.isfinite(v) else "N/A"
+
+
+def _ms(values, digits: int = 4, unit: str = "") -> str:
+    """mean ± std over seeds ('N/A' with none; the value alone with one)."""
+    s = sample(values)
+    if not s.n:
+        return "N/A"
+    return f"{s.mean:.{digits}f}{unit}" + (f" ± {s.std:.{digits}f}{unit}" if s.n > 1 else "")
 
 
 def _secs(x: Any) -> str:
@@ -59,23 +80,42 @@ def _count(x: float) -> str:
 
 
 def _setting(value: Any) -> str:
-    """A sweep.json value in words: a dict (the scheduler's settings) as key=value pairs."""
+    """A sweep.json value in words: a dict (the scheduler's settings) as key=value pairs, a list joined."""
     if isinstance(value, dict):
         return "(" + ", ".join(f"{k}={v}" for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
     return "none" if value is None else str(value)
 
 
-def _holds(h: bool | None) -> str:
-    return {True: "✅ yes", False: "❌ no", None: "– cannot tell"}[h]
+def _status(t: pd.DataFrame) -> str:
+    """How a run's seeds ended, e.g. `3 completed` or `2 stopped early at 100, 1 diverged`."""
+    parts = []
+    for status, g in t.groupby("status", sort=False):
+        at = sorted({int(x) for x in g["final_iter"]})
+        where = f" at {', '.join(map(str, at))}" if status in ("stopped early", "interrupted", "diverged") else ""
+        parts.append(f"{len(g)} {status}{where}" if len(t) > 1 else f"{status}{where}")
+    return ", ".join(parts)
 
 
-def summary_rows(trials: pd.DataFrame) -> list[list[str]]:
-    """The chapter's summary table (section 3.2): name, train loss, val loss, gap, training time, plus status."""
-    return [[r["label"], _f(r["final_train_loss"]), _f(r["final_val_loss"]), _f(r["final_gap"]), _secs(r["time_s"]),
-             r["status"]] for _, r in trials.iterrows()]
+def summary_rows(res: Results, names: list[str]) -> list[list[str]]:
+    """The chapter's summary table (section 3.2), one row per run: its seeds' last evaluations, mean ± std."""
+    rows = []
+    for n in names:
+        t = res.trials[res.trials["name"] == n]
+        rows.append([n, str(len(t)), _ms(t["final_train_loss"]), _ms(t["final_val_loss"]), _ms(t["final_gap"]),
+                     _ms(t["time_s"], 1, "s"), _status(t)])
+    return rows
 
 
-SUMMARY_HEADERS = ["name", "train loss", "val loss", "gap", "training time", "status"]
+def _effect(v: Verdict) -> str:
+    if v.effect is None or not math.isfinite(v.effect):
+        return "–"
+    return f"{v.effect:+.4f}" + (f" ± {v.stderr:.4f}" if v.stderr is not None and math.isfinite(v.stderr) else "")
+
+
+def _seeds(v: Verdict) -> str:
+    return ", ".join(f"{k} {n}" for k, n in v.n_seeds.items()) or "–"
 
 
 def compute_lines(c: Compute) -> list[str]:
@@ -117,15 +157,58 @@ def _sample_cell(text: str) -> str:
 # the report
 
 
+def _scaling(res: Results, exp: Experiment | None):
+    """(fit, points) of loss against size, where the file asks for a scaling fit and two sizes have results."""
+    if exp is None or not exp.asks("scaling"):
+        return None
+    runs = Runs(res, exp.run_names)
+    points, step = size_points(runs, bool(runs.names & set(exp.run_names)))
+    fit = fit_scaling(points, step) if len(points) else None
+    return (fit, points) if fit is not None else None
+
+
+def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
+    lines = ["## Model sizes", ""]
+    runs = Runs(res, exp.run_names)
+    names = [n for n in exp.run_names if n in runs.names]
+    if names:
+        rows = []
+        for n in names:
+            t = runs.trials(n)
+            sample_text = next((x for x in t.sort_values("seed")["sample"] if x), "")
+            rows.append([n, f"{float(t['n_params'].iloc[0]):,.0f}", _ms(t["time_s"], 1, "s"),
+                         _ms(t["final_val_loss"]), _ms(t["mem_mb"], 0, " MB"), _sample_cell(sample_text)])
+        lines += markdown_table(["model", "parameters", "training time", "final val loss", "peak memory",
+                                 "text sample (first seed)"], rows)
+        lines.append("")
+    if fit is None:
+        return lines + ["Fewer than two sizes have results at a shared step: no scaling fit.", ""]
+    j = fit[0].to_json()
+
+    def ci(x) -> str:
+        return f"[{x[0]:.4f}, {x[1]:.4f}]" if x else "(one seed: no interval)"
+
+    pl, ch, nx = j["power_law"], j["chinchilla"], j["next_size"]
+    lines += [f"Fitted at step {j['step']:.0f}, every size at the same budget, on each seed's val loss "
+              f"(95% intervals: bootstrap over seeds, {j['bootstrap']['draws']} draws):", "",
+              f"- power law: loss = {pl['a']:.3g} · N^(−α), α = {pl['alpha']:.4f} {ci(pl['alpha_ci'])}",
+              f"- Chinchilla form: loss = E + A · N^(−α), E = {ch['E']:.4f} {ci(ch['E_ci'])}, A = {ch['A']:.3g}, "
+              f"α = {ch['alpha']:.4f} {ci(ch['alpha_ci'])}",
+              f"- the next size up, {nx['params']:,.0f} parameters: predicted val loss {nx['predicted_loss']:.4f} "
+              f"{ci(nx['interval'])}", "", "In `scaling.json`.", ""]
+    return lines
+
+
 def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots: list[tuple[str, Path]],
-                  exp_dir: Path, sweep_info: dict[str, Any] | None = None) -> str:
+                  exp_dir: Path, sweep_info: dict[str, Any] | None = None, fit=None) -> str:
     """The report as Markdown text; plot links are relative to exp_dir."""
     trials = order_trials(res.trials, exp)
+    names = run_names(res, exp)
     counts = trials["status"].value_counts()
     heading = exp.title if exp else f"{(sweep_info or {}).get('exp') or 'Experiment'}: results"
     lines = [f"# {heading}", ""]
     source = "hand-made training logs" if res.source == "logs" else "the sweep's trial folders"
-    lines.append(f"{len(trials)} trial(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    lines.append(f"{len(names)} run(s), {len(trials)} trial(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                  + f". Read from {source}.")
     if sweep_info:
         keys = [k for k in ("profile", "search", "scheduler", "num_samples", "seeds") if k in sweep_info]
@@ -136,8 +219,9 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
             lines += ["", f"Command: `{' '.join(cmd) if isinstance(cmd, list) else cmd}`"]
     lines.append("")
 
-    lines += ["## Summary", "", "The chapter's summary table, at each trial's last evaluation.", ""]
-    lines += markdown_table(SUMMARY_HEADERS, summary_rows(trials))
+    lines += ["## Summary", "", "The chapter's summary table, at each trial's last evaluation: mean ± std over a run's "
+              "seeds.", ""]
+    lines += markdown_table(SUMMARY_HEADERS, summary_rows(res, names))
     used = [s for s in STATUS_NOTES if s in counts and s != "completed"]
     if used:
         lines += [""] + [f"- *{s}*: {STATUS_NOTES[s]}." for s in used]
@@ -145,61 +229,48 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
 
     lines += ["## Verdicts", ""]
     if vs:
-        lines += ["Each expectation of the chapter, checked against these results.", ""]
-        lines += markdown_table(["expectation", "observed", "holds"],
-                                [[v.expectation, v.observed, _holds(v.holds)] for v in vs])
+        lines += [f"Each expectation of the chapter, measured. Outcome rule: {RULE}; a difference the seeds cannot "
+                  "separate from zero is *within noise*, one seed is never decisive (*cannot tell*). The effect "
+                  "is the difference the verdict rests on, ± its standard error over seeds "
+                  "(docs/verdicts.md). Also in `verdicts.json`.", ""]
+        lines += markdown_table(["expectation", "outcome", "effect", "step", "seeds", "observed"],
+                                [[v.expectation, f"**{v.outcome}**", _effect(v), _f(v.step, 0), _seeds(v), v.observed]
+                                 for v in vs])
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
                      "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
-    best = best_trial(res)
+    best = best_run(res)
     if best is not None:
-        cfg = ", ".join(f"{k}={best[k]:g}" if isinstance(best[k], float) else f"{k}={best[k]}"
-                        for k in CONFIG_COLUMNS if k in best and k not in ("max_iters", "block_size", "eval_interval"))
-        lines += ["", f"Best trial: **{md_cell(best['label'])}**, val loss {_f(best['best_val_loss'])} at step "
-                      f"{best['best_iter']:.0f} ({cfg})."]
+        name, step, val = best
+        row = res.trials[res.trials["name"] == name].iloc[0]
+        cfg = ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+                        for k in CONFIG_COLUMNS if k in row and k not in ("seed", "max_iters", "block_size",
+                                                                          "eval_interval"))
+        lines += ["", f"Best run at the largest budget a whole run reached (step {step:.0f}; runs stopped earlier "
+                      f"are not ranked by their last loss): **{md_cell(name)}**, val loss {val.text()} ({cfg})."]
     lines.append("")
 
     lines += ["## Overfitting", "",
               "Gap = val − train at the last evaluation: < 0.1 healthy, < 0.3 slight, < 0.5 moderate, else severe "
-              "(the chapter's `calculate_overfitting`). *Bottomed out* is the step of the lowest val loss.", ""]
-    lines += markdown_table(["name", "final step", "gap", "class", "best val loss", "bottomed out at step"],
-                            [[r["label"], _f(r["final_iter"], 0), _f(r["final_gap"]), r["overfit_class"],
-                              _f(r["best_val_loss"]), _f(r["best_iter"], 0)] for _, r in trials.iterrows()])
+              "(the chapter's `calculate_overfitting`), classified by the mean over seeds. *Bottomed out* is the "
+              "step of the lowest val loss (median over seeds).", ""]
+    rows = []
+    for n in names:
+        t = trials[trials["name"] == n]
+        gap = sample(t["final_gap"])
+        rows.append([n, _f(t["final_iter"].median(), 0), _ms(t["final_gap"]), overfit_class(gap.mean),
+                     _ms(t["best_val_loss"]), _f(t["best_iter"].median(), 0)])
+    lines += markdown_table(["name", "final step", "gap", "class", "best val loss", "bottomed out at step"], rows)
     lines.append("")
 
     if exp is not None and exp.asks("scaling"):
-        named = exp.run_names if Runs(res).names & set(exp.run_names) else None
-        tab = sizes(res, named)
-        lines += ["## Model sizes", ""]
-        if len(tab):
-            lines += markdown_table(
-                ["model", "parameters", "training time", "final val loss", "peak memory", "text sample"],
-                [[r["label"], f"{r['params']:,.0f}", _secs(r["time_s"]), _f(r["final_val_loss"]),
-                  f"{r['mem_mb']:.0f} MB" if math.isfinite(r["mem_mb"]) else "N/A",
-                  _sample_cell(r["sample"])] for _, r in tab.iterrows()])
-            law = fit_power_law(tab["params"], tab["final_val_loss"])
-            if law is not None:
-                lines += ["", f"Fitted law: {law.describe()}; exponent α = {law.alpha:.4f}."]
-        else:
-            lines.append("No size has a finite final val loss.")
-        lines.append("")
+        lines += _sizes_section(res, exp, fit)
 
     lines += ["## Compute", ""] + compute_lines(compute_accounting(trials)) + [""]
 
     lines += ["## Plots", ""]
-    per_trial = [(c, p) for c, p in plots if p.name.startswith("curves_")]
     for caption, p in plots:
-        if p.name.startswith("curves_"):
-            continue
-        rel = p.relative_to(exp_dir).as_posix()
-        lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
-    if per_trial:
-        lines += ["### Each trial", ""]
-        if len(per_trial) <= 8:
-            for caption, p in per_trial:
-                lines += [f"![{caption}]({p.relative_to(exp_dir).as_posix()})", ""]
-        else:  # a search with many trials: links, not a wall of images
-            lines += [f"- [{md_cell(c)}]({p.relative_to(exp_dir).as_posix()})" for c, p in per_trial] + [""]
+        lines += [f"### {caption}", "", f"![{caption}]({p.relative_to(exp_dir).as_posix()})", ""]
 
     notes = [f"{r['label']}: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
              for _, r in trials.iterrows() if r["status"] in ("errored", "not started")]
@@ -211,25 +282,50 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
 
 def summary_text(res: Results, exp: Experiment | None, vs: list[Verdict]) -> str:
     """The summary table and verdicts as plain text, for the terminal at the end of a sweep."""
-    out = [text_table(SUMMARY_HEADERS, summary_rows(order_trials(res.trials, exp)), align="l" * 6)]
+    out = [text_table(SUMMARY_HEADERS, summary_rows(res, run_names(res, exp)), align="l" * len(SUMMARY_HEADERS))]
     for v in vs:
-        mark = {True: "[ok]  ", False: "[no]  ", None: "[??]  "}[v.holds]
-        out.append(f"{mark}{v.expectation}: {v.observed}")
+        effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
+        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")
     return "\n".join(out)
 
 
 def write_outputs(res: Results, exp: Experiment | None, exp_dir: Path,
                   sweep_info: dict[str, Any] | None = None) -> tuple[Path, list[Verdict]]:
-    """Write trials.csv, history.csv, plots/*.png and report.md into exp_dir; the report path and verdicts."""
+    """Write trials.csv, history.csv, curves.csv, verdicts.json (scaling.json), plots/*.png and report.md."""
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     res.trials.to_csv(exp_dir / "trials.csv", index=False)
     res.history.to_csv(exp_dir / "history.csv", index=False)
+    grouped_history(res.history).to_csv(exp_dir / "curves.csv", index=False)
     vs = verdicts(exp, res)
-    plots = make_plots(res, exp, exp_dir, order_trials(res.trials, exp))
+    _write_json(exp_dir / "verdicts.json", [v.to_json() for v in vs])
+    fit = _scaling(res, exp)
+    if fit is not None:
+        _write_json(exp_dir / "scaling.json", fit[0].to_json())
+    plots = make_plots(res, exp, exp_dir, run_names(res, exp), fit)
+    made = {p for _, p in plots}
+    for old in (exp_dir / "plots").glob("*.png"):  # figures of an earlier analysis that this one did not draw
+        if old not in made:
+            old.unlink()
     report = exp_dir / "report.md"
-    report.write_text(render_report(res, exp, vs, plots, exp_dir, sweep_info) + "\n", encoding="utf-8")
+    report.write_text(render_report(res, exp, vs, plots, exp_dir, sweep_info, fit) + "\n", encoding="utf-8")
     return report, vs
+
+
+def _write_json(path: Path, data) -> None:
+    """Write JSON atomically (a reader never sees half a file); NaN and infinities as null."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(clean(data), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_sweep_info(exp_dir: Path) -> dict[str, Any] | None:

@@ -1,12 +1,12 @@
-"""The chapter's expectations, one verdict each, computed from the results.
+"""The chapter's expectations, each a measurement judged against the seed-to-seed noise.
 
-The experiment file says which expectations to judge (`verdicts:` and `optuna.verdicts:`, each a
-check of `CHECKS` and the runs it names); this module holds what each check computes. Every
-verdict says what was expected, what the data shows (with the figures) and whether the
-expectation holds: True, False, or None when these results cannot decide it (a run missing,
-no evaluations, nothing to compare). Comparisons between two runs are made at the last
-evaluation both reached, so a trial stopped early is not compared with a finished one at
-different steps.
+The experiment file says which expectations to judge (`verdicts:`, and `optuna.verdicts:` for a
+search), each a check of `CHECKS` and the runs it names; this module holds what each check
+measures. Every verdict has an effect, its standard error over seeds, the seeds per side, the
+step it is judged at, and an outcome (`holds`, `does not hold`, `within noise`, `cannot tell`)
+by the rule of `stats.py`. A comparison is judged at the last evaluation every seed of both runs
+reached, and says which, so a run that early stopping ended at a rung is compared there.
+docs/verdicts.md lists every check with its rule and the chapter's wording.
 """
 
 from __future__ import annotations
@@ -18,82 +18,42 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
-from .load import Results, config_of, finite_curve
-from .metrics import fit_power_law, loss_noise, overfit_class, rises
+from .judge import Runs, Verdict, cannot_tell
+from .load import Results, config_of
+from .metrics import loss_noise, overfit_class
+from .scaling import fit_scaling
+from .stats import HOLDS, NOISE, NOT, UNKNOWN, Sample, against, all_of, any_of, sample, t_crit, welch
 
 if TYPE_CHECKING:
     from ..spaces import Experiment, VerdictSpec
 
 RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation
 EQUIV_TOL = 0.01  # the chapter's bound on the difference of the two exp2 curves
+OVERFIT_GAP = 0.1  # the chapter's line between healthy and slight overfitting
 DECADE_DROP = (0.1, 0.3)  # "10x parameters -> loss about 0.2 lower", accepted range
 
 
-@dataclass
-class Verdict:
-    """One expectation of the chapter, what the results show, and whether it holds (None: undecided)."""
-
-    expectation: str
-    observed: str
-    holds: bool | None
+def _n(runs: Runs, *names: str) -> dict[str, int]:
+    return {n: runs.n(n) for n in names}
 
 
-# ----------------------------------------------------------------------------------------
-# looking runs up by name
-
-
-class Runs:
-    """The trials of one experiment, looked up by run name; `order` is the file's run order."""
-
-    def __init__(self, res: Results, order: list[str] | None = None):
-        self.res = res
-        self.names = set(res.trials["name"])
-        self.order = order or []
-
-    def row(self, name: str) -> pd.Series | None:
-        rows = self.res.trials[self.res.trials["name"] == name]
-        if rows.empty:
-            return None
-        # a name run twice (a repeated grid): take the trial with the most evaluations
-        return rows.sort_values("n_evals", ascending=False, kind="stable").iloc[0]
-
-    def curve(self, name: str) -> pd.DataFrame:
-        row = self.row(name)
-        return finite_curve(self.res, row["trial_id"]) if row is not None else pd.DataFrame()
-
-    def missing(self, names: tuple[str, ...] | list[str], min_evals: int = 1) -> str | None:
-        """Why these runs cannot be compared, or None when all have evaluations."""
-        problems = []
-        for n in names:
-            row = self.row(n)
-            if row is None:
-                problems.append(f"{n} is not in this sweep")
-            elif row["n_evals"] < min_evals:
-                problems.append(f"{n} has {'no' if row['n_evals'] == 0 else 'too few'} evaluations ({row['status']})")
-        return "; ".join(problems) or None
-
-
-def _need(runs: Runs, names: list[str], expectation: str, min_evals: int = 1) -> Verdict | None:
-    why = runs.missing(names, min_evals)
-    return Verdict(expectation, f"cannot tell: {why}", None) if why else None
-
-
-def common_end(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, pd.Series, pd.Series] | None:
-    """The last evaluation step both curves reached, and each curve's row there."""
-    common = sorted(set(a["iter"]) & set(b["iter"]))
-    if not common:
-        return None
-    it = common[-1]
-    return it, a[a["iter"] == it].iloc[-1], b[b["iter"] == it].iloc[-1]
-
-
-def _val_at(curve: pd.DataFrame, it: float) -> float:
-    return float(curve.loc[curve["iter"] == it, "val_loss"].iloc[-1])
-
-
-def _diverged_note(row: pd.Series) -> str:
-    return f" ({row['name']} diverged at step {row['diverged_at']:.0f})" if row["status"] == "diverged" else ""
+def _compare(runs: Runs, spec: VerdictSpec, expectation: str, expect: int, column: str = "val_loss",
+             step: float | None = None, what: str = "val") -> Verdict:
+    """The run against `against` on one column at a shared step (the last, by default): Welch's test."""
+    name, ref = spec.run, spec.against
+    if why := runs.missing([name, ref]):
+        return cannot_tell(expectation, why, spec.check, _n(runs, name, ref))
+    steps = runs.steps(name, ref)
+    if not steps:
+        return cannot_tell(expectation, f"{name} and {ref} share no evaluation step", spec.check, _n(runs, name, ref))
+    step = steps[-1] if step is None else step
+    a, b = runs.at(name, step, column), runs.at(ref, step, column)
+    test = welch(a, b)
+    obs = f"at step {step:.0f}: {what} {a.text()} vs {ref} {b.text()}; {test.text()}"
+    return Verdict(expectation, test.outcome(expect), obs, test.effect, test.stderr, {name: a.n, ref: b.n}, step,
+                   p_value=test.p, check=spec.check)
 
 
 # ----------------------------------------------------------------------------------------
@@ -101,180 +61,195 @@ def _diverged_note(row: pd.Series) -> str:
 
 
 def falls_steadily(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """The val loss ends below where it started, and no rise between evaluations exceeds RISE_TOL beyond noise."""
     name = spec.run
     e = f"{name}: the loss decreases steadily"
-    if v := _need(runs, [name], e, 2):
-        return [v]
-    c = runs.curve(name)
-    val = c["val_loss"].to_numpy()
-    rise, i = rises(val, RISE_TOL)
-    fell = val[-1] < val[0]
-    obs = f"val loss {val[0]:.4f} at step {c['iter'].iloc[0]:.0f} → {val[-1]:.4f} at step {c['iter'].iloc[-1]:.0f}; "
-    obs += (f"never rises by more than {RISE_TOL} between evaluations" if i < 0
-            else f"rises by {rise:.4f} at step {c['iter'].iloc[i]:.0f}")
-    row = runs.row(name)
-    return [Verdict(e, obs + _diverged_note(row), bool(fell and i < 0 and row["status"] != "diverged"))]
+    if why := runs.missing([name], 2):
+        return [cannot_tell(e, why, spec.check, _n(runs, name))]
+    steps = runs.steps(name)
+    first, last = steps[0], steps[-1]
+    drop = sample(np.array(runs.at(name, last).values) - np.array(runs.at(name, first).values))
+    fall = against(drop, 0.0)
+    outcome = fall.outcome(-1)
+    rise = runs.largest_rise(name, RISE_TOL)
+    steady = ""
+    if rise is not None:
+        at, mean_rise, over = rise
+        bumpy = against(over, 0.0).outcome(+1) == HOLDS  # rises by more than the tolerance, beyond noise
+        steady = (f"; the largest rise of the mean, {mean_rise:+.4f} at step {at:.0f}, is "
+                  + ("beyond" if bumpy else "within") + f" {RISE_TOL} and the noise")
+        outcome = NOT if bumpy else outcome
+    if runs.diverged(name):
+        outcome = NOT
+    obs = (f"val {runs.at(name, first).text()} at step {first:.0f} → {runs.at(name, last).text()} at step "
+           f"{last:.0f}; change {fall.text()}{steady}")
+    return [Verdict(e, outcome, obs, fall.effect, fall.stderr, _n(runs, name), last, p_value=fall.p,
+                    check=spec.check)]
 
 
 def oscillates_or_worse(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """Any of: a seed diverges, the mean val loss rises beyond RISE_TOL and the noise, or it ends worse."""
     name, ref = spec.run, spec.against
     e = (f"large learning rate ({name}): may oscillate (val loss rises between evaluations, or diverges) "
          f"or end worse than {ref}")
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    row, base, c = runs.row(name), runs.row(ref), runs.curve(name)
-    rise, i = rises(c["val_loss"].to_numpy(), RISE_TOL)
-    parts = [f"lr {row['learning_rate']:g} vs {ref} {base['learning_rate']:g}"]
-    if row["status"] == "diverged":
-        parts.append(f"diverged at step {row['diverged_at']:.0f}")
-    parts.append(f"val rises by {rise:.4f} at step {c['iter'].iloc[i]:.0f}" if i >= 0
-                 else f"val never rises by more than {RISE_TOL}")
-    worse = False
-    if (end := common_end(runs.curve(ref), c)) is not None:
-        it, b, a = end
-        worse = a["val_loss"] > b["val_loss"]
-        parts.append(f"at step {it:.0f} val {a['val_loss']:.4f} vs {ref} {b['val_loss']:.4f} "
-                     f"({a['val_loss'] - b['val_loss']:+.4f})")
-    return [Verdict(e, "; ".join(parts), bool(row["status"] == "diverged" or i >= 0 or worse))]
+    worse = _compare(runs, spec, e, +1)
+    if worse.outcome == UNKNOWN and runs.missing([name, ref]):
+        return [worse]
+    parts, outcomes = [f"lr {runs.row(name)['learning_rate']:g} vs {ref} {runs.row(ref)['learning_rate']:g}"], []
+    if k := runs.diverged(name):
+        parts.append(f"{k} of {runs.n(name)} seeds diverged")
+        outcomes.append(HOLDS)
+    rise = runs.largest_rise(name, RISE_TOL)
+    if rise is not None:
+        at, mean_rise, over = rise
+        osc = against(over, 0.0).outcome(+1)  # holds: a rise beyond the tolerance and the noise
+        outcomes.append(osc)
+        parts.append(f"largest rise of the mean val loss {mean_rise:+.4f} at step {at:.0f}"
+                     + (" (beyond the tolerance and the noise)" if osc == HOLDS else ""))
+    outcomes.append(worse.outcome)
+    worse.observed = "; ".join(parts + [f"end {worse.observed}"])
+    worse.outcome = any_of(outcomes)
+    return [worse]
 
 
 def converges_slower(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """A higher val loss than the reference both at mid-run and at the last shared step."""
     name, ref = spec.run, spec.against
     e = f"small learning rate ({name}): converges slowly (higher val loss than {ref} at mid-run and at the end)"
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    b, s = runs.curve(ref), runs.curve(name)
-    common = sorted(set(b["iter"]) & set(s["iter"]))
-    if not common:
-        return [Verdict(e, f"cannot tell: {ref} and {name} share no evaluation step", None)]
-    end = common[-1]
-    # mid-run: the shared evaluation nearest half of the shared range (not step 0)
-    later = [it for it in common if it > 0] or common
-    mid = min(later, key=lambda it: abs(it - end / 2))
-    checks, parts = [], [f"lr {runs.row(name)['learning_rate']:g}"]
-    for label, it in (("mid-run", mid), ("end", end)) if mid != end else (("end", end),):
-        sv, bv = _val_at(s, it), _val_at(b, it)
-        checks.append(sv > bv)
-        parts.append(f"{label} (step {it:.0f}): val {sv:.4f} vs {ref} {bv:.4f} ({sv - bv:+.4f})")
-    return [Verdict(e, "; ".join(parts), all(checks))]
+    end = _compare(runs, spec, e, +1)
+    steps = [s for s in runs.steps(name, ref) if s > 0]
+    if end.outcome == UNKNOWN and not steps:
+        return [end]
+    mid_step = min(steps, key=lambda s: abs(s - steps[-1] / 2))
+    if mid_step == steps[-1]:
+        return [end]
+    mid = _compare(runs, spec, e, +1, step=mid_step)
+    end.observed = f"mid-run {mid.observed}; end {end.observed}"
+    end.outcome = all_of([mid.outcome, end.outcome])
+    return [end]
 
 
 def noisier(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """Per-iteration training-loss noise (else eval-to-eval val-loss noise) of the run against the reference."""
+    """The per-iteration training loss is noisier: loss_noise per seed, over the same window of iterations."""
     name, ref = spec.run, spec.against
     e = f"small batch ({name}): training is noisier than {ref}"
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    res = runs.res
-    ids = {n: runs.row(n)["trial_id"] for n in (ref, name)}
-    per_iter = {n: res.iters[res.iters["trial_id"] == t].sort_values("iter")["loss"].to_numpy() for n, t in ids.items()}
-    noise = {n: loss_noise(v) for n, v in per_iter.items()}
-    what = "std of iteration-to-iteration differences of the logged training loss (second half, /√2)"
-    if any(math.isnan(x) for x in noise.values()):
-        # no per-iteration log: fall back on the evaluations, a much coarser view
-        noise = {n: loss_noise(runs.curve(n)["val_loss"].to_numpy()) for n in ids}
-        what = "std of eval-to-eval differences of val loss (second half, /√2; weak: few points)"
-    if any(math.isnan(x) for x in noise.values()):
-        return [Verdict(e, "cannot tell: too few logged losses to measure noise", None)]
-    b, s = noise[ref], noise[name]
-    bs = {n: runs.row(n)["batch_size"] for n in ids}
-    ratio = f" ({s / b:.2f}×)" if b > 0 else ""
-    return [Verdict(e, f"batch {bs[name]:.0f} vs {bs[ref]:.0f}: noise {s:.4f} vs {b:.4f}{ratio}; {what}",
-                    bool(s > b))]
+    if why := runs.missing([name, ref]):
+        return [cannot_tell(e, why, spec.check, _n(runs, name, ref))]
+    steps = runs.steps(name, ref)
+    end = steps[-1] if steps else 0
+    # the second half of what both ran: the same iterations on both sides, where the trend is slow
+    window = (end / 2, end)
+    iters = runs.res.iters
+
+    def noise(run: str) -> Sample:
+        out = []
+        for tid in runs.trials(run).sort_values("seed", kind="stable")["trial_id"]:
+            x = iters[(iters["trial_id"] == tid) & iters["iter"].between(*window)].sort_values("iter")["loss"]
+            out.append(loss_noise(x.to_numpy(), tail=False))
+        return sample(out)
+
+    a, b = noise(name), noise(ref)
+    if a.n == 0 or b.n == 0:
+        return [cannot_tell(e, f"too few logged training losses between steps {window[0]:.0f} and {window[1]:.0f} "
+                               "to measure noise (lower log_interval)", spec.check, _n(runs, name, ref))]
+    test = welch(a, b)
+    bs = {n: runs.row(n)["batch_size"] for n in (name, ref)}
+    ratio = f" ({a.mean / b.mean:.2f}×)" if b.mean > 0 else ""
+    obs = (f"batch {bs[name]:.0f} vs {bs[ref]:.0f}: noise of the logged training loss per iteration (std of "
+           f"step-to-step differences / √2, steps {window[0]:.0f}-{window[1]:.0f}) {a.text()} vs {b.text()}"
+           f"{ratio}; {test.text()}")
+    return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, {name: a.n, ref: b.n}, end, p_value=test.p,
+                    check=spec.check)]
 
 
 def lower_loss(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    name, ref = spec.run, spec.against
-    e = f"large model ({name}): ends at a lower val loss than {ref}"
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    big, base = runs.row(name), runs.row(ref)
-    end = common_end(runs.curve(ref), runs.curve(name))
-    if end is None:
-        return [Verdict(e, "cannot tell: no shared evaluation step", None)]
-    it, b, m = end
-    shape = f"{big['n_layer']:.0f} layers × {big['n_embd']:.0f} vs {base['n_layer']:.0f} × {base['n_embd']:.0f}"
-    return [Verdict(e, f"{shape}; at step {it:.0f} val {m['val_loss']:.4f} vs {ref} {b['val_loss']:.4f} "
-                       f"({m['val_loss'] - b['val_loss']:+.4f}){_diverged_note(big)}",
-                    bool(m["val_loss"] < b["val_loss"]))]
-
-
-def equivalence(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, float, int] | None:
-    """(mean |diff|, max |diff|, step of the max, n) of val loss at the steps both curves evaluated."""
-    m = a[["iter", "val_loss"]].merge(b[["iter", "val_loss"]], on="iter", suffixes=("_a", "_b"))
-    if m.empty:
-        return None
-    d = (m["val_loss_a"] - m["val_loss_b"]).abs()
-    return float(d.mean()), float(d.max()), float(m["iter"].iloc[int(d.to_numpy().argmax())]), len(m)
+    """A lower val loss than the reference at the last shared step (the chapter: a larger model)."""
+    e = f"{spec.run}: ends at a lower val loss than {spec.against}"
+    v = _compare(runs, spec, e, -1)
+    a, b = runs.row(spec.run), runs.row(spec.against)
+    if v.step is not None:  # both runs have results
+        v.observed = (f"{a['n_layer']:.0f} layers × {a['n_embd']:.0f} vs {b['n_layer']:.0f} × {b['n_embd']:.0f}; "
+                      + v.observed)
+    return [v]
 
 
 def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """Paired by seed, the largest |val difference| over the shared evaluations stays below EQUIV_TOL."""
     name, ref = spec.run, spec.against
-    e = (f"gradient accumulation equals a large batch: val-loss curves nearly identical "
-         f"(mean and max |difference| < {EQUIV_TOL})")
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    eq = equivalence(runs.curve(ref), runs.curve(name))
-    if eq is None:
-        return [Verdict(e, "cannot tell: the two runs share no evaluation step", None)]
-    mean, mx, at, n = eq
-    ok = mx < EQUIV_TOL  # the max bounds the mean
-    eff = [runs.row(k) for k in (ref, name)]
-    shapes = [f"{r['batch_size']:.0f}×{r['gradient_accumulation_steps']:.0f}" for r in eff]
-    sizes = {r["batch_size"] * r["gradient_accumulation_steps"] for r in eff}
-    note = "" if len(sizes) == 1 else " — the effective batches differ, so this is not the chapter's check"
-    obs = (f"{'PASS' if ok else 'FAIL'}: mean |Δ| {mean:.6f}, max |Δ| {mx:.6f} (step {at:.0f}) over {n} shared "
-           f"evaluations; batch {shapes[0]} vs {shapes[1]}{note}")
-    return [Verdict(e, obs, ok)]
-
-
-def _gap_at(curve: pd.DataFrame, it: float) -> float:
-    r = curve[curve["iter"] == it].iloc[-1]
-    return float(r["val_loss"] - r["train_loss"])
+    e = (f"gradient accumulation equals a large batch: {name} and {ref} give val-loss curves that differ by "
+         f"less than {EQUIV_TOL} (mean and max |difference|)")
+    if why := runs.missing([name, ref]):
+        return [cannot_tell(e, why, spec.check, _n(runs, name, ref))]
+    steps = runs.steps(name, ref)
+    pairs = []
+    for ca, cb in zip(runs.curves(name), runs.curves(ref)):  # the same seed on both sides
+        m = ca[["iter", "val_loss"]].merge(cb[["iter", "val_loss"]], on="iter", suffixes=("_a", "_b"))
+        m = m[m["iter"].isin(steps)]
+        if len(m):
+            d = (m["val_loss_a"] - m["val_loss_b"]).abs()
+            pairs.append((float(d.max()), float(d.mean())))
+    if not pairs:
+        return [cannot_tell(e, "the two runs share no evaluation step", spec.check, _n(runs, name, ref))]
+    worst, mean = sample([p[0] for p in pairs]), sample([p[1] for p in pairs])
+    if worst.n < 2:
+        outcome = UNKNOWN
+    else:  # the 95% interval of the mean max |difference| against the bound
+        margin = t_crit(worst.n) * worst.se
+        outcome = HOLDS if worst.mean + margin < EQUIV_TOL else NOT if worst.mean - margin > EQUIV_TOL else NOISE
+    shapes = [f"{r['batch_size']:.0f}×{r['gradient_accumulation_steps']:.0f}" for r in (runs.row(ref), runs.row(name))]
+    obs = (f"max |Δ val| {worst.mean:.6f}, mean |Δ| {mean.mean:.6f} over {len(steps)} shared evaluations "
+           f"(seed by seed, {worst.n} seed(s)); batch {shapes[0]} vs {shapes[1]}")
+    if outcome == UNKNOWN:
+        obs += "; one seed: never decisive"
+    return [Verdict(e, outcome, obs, worst.mean, worst.se, _n(runs, name, ref), steps[-1],
+                    rule=f"95% interval of the mean max |difference| over seeds below {EQUIV_TOL}", check=spec.check)]
 
 
 def overfits(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """The final gap val − train is at least OVERFIT_GAP, beyond noise (a one-sample t-test)."""
     name = spec.run
-    e = f"without regularisation ({name}) the model overfits: final gap = val − train ≥ 0.1"
-    if v := _need(runs, [name], e):
-        return [v]
-    r, c = runs.row(name), runs.curve(name)
-    rebound = float(c["val_loss"].iloc[-1] - r["best_val_loss"])
-    obs = (f"gap {r['final_gap']:.4f} at step {r['final_iter']:.0f} → {r['overfit_class']}; "
-           f"val loss bottomed out at step {r['best_iter']:.0f} ({r['best_val_loss']:.4f})"
-           + (f" and then rose by {rebound:.4f}" if rebound > 0 else ""))
-    return [Verdict(e, obs + _diverged_note(r), r["overfit_class"] in ("slight", "moderate", "severe"))]
+    e = f"without regularisation ({name}) the model overfits: final gap = val − train ≥ {OVERFIT_GAP}"
+    if why := runs.missing([name]):
+        return [cannot_tell(e, why, spec.check, _n(runs, name))]
+    step = runs.steps(name)[-1]
+    gap = runs.at(name, step, "gap")
+    test = against(gap, OVERFIT_GAP)
+    bottom = runs.trials(name)["best_iter"].astype(float)
+    obs = (f"gap {gap.text()} at step {step:.0f} → {overfit_class(gap.mean)}; {test.text()} against {OVERFIT_GAP}; "
+           f"val loss bottomed out at step {bottom.median():.0f} (median over seeds)")
+    return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, _n(runs, name), step, p_value=test.p,
+                    rule="one-sample t-test over seeds against 0.1, two-sided p < 0.05", check=spec.check)]
 
 
 def narrower_gap(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    name, ref = spec.run, spec.against
-    row = runs.row(name)
+    """A smaller gap than the reference at the last shared step."""
+    row = runs.row(spec.run)
     what = {(True, False): "dropout", (False, True): "weight decay", (True, True): "dropout + weight decay"}
-    label = what.get((bool(row["dropout"]), bool(row["weight_decay"])), "regularisation") if row is not None else name
-    e = f"{label} ({name}) narrows the gap compared with {ref}"
-    if v := _need(runs, [ref, name], e):
-        return [v]
-    end = common_end(runs.curve(ref), runs.curve(name))
-    if end is None:
-        return [Verdict(e, "cannot tell: no shared evaluation step", None)]
-    it = end[0]
-    g_ref, g = _gap_at(runs.curve(ref), it), _gap_at(runs.curve(name), it)
-    return [Verdict(e, f"dropout {row['dropout']:g}, weight_decay {row['weight_decay']:g}: gap {g:.4f} vs "
-                       f"{g_ref:.4f} ({g - g_ref:+.4f}) at step {it:.0f} → {overfit_class(g)}", bool(g < g_ref))]
+    label = what.get((bool(row["dropout"]), bool(row["weight_decay"])), "regularisation") if row is not None else ""
+    e = f"{label} ({spec.run}) narrows the gap compared with {spec.against}"
+    v = _compare(runs, spec, e, -1, column="gap", what="gap")
+    if row is not None and v.outcome != UNKNOWN:
+        v.observed = f"dropout {row['dropout']:g}, weight_decay {row['weight_decay']:g}: {v.observed}"
+    return [v]
 
 
 def gap_trend(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """A search: does more of each regulariser go with a smaller gap across the trials?"""
+    """A search: the slope of the final gap against each regulariser, across the trials, with its standard error."""
     t = runs.res.trials[np.isfinite(runs.res.trials["final_gap"].astype(float))]
     out = []
     for knob in ("dropout", "weight_decay"):
         e = f"more {knob.replace('_', ' ')} goes with a smaller gap (across the trials)"
         x, y = t[knob].astype(float), t["final_gap"].astype(float)
         if len(t) < 3 or x.nunique() < 2:
-            out.append(Verdict(e, f"cannot tell: {len(t)} trial(s) with results, {x.nunique()} distinct {knob}", None))
+            out.append(cannot_tell(e, f"{len(t)} trial(s) with results, {x.nunique()} distinct {knob}", spec.check))
             continue
-        r = float(np.corrcoef(x, y)[0, 1])
-        out.append(Verdict(e, f"Pearson r({knob}, gap) = {r:+.2f} over {len(t)} trials", bool(r < 0)))
+        fit = sps.linregress(x, y)
+        outcome = (HOLDS if fit.slope < 0 else NOT) if fit.pvalue < 0.05 else NOISE
+        out.append(Verdict(e, outcome, f"gap changes by {fit.slope:+.3f} ± {fit.stderr:.3f} per unit of {knob} "
+                                       f"(p = {fit.pvalue:.2g}, r = {fit.rvalue:+.2f}) over {len(t)} trials",
+                           float(fit.slope), float(fit.stderr), {"trials": len(t)}, None,
+                           rule="least-squares slope across trials, two-sided p < 0.05", p_value=float(fit.pvalue),
+                           check=spec.check))
     return out
 
 
@@ -286,37 +261,24 @@ def schedule(res: Results, trial_id: str) -> np.ndarray:
     return np.array([get_lr(it, cfg) for it in range(cfg.max_iters + 1)])
 
 
-def _same_schedule(runs: Runs, a: str, b: str) -> bool:
-    sa, sb = (schedule(runs.res, runs.row(n)["trial_id"]) for n in (a, b))
-    return len(sa) == len(sb) and bool(np.allclose(sa, sb))
-
-
 def _schedule_pair(runs: Runs, spec: VerdictSpec, at_start: bool) -> list[Verdict]:
     treated, control = spec.run, spec.against
     if at_start:
         e = f"warmup helps the start: {treated} has a lower val loss than {control} at the first evaluation after 0"
     else:
         e = f"decay helps the end: {treated} ends at a lower val loss than {control}"
-    if v := _need(runs, [treated, control], e):
-        return [v]
-    if _same_schedule(runs, treated, control):
+    if why := runs.missing([treated, control]):
+        return [cannot_tell(e, why, spec.check, _n(runs, treated, control))]
+    sa, sb = (schedule(runs.res, runs.row(n)["trial_id"]) for n in (treated, control))
+    if len(sa) == len(sb) and np.allclose(sa, sb):
         # nanoGPT's get_lr ignores warmup when decay_lr=False (the chapter's warmup_only command):
         # such a pair tests nothing
         why = (" (decay_lr=False turns warmup off in get_lr)"
                if not (runs.row(treated)["decay_lr"] or runs.row(control)["decay_lr"]) else "")
-        return [Verdict(e, f"{treated} vs {control}: identical learning-rate schedules{why}, not a test", None)]
-    ct, cc = runs.curve(treated), runs.curve(control)
-    if at_start:
-        later = ct[ct["iter"] > 0]
-        it = float(later["iter"].iloc[0]) if len(later) else None
-        shared = it is not None and it in set(cc["iter"])
-    else:
-        end = common_end(ct, cc)
-        it, shared = (end[0] if end else None), end is not None
-    if not shared:
-        return [Verdict(e, f"cannot tell: {treated} and {control} share no evaluation step", None)]
-    vt, vc = _val_at(ct, it), _val_at(cc, it)
-    return [Verdict(e, f"{treated} {vt:.4f} vs {control} {vc:.4f} ({vt - vc:+.4f}) at step {it:.0f}", vt < vc)]
+        return [cannot_tell(e, f"{treated} and {control} have identical learning-rate schedules{why}: not a test",
+                            spec.check, _n(runs, treated, control))]
+    steps = [s for s in runs.steps(treated, control) if s > 0]
+    return [_compare(runs, spec, e, -1, step=(steps[0] if at_start and steps else None))]
 
 
 def lower_at_start(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
@@ -328,80 +290,116 @@ def lower_at_end(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
 
 
 def lowest(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """The run ends below every other run of the file: tested against the best of the others."""
     names = runs.order
     e = f"{spec.run} ends lowest of the {len(names)} runs"
-    if v := _need(runs, names, e):
-        return [v]
-    curves = {n: runs.curve(n) for n in names}
-    common = set.intersection(*(set(c["iter"]) for c in curves.values()))
-    if not common:
-        return [Verdict(e, f"cannot tell: the {len(names)} runs share no evaluation step", None)]
-    it = max(common)
-    vals = {n: _val_at(c, it) for n, c in curves.items()}
-    best = min(vals, key=vals.get)
-    return [Verdict(e, f"at step {it:.0f}: " + ", ".join(f"{n} {x:.4f}" for n, x in vals.items())
-                    + f"; lowest: {best}", best == spec.run)]
+    if why := runs.missing(names):
+        return [cannot_tell(e, why, spec.check, _n(runs, *names))]
+    steps = runs.steps(*names)
+    if not steps:
+        return [cannot_tell(e, f"the {len(names)} runs share no evaluation step", spec.check, _n(runs, *names))]
+    step = steps[-1]
+    vals = {n: runs.at(n, step) for n in names}
+    others = {n: v for n, v in vals.items() if n != spec.run}
+    best = min(others, key=lambda n: others[n].mean)
+    test = welch(vals[spec.run], others[best])
+    obs = (f"at step {step:.0f}: " + ", ".join(f"{n} {v.text()}" for n, v in vals.items())
+           + f"; against the best other, {best}: {test.text()}")
+    return [Verdict(e, test.outcome(-1), obs, test.effect, test.stderr, {n: v.n for n, v in vals.items()}, step,
+                    p_value=test.p, check=spec.check)]
 
 
-def sizes(res: Results, names: list[str] | None) -> pd.DataFrame:
-    """One row per model size, smallest first: the named runs, or (a search) the best trial of each size.
+def _params(row: pd.Series) -> float:
+    """A trial's reported parameter count, else nanoGPT's non-embedding estimate 12 * n_layer * n_embd^2."""
+    n = float(row["n_params"])
+    return n if math.isfinite(n) else 12 * float(row["n_layer"]) * float(row["n_embd"]) ** 2
 
-    Parameters are the trial's reported `n_params`; where missing, nanoGPT's non-embedding
-    estimate 12 * n_layer * n_embd^2 stands in.
+
+def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
+    """(label, params, loss) per size and seed at one budget, and that step.
+
+    A grid: the file's runs at the last step every seed of every size reached. A search: per
+    size, the trials that reached the largest budget any trial reached (a trial stopped early
+    is not fitted by its last loss), the best learning rate of each size.
     """
-    t = res.trials.copy()
-    est = 12 * t["n_layer"].astype(float) * t["n_embd"].astype(float) ** 2
-    t["params"] = t["n_params"].astype(float).fillna(est)
-    t = t[np.isfinite(t["final_val_loss"].astype(float))]
-    if names is not None:
-        t = t[t["name"].isin(names)]
-    else:
-        t = t.sort_values("final_val_loss").drop_duplicates("params")
-    return t.sort_values("params").reset_index(drop=True)
-
-
-def _increasing(values: list[float]) -> bool:
-    return all(b > a for a, b in zip(values, values[1:]))
+    if named:
+        names = [n for n in runs.order if not runs.missing([n])]
+        steps = runs.steps(*names)
+        if not steps:
+            return pd.DataFrame(columns=["label", "params", "loss"]), None
+        step = steps[-1]
+        rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
+        return pd.DataFrame(rows), step
+    t = runs.res.trials.copy()
+    t["params"] = [_params(r) for _, r in t.iterrows()]
+    done = t[np.isfinite(t["final_val_loss"].astype(float))]
+    if done.empty:
+        return pd.DataFrame(columns=["label", "params", "loss"]), None
+    step = float(done["final_iter"].max())
+    full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
+    rows = [{"label": f"{r['n_layer']:.0f}/{r['n_head']:.0f}/{r['n_embd']:.0f}", "params": r["params"],
+             "loss": r["final_val_loss"]} for _, r in full.iterrows()]
+    return pd.DataFrame(rows), step
 
 
 def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """Loss against model size: the named runs of a grid, or the best trial of each size in a search."""
+    """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory."""
     named = bool(runs.names & set(runs.order))
-    tab = sizes(runs.res, runs.order if named else None)
+    points, step = size_points(runs, named)
+    fit = fit_scaling(points, step) if len(points) else None
     out = []
-    labels = list(tab["label"])
+    sizes = [n for n in runs.order if named and not runs.missing([n])]
     if named:
         e = "each larger model reaches a lower val loss"
-        if len(tab) < 2:
-            out.append(Verdict(e, f"cannot tell: {len(tab)} size(s) with results", None))
+        pairs = list(zip(sizes, sizes[1:]))
+        if not pairs or step is None:
+            out.append(cannot_tell(e, f"{len(sizes)} size(s) with results", spec.check))
         else:
-            vals = list(tab["final_val_loss"])
-            obs = " > ".join(f"{n} {v:.4f}" for n, v in zip(labels, vals))
-            unfinished = [f"{n} ({s})" for n, s in zip(labels, tab["status"]) if s != "completed"]
-            if unfinished:
-                obs += "; not completed: " + ", ".join(unfinished)
-            out.append(Verdict(e, obs, _increasing([-v for v in vals])))
-    law = fit_power_law(tab["params"], tab["final_val_loss"])
-    e = "the loss falls as a power of the parameter count: loss = a · N^(−α), α > 0"
-    if law is None:
-        out.append(Verdict(e, f"cannot tell: {len(tab)} distinct size(s) with results, 2 needed", None))
-    else:
-        out.append(Verdict(e, f"α = {law.alpha:.4f}, a = {law.a:.3g}, R² {law.r2:.3f} over {law.n_points} sizes",
-                           bool(law.alpha > 0)))
-        e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
-        slope = float(np.polyfit(np.log10(tab["params"].astype(float)), tab["final_val_loss"].astype(float), 1)[0])
-        change = f"{-slope:.3f} lower" if slope <= 0 else f"{slope:.3f} higher"
-        out.append(Verdict(e, f"{change} per 10× (straight line of loss against log10 N)",
-                           bool(DECADE_DROP[0] <= -slope <= DECADE_DROP[1])))
-    if named and len(tab) >= 2:
+            tests = [(b, a, welch(runs.at(b, step), runs.at(a, step))) for a, b in pairs]
+            weakest = max(tests, key=lambda x: x[2].effect)
+            obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
+                   + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
+            out.append(Verdict(e, all_of([t.outcome(-1) for _, _, t in tests]), obs, weakest[2].effect,
+                               weakest[2].stderr, _n(runs, *sizes), step, p_value=weakest[2].p, check=spec.check))
+    e = "the loss falls as a power of the parameter count: loss = a · N^(−α) with α > 0"
+    if fit is None:
+        out.append(cannot_tell(e, f"{points['params'].nunique() if len(points) else 0} distinct size(s), 2 needed",
+                               spec.check))
+        return out
+    seeds = {r["label"]: int(r["n_seeds"]) for _, r in fit.sizes.iterrows()}
+    a, alpha = fit.power
+    ci = fit.ci(fit.boot_power[:, 1])
+    outcome = UNKNOWN if ci is None else HOLDS if ci[0] > 0 else NOT if ci[1] < 0 else NOISE
+    e_c, _, alpha_c = fit.chinchilla
+    obs = (f"α = {alpha:.4f}" + (f" (95% interval {ci[0]:.4f} to {ci[1]:.4f})" if ci else " (one seed: no interval)")
+           + f" over {len(fit.sizes)} sizes at step {fit.step:.0f}; with an irreducible term, "
+             f"loss = {e_c:.3f} + A·N^(−{alpha_c:.3f})")
+    out.append(Verdict(e, outcome, obs, alpha, float(np.std(fit.boot_power[:, 1])) if ci else None, seeds, fit.step,
+                       rule="95% bootstrap interval of α (seeds resampled within each size) above 0",
+                       check=spec.check))
+    e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
+    ci = fit.ci(-fit.boot_slope)
+    drop = -fit.slope
+    lo, hi = DECADE_DROP
+    outcome = UNKNOWN if ci is None else HOLDS if lo <= ci[0] and ci[1] <= hi else NOT if ci[1] < lo or ci[0] > hi \
+        else NOISE
+    obs = (f"{drop:.3f} lower per 10× (straight line of loss against log10 N)"
+           + (f", 95% interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else "; one seed: no interval"))
+    out.append(Verdict(e, outcome, obs, drop, float(np.std(fit.boot_slope)) if ci else None, seeds, fit.step,
+                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check))
+    if named and len(sizes) >= 2:
         for col, e, unit in (("time_s", "larger models take longer to train", "s"),
                              ("mem_mb", "larger models need more memory", " MB")):
-            vals = tab[col].astype(float)
-            if vals.isna().any():
-                out.append(Verdict(e, f"cannot tell: {col} not recorded for every size", None))
-            else:
-                obs = " < ".join(f"{n} {v:.0f}{unit}" for n, v in zip(labels, vals))
-                out.append(Verdict(e, obs, _increasing(list(vals))))
+            samples = {n: runs.per_seed(n, col) for n in sizes}
+            if any(s.n == 0 for s in samples.values()):
+                out.append(cannot_tell(e, f"{col} not recorded for every size", spec.check, _n(runs, *sizes)))
+                continue
+            tests = [welch(samples[b], samples[a]) for a, b in zip(sizes, sizes[1:])]
+            weakest = min(tests, key=lambda t: t.effect)
+            obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
+                   + f"; smallest step: {weakest.text()}")
+            out.append(Verdict(e, all_of([t.outcome(+1) for t in tests]), obs, weakest.effect, weakest.stderr,
+                               _n(runs, *sizes), None, p_value=weakest.p, check=spec.check))
     return out
 
 
@@ -445,14 +443,27 @@ def verdicts(exp: Experiment | None, res: Results) -> list[Verdict]:
     if not runs.names & set(exp.run_names):
         found = res.trials["name"].value_counts()
         listed = ", ".join(f"{n} ×{c}" for n, c in found.items())
-        head = Verdict(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
-                       f"none of them is in this sweep (trials: {listed}): the comparisons between named runs "
-                       "are skipped; what can be computed follows", None)
+        head = cannot_tell(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
+                           f"none of them is in this sweep (trials: {listed}): the comparisons between named runs "
+                           "are skipped; what can be computed follows")
         return [head] + [v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
     return [v for spec in exp.verdicts for v in CHECKS[spec.check].fn(runs, spec)]
 
 
-def best_trial(res: Results) -> pd.Series | None:
-    """The trial with the lowest val loss at any evaluation, or None when no trial evaluated."""
-    t = res.trials[np.isfinite(res.trials["best_val_loss"].astype(float))]
-    return t.loc[t["best_val_loss"].astype(float).idxmin()] if len(t) else None
+def best_run(res: Results) -> tuple[str, float, Sample] | None:
+    """The run with the lowest mean val loss at the largest budget a whole run reached: (run, step, sample).
+
+    Runs stopped earlier are not ranked against it by their last losses.
+    """
+    runs = Runs(res, sorted(res.trials["name"].unique()))
+    best = None
+    reach = {n: (runs.steps(n) or [math.nan])[-1] for n in runs.order}
+    top = max((s for s in reach.values() if math.isfinite(s)), default=None)
+    if top is None:
+        return None
+    for n, s in reach.items():
+        if s == top:
+            v = runs.at(n, s)
+            if v.n and (best is None or v.mean < best[2].mean):
+                best = (n, s, v)
+    return best

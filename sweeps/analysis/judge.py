@@ -1,0 +1,133 @@
+"""What every check works with: a Verdict (a measurement with an outcome) and Runs (a run's seeds, by step).
+
+A verdict is a measurement: the effect it rests on, that effect's standard error from the seeds,
+the number of seeds on each side, the step it was judged at, and one outcome of
+`sweeps.analysis.stats.OUTCOMES`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .load import Results, finite_curve
+from .stats import HOLDS, NOT, RULE, UNKNOWN, Sample, sample
+
+
+def _num(x) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+@dataclass
+class Verdict:
+    """One expectation of the chapter, judged: verdicts.json holds a list of these (`to_json`)."""
+
+    expectation: str
+    outcome: str
+    observed: str
+    effect: float | None = None
+    stderr: float | None = None
+    n_seeds: dict[str, int] = field(default_factory=dict)
+    step: float | None = None
+    rule: str = RULE
+    p_value: float | None = None
+    check: str = ""
+
+    @property
+    def holds(self) -> bool | None:
+        """True for `holds`, False for `does not hold`, None when the data cannot decide."""
+        return {HOLDS: True, NOT: False}.get(self.outcome)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("effect", "stderr", "p_value", "step"):
+            d[k] = _num(d[k])
+        return d
+
+
+def cannot_tell(expectation: str, why: str, check: str = "", n_seeds: dict[str, int] | None = None) -> Verdict:
+    return Verdict(expectation, UNKNOWN, f"cannot tell: {why}", n_seeds=n_seeds or {}, rule="", check=check)
+
+
+class Runs:
+    """The trials of one experiment by run name; each run's trials are its seeds.
+
+    `order` is the experiment file's run order.
+    """
+
+    def __init__(self, res: Results, order: list[str] | None = None):
+        self.res = res
+        self.names = set(res.trials["name"])
+        self.order = list(order or [])
+
+    def trials(self, name: str) -> pd.DataFrame:
+        return self.res.trials[self.res.trials["name"] == name]
+
+    def n(self, name: str) -> int:
+        return len(self.trials(name))
+
+    def row(self, name: str) -> pd.Series | None:
+        """One trial of the run (its first seed): for the settings every seed shares."""
+        t = self.trials(name)
+        return t.sort_values("seed", kind="stable").iloc[0] if len(t) else None
+
+    def curves(self, name: str) -> list[pd.DataFrame]:
+        """Each seed's finite evaluations, in seed order."""
+        t = self.trials(name).sort_values("seed", kind="stable")
+        return [finite_curve(self.res, tid) for tid in t["trial_id"]]
+
+    def missing(self, names: list[str], min_evals: int = 1) -> str | None:
+        """Why these runs cannot be judged, or None when every seed of each has evaluations."""
+        problems = []
+        for n in names:
+            t = self.trials(n)
+            if t.empty:
+                problems.append(f"{n} is not in this sweep")
+            elif (t["n_evals"] < min_evals).all():
+                problems.append(f"{n} has {'no' if t['n_evals'].max() == 0 else 'too few'} evaluations "
+                                f"({', '.join(sorted(set(t['status'])))})")
+        return "; ".join(problems) or None
+
+    def diverged(self, name: str) -> int:
+        return int((self.trials(name)["status"] == "diverged").sum())
+
+    def steps(self, *names: str) -> list[float]:
+        """Evaluation steps every seed of these runs reached (diverged seeds aside), ascending."""
+        common: set[float] | None = None
+        for name in names:
+            for t, c in zip(self.trials(name).sort_values("seed", kind="stable")["status"], self.curves(name)):
+                if t == "diverged" and len(self.curves(name)) > 1:
+                    continue
+                common = set(c["iter"]) if common is None else common & set(c["iter"])
+        return sorted(common or ())
+
+    def at(self, name: str, step: float, column: str = "val_loss") -> Sample:
+        """The run's seeds' `column` at `step` (val_loss, train_loss or gap)."""
+        values = []
+        for c in self.curves(name):
+            hit = c[c["iter"] == step]
+            if len(hit):
+                values.append(hit[column].iloc[-1])
+        return sample(values)
+
+    def per_seed(self, name: str, column: str) -> Sample:
+        """A trials-table column over the run's seeds (time_s, mem_mb, ...)."""
+        return sample(self.trials(name)[column].astype(float))
+
+    def largest_rise(self, name: str, tol: float) -> tuple[float, float, Sample] | None:
+        """The largest rise of the run's seed-mean val loss between consecutive evaluations after step 0.
+
+        Returns (step after the rise, mean rise, the per-seed rises there minus `tol`), or None
+        with fewer than three shared evaluations.
+        """
+        steps = [s for s in self.steps(name) if s > 0]
+        if len(steps) < 2:
+            return None
+        means = np.array([self.at(name, s).mean for s in steps])
+        i = int(np.argmax(np.diff(means))) + 1
+        before, after = self.at(name, steps[i - 1]), self.at(name, steps[i])
+        rises = sample(np.array(after.values) - np.array(before.values) - tol) if after.n == before.n else sample([])
+        return steps[i], float(means[i] - means[i - 1]), rises

@@ -1,0 +1,152 @@
+"""The noise model of every verdict: per-seed samples, Welch's t-test, and the rule that turns them into an outcome.
+
+A verdict compares quantities measured once per training seed (a run's val loss at one step,
+its gap, its loss noise, ...). The rule, the same everywhere (docs/verdicts.md):
+
+- the effect is the difference of the means (or the mean against a fixed threshold), its
+  standard error comes from the seeds (Welch: sqrt(s_a^2/n_a + s_b^2/n_b));
+- two-sided p < 0.05 (Welch's t-test, Welch-Satterthwaite degrees of freedom) and the sign the
+  chapter expects: `holds`; p < 0.05 and the other sign: `does not hold`; otherwise
+  `within noise`;
+- fewer than two seeds on a side leaves no noise estimate: `cannot tell`, whatever the
+  difference (a one-seed verdict is never decisive).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+ALPHA = 0.05
+HOLDS, NOT, NOISE, UNKNOWN = "holds", "does not hold", "within noise", "cannot tell"
+OUTCOMES = (HOLDS, NOT, NOISE, UNKNOWN)
+RULE = "Welch's t-test over seeds, two-sided p < 0.05"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One quantity measured once per seed."""
+
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if self.n >= 2 else math.nan
+
+    @property
+    def se(self) -> float:
+        return self.std / math.sqrt(self.n) if self.n >= 2 else math.nan
+
+    def text(self, digits: int = 4) -> str:
+        spread = f" ± {self.std:.{digits}f}" if self.n >= 2 else ""
+        return f"{self.mean:.{digits}f}{spread} (n={self.n})"
+
+
+def sample(values) -> Sample:
+    """The finite values, as a Sample."""
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    return Sample(tuple(v))
+
+
+@dataclass(frozen=True)
+class Test:
+    """An effect (a difference of means, or a mean against a threshold) and what the seeds say of it."""
+
+    effect: float
+    stderr: float
+    df: float
+    p: float
+    n: tuple[int, ...]
+
+    def outcome(self, expect: int) -> str:
+        """The rule of the module docstring; `expect` is the sign the chapter expects (-1 or +1)."""
+        if min(self.n) < 2 or not math.isfinite(self.effect):
+            return UNKNOWN
+        if self.p < ALPHA:
+            return HOLDS if math.copysign(1, self.effect) == expect else NOT
+        return NOISE
+
+    def text(self) -> str:
+        if min(self.n) < 2:
+            return f"effect {self.effect:+.4f} (one seed: no noise estimate)"
+        return f"effect {self.effect:+.4f} ± {self.stderr:.4f} (p = {self.p:.2g})"
+
+
+def _p_value(t: float, df: float) -> float:
+    if not math.isfinite(t):
+        return 0.0 if math.isinf(t) else 1.0
+    return float(2 * sps.t.sf(abs(t), df))
+
+
+def welch(a: Sample, b: Sample) -> Test:
+    """mean(a) - mean(b), Welch's standard error and two-sided p."""
+    effect = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Test(effect, math.nan, math.nan, math.nan, (a.n, b.n))
+    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:  # identical seeds on both sides: any difference is exact
+        return Test(effect, 0.0, math.inf, 0.0 if effect else 1.0, (a.n, b.n))
+    df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    return Test(effect, se, df, _p_value(effect / se, df), (a.n, b.n))
+
+
+def against(a: Sample, threshold: float) -> Test:
+    """mean(a) - threshold: a one-sample t-test."""
+    effect = a.mean - threshold
+    if a.n < 2:
+        return Test(effect, math.nan, math.nan, math.nan, (a.n,))
+    if a.se == 0:
+        return Test(effect, 0.0, math.inf, 0.0 if effect else 1.0, (a.n,))
+    return Test(effect, a.se, a.n - 1, _p_value(effect / a.se, a.n - 1), (a.n,))
+
+
+def t_crit(n: int) -> float:
+    """The two-sided 95% quantile of Student's t with n - 1 degrees of freedom."""
+    return float(sps.t.ppf(1 - ALPHA / 2, n - 1)) if n >= 2 else math.inf
+
+
+def all_of(outcomes: list[str]) -> str:
+    """Outcome of an expectation that needs every part: one part that does not hold decides."""
+    if NOT in outcomes:
+        return NOT
+    if outcomes and all(o == HOLDS for o in outcomes):
+        return HOLDS
+    return UNKNOWN if UNKNOWN in outcomes else NOISE
+
+
+def any_of(outcomes: list[str]) -> str:
+    """Outcome of an expectation that any part satisfies: one part that holds decides."""
+    if HOLDS in outcomes:
+        return HOLDS
+    if outcomes and all(o == NOT for o in outcomes):
+        return NOT
+    return UNKNOWN if UNKNOWN in outcomes else NOISE
+
+
+def grouped_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Per run and evaluation step: mean, std and n over seeds of train loss, val loss and gap."""
+    h = history[(history["diverged"] == 0) & np.isfinite(history["val_loss"].astype(float))]
+    if h.empty:
+        return pd.DataFrame(columns=["name", "iter", "n", "train_mean", "train_std", "val_mean", "val_std",
+                                     "gap_mean", "gap_std"])
+    g = h.groupby(["name", "iter"], sort=True)
+    out = pd.DataFrame({
+        "n": g["val_loss"].count(),
+        "train_mean": g["train_loss"].mean(), "train_std": g["train_loss"].std(ddof=1),
+        "val_mean": g["val_loss"].mean(), "val_std": g["val_loss"].std(ddof=1),
+        "gap_mean": g["gap"].mean(), "gap_std": g["gap"].std(ddof=1),
+    }).reset_index()
+    return out

@@ -1,0 +1,117 @@
+"""sweeps/scheduler.py: successive halving by run, driven by a stand-in for Tune's controller.
+
+The stand-in starts trials when the scheduler picks them, feeds each running trial's reports in
+a random interleaving (as trials of different speeds would arrive) and applies PAUSE and STOP as
+Tune does. Whatever the interleaving and the number of trials at once, the same runs must stop at
+the same rungs, a run's seeds together, and the protected run never.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from sweeps.scheduler import SeedGroupHalving, rungs, survivors
+
+
+def test_rungs_sit_below_max_t():
+    assert rungs(100, 2, 600) == [100, 200, 400]
+    assert rungs(10, 3, 30) == [10]
+    assert rungs(50, 2, 50) == []
+
+
+def test_survivors_keep_the_best_share_and_the_protected():
+    scores = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0}
+    assert survivors(scores, 2, set()) == {"a", "b", "c"}  # ceil(5 / 2)
+    assert survivors(scores, 2, {"e"}) == {"a", "b", "c", "e"}
+    assert survivors({"x": 1.0, "y": 1.0}, 2, set()) == {"x"}  # ties go by name
+    assert survivors({"x": math.inf}, 4, set()) == {"x"}  # never below one
+
+
+class Controller:
+    """The little of TuneController the scheduler uses, and a loop that plays Tune's part."""
+
+    def __init__(self, scheduler: SeedGroupHalving, trials: list[Trial]):
+        self.scheduler, self.trials = scheduler, trials
+        for t in trials:
+            scheduler.on_trial_add(self, t)
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial: Trial) -> None:
+        if trial.status in (Trial.PENDING, Trial.PAUSED):
+            self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(Trial.TERMINATED)
+
+    def run(self, curves: dict[str, list[tuple[int, float]]], slots: int, rng: random.Random) -> dict[str, int]:
+        """Play the sweep to its end; the last iteration each trial reported."""
+        position = {t.trial_id: 0 for t in self.trials}
+        reached = {t.trial_id: 0 for t in self.trials}
+        for _ in range(10_000):
+            running = [t for t in self.trials if t.status == Trial.RUNNING]
+            while len(running) < slots and (pick := self.scheduler.choose_trial_to_run(self)) is not None:
+                pick.set_status(Trial.RUNNING)
+                running.append(pick)
+            if not running:
+                break
+            t = rng.choice(running)  # whichever trial reports next: timing, here random
+            curve = curves[t.trial_id]
+            it, val = curve[position[t.trial_id]]
+            position[t.trial_id] += 1
+            reached[t.trial_id] = it
+            decision = self.scheduler.on_trial_result(self, t, {"iter": it, "val_loss": val})
+            if decision == TrialScheduler.STOP or position[t.trial_id] == len(curve):
+                self.scheduler.on_trial_complete(self, t, {"iter": it})
+                t.set_status(Trial.TERMINATED)
+            elif decision == TrialScheduler.PAUSE:
+                t.set_status(Trial.PAUSED)
+        assert all(t.status == Trial.TERMINATED for t in self.trials), "the sweep did not end"
+        return reached
+
+
+RUNS = {"baseline": 2.0, "good": 1.5, "better": 1.2, "bad": 2.6, "worse": 3.0, "middle": 1.8}
+
+
+def sweep(slots: int, order_seed: int, seeds: int = 3) -> dict[str, set[int]]:
+    """Each run's final iterations over its seeds, for one interleaving."""
+    trials, curves = [], {}
+    for name, level in RUNS.items():
+        for s in range(seeds):
+            t = Trial("__fake", config={"name": name, "seed": 1337 + s}, stub=True)
+            # a falling curve per run, each seed a little apart: reports every 10 iterations to 80
+            curves[t.trial_id] = [(it, level + 1.0 / (1 + it) + 0.01 * s) for it in range(0, 81, 10)]
+            trials.append(t)
+    rng = random.Random(order_seed)
+    rng.shuffle(trials)
+    scheduler = SeedGroupHalving(grace_period=10, reduction_factor=2, max_t=80, n_trials=len(trials),
+                                 protected=("baseline",))
+    reached = Controller(scheduler, trials).run(curves, slots, rng)
+    out: dict[str, set[int]] = {}
+    for t in trials:
+        out.setdefault(t.config["name"], set()).add(reached[t.trial_id])
+    return out
+
+
+def test_the_same_runs_stop_at_the_same_rungs_whatever_the_timing():
+    first = sweep(slots=2, order_seed=0)
+    assert all(len(v) == 1 for v in first.values()), f"a run's seeds ended apart: {first}"
+    # rungs 10, 20, 40: 6 runs -> the best 3 (+ the protected baseline) -> of those 4, the best 2 (+ baseline)
+    # -> of those 3, the best 2, which with the baseline is all three
+    assert first == {"worse": {10}, "bad": {10}, "middle": {20}, "good": {80}, "better": {80}, "baseline": {80}}
+    for slots in (1, 2, 3, 7):
+        for order_seed in range(5):
+            assert sweep(slots, order_seed) == first, (slots, order_seed)
+
+
+def test_without_seeds_to_wait_for_it_still_decides_per_run():
+    assert sweep(slots=2, order_seed=1, seeds=1) == sweep(slots=1, order_seed=4, seeds=1)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="reduction_factor"):
+        SeedGroupHalving(grace_period=10, reduction_factor=1, max_t=80, n_trials=2)
