@@ -6,6 +6,7 @@ trainable itself is `trainable.py`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,13 +17,14 @@ from pathlib import Path
 from gptcore.errors import UserError
 
 from .plan import TIME_ATTR, Plan
-from .storage import storage_root
+from .storage import is_remote, storage_root
 
 METRIC, MODE = "val_loss", "min"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def start_ray(address: str | None, storage: str, num_cpus: int | None = None, dashboard_host: str = "127.0.0.1"):
+def start_ray(address: str | None, storage: str, num_cpus: int | None = None, dashboard_host: str = "127.0.0.1",
+              num_gpus: int | None = None):
     """Start a local Ray instance (address None) or join a cluster; print where the dashboard is."""
     import ray
 
@@ -46,7 +48,7 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
               f"{res.get('GPU', 0):g} GPUs")
         cluster.check_storage(storage, nodes)
     else:
-        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host,
+        ctx = ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=True, dashboard_host=dashboard_host,
                        log_to_driver=False, configure_logging=True, logging_level="WARNING")
     url = getattr(ctx, "dashboard_url", None)
     if url:
@@ -75,7 +77,17 @@ def prepare_dataset(trials: list[dict], source: str | None) -> dict[str, bytes]:
             ensure_prepared(name, data_dir, quiet=True)
         except UserError as e:  # gptcore names its own option; say this command's
             raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH)") from None
-    return dataset_files(data_dir / name)
+    from gptcore.data import check_dataset
+
+    folder = data_dir / name
+    # every trial reads the same files: a damaged one is one line here, before Ray starts, not an
+    # error in every trial
+    for block, tokens in sorted({(t["block_size"], t["train_tokens"]) for t in trials}):
+        try:
+            check_dataset(folder, block, tokens)
+        except UserError as e:
+            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH prepares it again)") from None
+    return dataset_files(folder)
 
 
 def record_sweep(plan: Plan, exp_path: str) -> None:
@@ -90,10 +102,28 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
               "search": plan.search, "seeds": list(plan.seeds),
               "scheduler": {"grace_period": stopping.grace_period, "reduction_factor": stopping.reduction_factor}
               if stopping else None,
-              "num_samples": plan.num_samples, "cpus_per_trial": plan.cpus, "gpus_per_trial": plan.gpus,
+              "num_samples": plan.num_samples, "sampler": plan.sampler or None,
+              "confirm": plan.confirm.k if plan.confirm else 0, "cpus_per_trial": plan.cpus,
+              "gpus_per_trial": plan.gpus,
               "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
     (folder / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
     (folder / f"{plan.exp.name}.yaml").write_text(plan.exp.path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def journal_path(exp_path: str, exp: str) -> Path:
+    """Where a search's Optuna study is written: `<experiment dir>/optuna.journal`.
+
+    Optuna's file journal needs a local file system: with remote storage (s3://...) the study is
+    kept on the driver's machine, under the cache, and the path is printed.
+    """
+    if is_remote(exp_path):
+        from gptcore.data import cache_dir
+
+        folder = cache_dir() / "optuna" / hashlib.sha256(exp_path.encode()).hexdigest()[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{exp}.journal"
+    Path(exp_path).mkdir(parents=True, exist_ok=True)
+    return Path(exp_path) / "optuna.journal"
 
 
 def default_concurrency(plan: Plan) -> int:
@@ -110,6 +140,21 @@ def default_concurrency(plan: Plan) -> int:
     return max(1, int(slots))
 
 
+def _trim_callback():
+    """A Tune callback: a trial that ended keeps only its newest checkpoint (it needs no more)."""
+    from ray import tune
+
+    from .storage import prune_checkpoints
+
+    class TrimCheckpoints(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            path = trial.path
+            if path and not is_remote(path) and Path(path).is_dir():
+                prune_checkpoints(Path(path), 1)
+
+    return TrimCheckpoints()
+
+
 def _trial_name(t) -> str:
     return f"{t.config.get('name', 'trial')}_s{t.config.get('seed', '')}_{t.trial_id}"
 
@@ -118,7 +163,6 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
                 seed: int = 0, max_failures: int = 3):
     """The Tuner that runs the plan, or the restored one when `restore`."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
 
     from .trainable import train_gpt
@@ -134,16 +178,16 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     if plan.search == "grid":
         search_alg = BasicVariantGenerator(points_to_evaluate=[dict(t) for t in plan.trials])
     else:
-        from ray.tune.search.optuna import OptunaSearch
+        from .searcher import StudySearcher
 
-        for k, d in space.items():
-            param_space[k] = {"uniform": tune.uniform, "loguniform": tune.loguniform,
-                              "randint": lambda lo, hi: tune.randint(lo, hi + 1),  # inclusive high, like the file
-                              "choice": lambda *xs: tune.choice(list(xs))}[d.kind](*d.args)
-        if "shape" in param_space:
-            for k in ("n_layer", "n_head", "n_embd"):
-                param_space.pop(k, None)  # `shape` sets these three together
-        search_alg = OptunaSearch(seed=seed)
+        # the searcher holds the space; the param space keeps what every trial shares
+        for k in set(space) | ({"n_layer", "n_head", "n_embd"} if "shape" in space else set()):
+            param_space.pop(k, None)
+        param_space.pop("name", None)
+        journal = journal_path(exp_path, plan.exp.name)
+        print(f"Optuna study: {journal} (live: optuna-dashboard {journal})")
+        search_alg = StudySearcher(space, journal, plan.exp.name, plan.num_search, plan.max_iters, plan.sampler,
+                                   seed, plan.confirm, metric=METRIC, mode=MODE)
     scheduler = None
     if plan.scheduler and plan.search == "grid":
         from .scheduler import SeedGroupHalving
@@ -152,8 +196,10 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
                                      n_trials=len(plan.trials), protected=tuple(filter(None, [plan.exp.reference])),
                                      metric=METRIC, mode=MODE, time_attr=TIME_ATTR)
     elif plan.scheduler:
-        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
-                                  reduction_factor=plan.scheduler.reduction_factor)
+        from .scheduler import SearchASHA
+
+        scheduler = SearchASHA(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
+                               reduction_factor=plan.scheduler.reduction_factor)
     concurrent = plan.max_concurrent
     if concurrent is None and plan.search == "optuna":
         concurrent = default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
@@ -179,7 +225,8 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         run_config=tune.RunConfig(
             name=plan.exp.name, storage_path=storage_root(storage),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # two while a trial runs, so a damaged newest one leaves an older one to continue from
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[_trim_callback()],
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=reporter, verbose=1),
     )

@@ -10,11 +10,14 @@ import argparse
 from dataclasses import dataclass
 
 from gptcore.config import build_config
+from gptcore.errors import UserError
 
 from .render import text_table
+from .searcher import SAMPLERS, Confirm, choose_sampler
 from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, expand_shape, load_experiment
 
 SEARCHERS = ("grid", "optuna")
+__all__ = ["SAMPLERS", "SEARCHERS", "SCHEDULERS", "ORDERS", "Plan", "make_plan", "describe", "estimated_flops"]
 SCHEDULERS = ("auto", "asha", "none")
 ORDERS = ("auto", "file", "longest-first")
 TIME_ATTR = "iter"  # the scheduler's clock: optimizer iterations, as gptcore reports them
@@ -33,7 +36,15 @@ class Plan:
     trials: list[dict]  # grid: every run x seed in start order; optuna: one representative (the profile base)
     order: str = "file"  # grid start order: file or longest-first
     notes: tuple[str, ...] = ()  # what the command should say about its choices
-    seeds: tuple[int, ...] = (1337,)  # the training seeds of every grid run
+    seeds: tuple[int, ...] = (1337,)  # the training seeds of every grid run (and of a search's confirm stage)
+    sampler: str = ""  # a search's Optuna sampler, and why it was chosen
+    sampler_why: str = ""
+    confirm: Confirm | None = None  # a search's confirm stage
+
+    @property
+    def num_search(self) -> int:
+        """A search's own trials, before the confirm stage."""
+        return self.num_samples - (self.confirm.n_trials if self.confirm else 0)
 
     @property
     def runs(self) -> list[str]:
@@ -80,12 +91,29 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
                   for run in runs for i in range(n_seeds)]
         num_samples = len(trials)
     else:
+        if not exp.space(profile):
+            raise UserError(f"{exp.name} has no search: {exp.no_search_reason or 'its file defines no optuna.space'}"
+                            f"; run its grid (drop --search optuna)")
         trials = [{**exp.profile_base(profile), "name": "optuna"}]
         num_samples = a.num_samples or exp.optuna_samples
     trials = [{"name": t["name"], **build_config(expand_shape({k: v for k, v in t.items() if k != "name"}, exp.name),
                                                  where=exp.name).as_dict()}
               for t in trials]
     seeds = tuple(sorted({t["seed"] for t in trials}))
+    sampler = why = ""
+    confirm = None
+    if a.search == "optuna":
+        sampler, why = choose_sampler(a.sampler, exp.space(profile), num_samples)
+        base_seed = trials[0]["seed"]
+        seeds = tuple(base_seed + i for i in range(n_seeds))
+        if a.confirm:
+            reference = None
+            if exp.reference:
+                run = next(r for r in exp.grid_runs(profile) if r["name"] == exp.reference)
+                reference = {"name": exp.reference, **build_config(
+                    expand_shape({k: v for k, v in run.items() if k != "name"}, exp.name), where=exp.name).as_dict()}
+            confirm = Confirm(min(a.confirm, num_samples), seeds, reference)
+            num_samples += confirm.n_trials
     # the start order changes no outcome (the scheduler decides on the values at its rungs), only
     # how well the trials fill the slots
     order = "file" if a.search != "grid" else (a.order if a.order != "auto" else "longest-first")
@@ -95,7 +123,7 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
         # sort: equal costs keep the file's order).
         trials = sorted(trials, key=lambda t: -estimated_flops(t))
     return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials,
-                order, tuple(n for n in (note, sched_note) if n), seeds)
+                order, tuple(n for n in (note, sched_note) if n), seeds, sampler, why, confirm)
 
 
 def estimated_flops(t: dict, vocab_size: int = 65) -> float:
@@ -155,11 +183,18 @@ def describe(plan: Plan) -> str:
                       f"({', '.join(map(str, plan.seeds))}) = {len(plan.trials)} trials, {total_iters:,} iterations "
                       f"and {total_tokens:,} tokens in all if none stops early"]
     else:
-        lines += ["", f"{plan.num_samples} Optuna (TPE) trials from the {plan.profile} base config over:"]
+        lines += ["", f"{plan.num_search} Optuna trials ({plan.sampler} sampler: {plan.sampler_why}) from the "
+                      f"{plan.profile} base config over:"]
         space = exp.space(plan.profile)
         lines += [f"  {k}: {d.kind} {list(d.args)}" for k, d in space.items()]
         searched = set(space) | ({"n_layer", "n_head", "n_embd"} if "shape" in space else set())
         lines.append("fixed: " + ", ".join(f"{k}={_value(base[k])}" for k in KNOBS if k not in searched))
+        if plan.confirm:
+            c = plan.confirm
+            lines.append(f"then the confirm stage: the best {c.k} configurations"
+                         + (f" and the reference run {c.reference['name']}" if c.reference else "")
+                         + f", each over {len(c.seeds)} seed(s) ({', '.join(map(str, c.seeds))}) to the full budget: "
+                           f"{c.n_trials} trials (--confirm 0 to skip)")
         lines.append(f"at most {plan.num_samples * base['max_iters']:,} iterations in all "
                      f"({base['max_iters']:,} per trial) if none stops early")
     return "\n".join(lines)

@@ -15,14 +15,25 @@ directory, then analysis writes `report.md` there. An existing sweep is never ov
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import re
+import shlex
 import sys
 from pathlib import Path
 
 from gptcore.errors import UserError
-from sweeps.plan import ORDERS, SCHEDULERS, SEARCHERS, Plan, describe, make_plan
+from sweeps.plan import ORDERS, SAMPLERS, SCHEDULERS, SEARCHERS, Plan, describe, make_plan
 from sweeps.spaces import PROFILES, experiment_names, load_experiment
-from sweeps.storage import check_existing, experiment_dir, is_remote
+from sweeps.storage import (
+    KEEP_CHECKPOINTS,
+    SweepLock,
+    apply_checkpoint_policy,
+    check_existing,
+    check_writable,
+    experiment_dir,
+    is_remote,
+)
 
 _CHOICE = re.compile(r"argument (\S+?)(?:/\S+)?: invalid choice: '?([^']*)'? \(choose from (.*)\)")
 
@@ -52,6 +63,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--search", default="grid", choices=SEARCHERS, help="grid (the chapter's runs) or optuna (TPE)")
     p.add_argument("--num-samples", type=_positive(int), help="Optuna trials (default: from the experiment file)")
+    p.add_argument("--sampler", default="auto", choices=SAMPLERS,
+                   help="a search's Optuna sampler: tpe, gp (Gaussian process), random, or auto (chosen by the space "
+                        "and the number of samples; the dry run says which)")
+    p.add_argument("--confirm", type=int, default=3, metavar="K",
+                   help="after a search, re-run its best K configurations and the reference run to the full budget "
+                        "over the seeds (default 3; 0 skips)")
     p.add_argument("--seeds", type=_positive(int),
                    help="training seeds per grid run: each run trains with seeds seed, seed+1, ... "
                         "(default: the profile's, 3 for cpu and full)")
@@ -69,7 +86,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     p.add_argument("--storage", default="results", help="results root: a path, NFS path or s3://... (default results)")
     p.add_argument("--num-cpus", type=_positive(int), help="local mode: CPUs Ray may use (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed (default 0)")
+    p.add_argument("--num-gpus", type=int,
+                   help="local mode: GPUs Ray may schedule (default: what torch sees); logical ones can be declared "
+                        "without a GPU, to test packing (trials then train on the CPU)")
+    p.add_argument("--seed", type=int, default=0, help="the Optuna sampler's seed (default 0)")
     p.add_argument("--data-source", help="text file for the dataset when it is not prepared or cached yet")
     p.add_argument("--max-failures", type=int, default=3, help="restarts of a crashed trial from its checkpoint")
     p.add_argument("--dashboard-host", default="127.0.0.1",
@@ -79,16 +99,53 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     mode.add_argument("--fresh", action="store_true", help="move an existing sweep aside and start over")
     p.add_argument("--dry-run", action="store_true", help="print the trials and the total work; start nothing")
     p.add_argument("--no-analyze", action="store_true", help="skip the report at the end")
+    p.add_argument("--keep-checkpoints", default="last", choices=KEEP_CHECKPOINTS,
+                   help="what stays of the finished trials' checkpoints: last (each one's newest; default), best "
+                        "(only the best run's, or a search's confirmed runs'), none. Unfinished trials keep theirs "
+                        "for --resume; the report needs none")
     a = p.parse_args(argv)
+    a.gpu_note = None
+    if a.num_gpus is not None and a.num_gpus < 0:
+        raise UserError(f"--num-gpus {a.num_gpus} must be 0 or more")
     if not a.list and not a.exp:
         raise UserError("name an experiment, e.g. python sweeps/run.py exp1 (or --list)")
     if a.gpus_per_trial is not None and a.gpus_per_trial < 0:
         raise UserError(f"--gpus-per-trial {a.gpus_per_trial} must be 0 or more, e.g. 0.25 to pack 4 trials a GPU")
     if a.gpus_per_trial is not None and a.gpus_per_trial > 1 and not float(a.gpus_per_trial).is_integer():
         raise UserError(f"--gpus-per-trial {a.gpus_per_trial}: above 1 it must be a whole number of GPUs")
+    if a.gpus_per_trial is not None and 0 < a.gpus_per_trial < 1:
+        a.gpus_per_trial, a.gpu_note = gpu_fraction(a.gpus_per_trial)
     if a.max_failures < 0:
         raise UserError(f"--max-failures {a.max_failures} must be 0 or more")
+    if a.confirm < 0:
+        raise UserError(f"--confirm {a.confirm} must be 0 or more (0 skips the confirm stage)")
     return a
+
+
+def resume_command(a: argparse.Namespace) -> str:
+    return f"python sweeps/run.py {a.exp} --resume" + (f" --storage {a.storage}" if a.storage != "results" else "")
+
+
+def _shutdown(ray) -> None:
+    """Stop Ray; a Ctrl-C during it (a terminal sends one to the whole group) must not hide the exit status."""
+    try:
+        ray.shutdown()
+    except KeyboardInterrupt:
+        ray.shutdown()
+
+
+def gpu_fraction(g: float) -> tuple[float, str | None]:
+    """A share of a GPU that Ray packs: 1/k exactly (Ray has hung on other fractions: ray#52133 with 0.18,
+    ray#42683 with mixed ones). Within 1% of 1/k it is rounded to 1/k and said; otherwise refused."""
+    k = round(1 / g)
+    if abs(1 / k - g) <= 0.01 * g:
+        exact = 1 / k
+        return exact, (None if abs(exact - g) < 1e-12 else f"--gpus-per-trial {g:g} rounded to 1/{k} = {exact:.6g}: "
+                       f"{k} trials a GPU")
+    lo, hi = 1 / math.ceil(1 / g), 1 / math.floor(1 / g)
+    raise UserError(f"--gpus-per-trial {g:g} is not 1/k of a GPU: Ray packs trials by fractions that divide a GPU "
+                    f"(and hangs on others, ray#52133): use {lo:.4g} ({math.ceil(1 / g)} a GPU) or {hi:.4g} "
+                    f"({math.floor(1 / g)} a GPU)")
 
 
 def gpu_count() -> int:
@@ -109,20 +166,45 @@ def summarise(a: argparse.Namespace, plan: Plan, exp_path: str) -> int:
     res = load_sweep(Path(exp_path))
     exp = experiment_of(Path(exp_path))
     status = res.trials["status"]
+    freed = apply_checkpoint_policy(Path(exp_path), res.trials, a.keep_checkpoints, _worth_keeping(res))
+    if freed:
+        print(f"checkpoints: kept per --keep-checkpoints {a.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
     print()
     if status.isin(["interrupted", "not started"]).any():
         print(summary_text(res, exp, []))
-        print(f"\nthe sweep was interrupted; continue it with: python sweeps/run.py {a.exp} --resume"
-              + (f" --storage {a.storage}" if a.storage != "results" else ""))
+        print(f"\nthe sweep was interrupted; continue it with: {resume_command(a)}")
         return 130
     if a.no_analyze:
         print(summary_text(res, exp, []))
     else:
-        report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
+        print("writing the report...", flush=True)
+        try:
+            report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
+        except KeyboardInterrupt:
+            # the sweep itself is done and on disk; only the report is missing
+            print(f"\ninterrupted while writing the report; the results are complete in {exp_path}; finish the "
+                  f"report with: gptsweep analyze {exp_path}", file=sys.stderr)
+            return 130
         print(summary_text(res, exp, vs))
         print(f"\nreport: {report}")
     print(f"results: {exp_path}")
+    if res.trials["error"].astype(str).str.contains("No space left on device").any():
+        print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
+              f"with: {resume_command(a)}", file=sys.stderr)
     return 1 if (status == "errored").any() else 0
+
+
+def _worth_keeping(res) -> set[str]:
+    """The runs whose checkpoints `--keep-checkpoints best` keeps: a search's confirmed ones and its best trial,
+    or a grid's best run."""
+    from sweeps.analysis.search import is_search, ranked
+    from sweeps.analysis.verdicts import best_run
+
+    if is_search(res):
+        top = ranked(res)["name"].head(1)
+        return {n for n in res.trials["name"] if n.startswith("confirm_")} | set(top)
+    best = best_run(res)
+    return {best[0]} if best else set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,21 +225,37 @@ def main(argv: list[str] | None = None) -> int:
     else:
         gpus = 0 if address else gpu_count()
     plan = make_plan(a, gpus)
-    print("\n".join(plan.notes + (describe(plan),)))
+    print("\n".join(((a.gpu_note,) if a.gpu_note else ()) + plan.notes + (describe(plan),)))
     if a.dry_run:
         return 0
     exp_path = experiment_dir(a.storage, plan.exp.name)
-    restore = check_existing(exp_path, a.resume, a.fresh)
-    dataset = prepare_dataset(plan.trials, a.data_source)
-    ray = ray or start_ray(None, a.storage, a.num_cpus, a.dashboard_host)
+    lock = SweepLock(exp_path)
+    if not is_remote(exp_path):
+        check_writable(exp_path)
+        lock.acquire(shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]))
     try:
-        tuner = build_tuner(plan, a.storage, exp_path, restore, dataset, seed=a.seed, max_failures=a.max_failures)
-        if not restore and not is_remote(exp_path):
-            record_sweep(plan, exp_path)
-        tuner.fit()
+        restore = check_existing(exp_path, a.resume, a.fresh)
+        dataset = prepare_dataset(plan.trials, a.data_source)
+        ray = ray or start_ray(None, a.storage, a.num_cpus, a.dashboard_host, a.num_gpus)
+        try:
+            tuner = build_tuner(plan, a.storage, exp_path, restore, dataset, seed=a.seed, max_failures=a.max_failures)
+            if not restore and not is_remote(exp_path):
+                record_sweep(plan, exp_path)
+            tuner.fit()
+        except KeyboardInterrupt:
+            # a second Ctrl-C while Tune was stopping: it skipped its last save, the one before stands
+            print(f"\ninterrupted again while stopping; continue with: {resume_command(a)}", file=sys.stderr)
+            return 130
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise UserError(f"the disk that holds {exp_path} is full (No space left on device): free space there, "
+                            f"then continue with: {resume_command(a)}") from None
+        finally:
+            _shutdown(ray)
+        return summarise(a, plan, exp_path)
     finally:
-        ray.shutdown()
-    return summarise(a, plan, exp_path)
+        lock.release()
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -56,7 +56,9 @@ PROFILE_KEYS = {"note", "seeds", "config", "runs", "optuna", "early_stopping"}
 SCALE_KEYS = {"note", "seeds", "config"}
 OPTUNA_KEYS = {"num_samples", "space", "verdicts"}
 EARLY_STOPPING_KEYS = {"grace_period", "reduction_factor"}
-VERDICT_KEYS = {"check", "run", "against"}
+VERDICT_KEYS = {"check", "run", "against", "param", "metric", "expect"}
+METRICS = ("val_loss", "gap")
+EXPECTS = ("lower", "higher")
 # the TrainConfig fields experiments vary: the columns of the dry run, trials.csv and the report
 KNOBS = ("seed", "learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
          "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "min_lr", "max_iters", "block_size",
@@ -123,6 +125,9 @@ class VerdictSpec:
     check: str
     run: str | None = None
     against: str | None = None
+    param: str | None = None  # a search's parameter (a TrainConfig field, or `params`: the model's size)
+    metric: str | None = None  # what a search trend is about: val_loss (default) or gap
+    expect: str | None = None  # the direction the chapter expects: lower (default) or higher
 
 
 @dataclass
@@ -153,6 +158,7 @@ class Experiment:
     search_verdicts: list[VerdictSpec]
     optuna_samples: int
     no_early_stopping_reason: str  # why early stopping is off ("" where it is on)
+    no_search_reason: str = ""  # why the experiment has no search ("" where it has one)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     @property
@@ -263,7 +269,17 @@ def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) 
         check = item.get("check")
         if check not in CHECKS:
             raise UserError(f"{w}: unknown check {check!r}: choose one of {', '.join(sorted(CHECKS))}")
-        spec = VerdictSpec(check, item.get("run"), item.get("against"))
+        spec = VerdictSpec(check, item.get("run"), item.get("against"), item.get("param"), item.get("metric"),
+                           item.get("expect"))
+        for key, valid in (("metric", METRICS), ("expect", EXPECTS)):
+            if item.get(key) is not None and item[key] not in valid:
+                raise UserError(f"{w}: {key} {item[key]!r} is not one of {', '.join(valid)}")
+        if "param" in CHECKS[check].needs:
+            if spec.param not in set(FIELD_TYPES) | {"params"}:
+                raise UserError(f"{w}: {check} needs `param:` a searched TrainConfig field or `params` "
+                                f"(the model's size), found {spec.param!r}")
+        elif "param" in item:
+            raise UserError(f"{w}: {check} takes no `param`")
         needs = CHECKS[check].needs
         if "against" in needs and spec.against is None:
             if reference is None:
@@ -316,7 +332,10 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         if req not in doc:
             raise UserError(f"{w}: missing key {req!r}")
 
-    base_path, _ = find_config(str(doc["base"]))
+    try:
+        base_path, _ = find_config(str(doc["base"]))
+    except UserError as e:
+        raise UserError(f"{w}: base: {e}") from None
     base_values = read_config_file(base_path)
 
     if not isinstance(doc["grid"], list) or not doc["grid"]:
@@ -335,7 +354,13 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     if reference is not None and reference not in names:
         raise UserError(f"{w}: reference {reference!r} is not a run of the grid: choose one of {', '.join(names)}")
 
-    opt = _mapping(doc.get("optuna"), OPTUNA_KEYS, f"{w}: optuna")
+    opt = doc.get("optuna")
+    no_search = ""
+    if isinstance(opt, dict) and "none" in opt:  # an experiment whose question a search cannot answer
+        if len(opt) != 1 or not str(opt["none"] or "").strip():
+            raise UserError(f"{w}: optuna: write {{none: \"why there is no search\"}} alone, with the reason")
+        no_search, opt = " ".join(str(opt["none"]).split()), {}
+    opt = _mapping(opt, OPTUNA_KEYS, f"{w}: optuna")
     samples = opt.get("num_samples", 16)
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise UserError(f"{w}: optuna.num_samples={samples!r} must be a positive whole number")
@@ -365,6 +390,8 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         pdoc = _mapping(profiles_doc[pname], PROFILE_KEYS, pw)
         runs = _mapping(pdoc.get("runs"), set(names), f"{pw}.runs")
         stop = None
+        if "optuna" in pdoc and no_search:
+            raise UserError(f"{pw}.optuna: {path.stem} has no search ({no_search})")
         if "early_stopping" in pdoc:
             if asha is None:
                 raise UserError(f"{pw}.early_stopping: early stopping is off in this experiment ({reason})")
@@ -385,7 +412,8 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
                      reference=reference,
                      verdicts=_parse_verdicts(doc.get("verdicts"), f"{w}: verdicts", names, reference),
                      search_verdicts=_parse_verdicts(opt.get("verdicts"), f"{w}: optuna.verdicts", names, reference),
-                     optuna_samples=samples, no_early_stopping_reason=reason, profiles=profiles)
+                     optuna_samples=samples, no_early_stopping_reason=reason, no_search_reason=no_search,
+                     profiles=profiles)
     _validate_trials(exp)
     return exp
 

@@ -7,6 +7,10 @@ experiment directory.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
+import os
 import re
 import time
 from pathlib import Path
@@ -49,6 +53,65 @@ def aside_name(path: Path) -> Path:
     return candidate
 
 
+def check_writable(path: str) -> None:
+    """Refuse a local results path that cannot hold results: a file on the way, or a folder not writable."""
+    if is_remote(path):
+        return
+    p = Path(local_path(path)).expanduser().absolute()
+    for parent in [p, *p.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--storage {path}: {parent} is a file, not a folder: choose another --storage")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"--storage {path}: {parent} is not writable by this user: choose another --storage "
+                                "or change its permissions")
+            return
+
+
+class SweepLock:
+    """One running sweep per experiment directory: an exclusive lock, released when the process ends.
+
+    The lock file sits beside the experiment directory (`<storage>/.<exp>.lock`), so that
+    `--fresh` can move the directory aside while holding it. It records the holder's PID and
+    command, which a second sweep names in its refusal. The kernel drops the lock when its holder
+    dies (even by SIGKILL), so a crashed sweep never leaves a stale one.
+    """
+
+    def __init__(self, exp_path: str):
+        p = Path(exp_path)
+        self.path = p.with_name(f".{p.name}.lock")
+        self._file = None
+
+    def acquire(self, command: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            f.seek(0)
+            try:
+                holder = json.loads(f.read() or "{}")
+            except ValueError:
+                holder = {}
+            f.close()
+            raise UserError(f"{self.path.parent / self.path.name[1:-5]} is in use by a running sweep (pid "
+                            f"{holder.get('pid', '?')}: {holder.get('command', '?')}): wait for it to end, stop it "
+                            "(Ctrl-C), or use another --storage") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
 def check_existing(path: str, resume: bool, fresh: bool) -> bool:
     """Apply the results-directory policy; True when the sweep there should be restored.
 
@@ -66,6 +129,7 @@ def check_existing(path: str, resume: bool, fresh: bool) -> bool:
         if exists and not resume:
             raise UserError(f"{path} already holds a sweep: pass --resume to continue it or use a new --storage")
         return exists
+    check_writable(path)
     p = Path(path)
     if resume:
         if not (p / "tuner.pkl").is_file():
@@ -79,3 +143,46 @@ def check_existing(path: str, resume: bool, fresh: bool) -> bool:
         p.rename(aside)
         print(f"moved the previous results to {aside}")
     return False
+
+
+KEEP_CHECKPOINTS = ("last", "best", "none")
+
+
+def checkpoint_dirs(trial_dir: Path) -> list[Path]:
+    """A trial's checkpoint folders (Ray's checkpoint_00000N), oldest first."""
+    return sorted(p for p in Path(trial_dir).glob("checkpoint_*") if p.is_dir())
+
+
+def prune_checkpoints(trial_dir: Path, keep: int) -> int:
+    """Delete all but the newest `keep` checkpoints of a trial; the bytes freed."""
+    import shutil
+
+    freed = 0
+    for d in checkpoint_dirs(trial_dir)[: max(0, len(checkpoint_dirs(trial_dir)) - keep)]:
+        freed += sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+        shutil.rmtree(d, ignore_errors=True)
+    return freed
+
+
+def apply_checkpoint_policy(exp_dir: Path, trials, policy: str, keep_names: set[str]) -> int:
+    """What stays after a sweep (`--keep-checkpoints`); the bytes freed.
+
+    `trials` is the loader's trials table. A trial that did not finish (interrupted, not
+    started, errored) always keeps its newest checkpoint, so `--resume` can continue it. Of the
+    finished ones: `last` keeps each one's newest checkpoint (to sample from, or to train on),
+    `best` only those of `keep_names` (the best run's seeds; in a search the confirmed runs),
+    `none` none. The report needs no checkpoint.
+    """
+    if policy not in KEEP_CHECKPOINTS:
+        raise UserError(f"--keep-checkpoints {policy!r}: choose one of {', '.join(KEEP_CHECKPOINTS)}")
+    freed = 0
+    for _, row in trials.iterrows():
+        folder = Path(exp_dir) / str(row["path"])
+        if not folder.is_dir():
+            continue
+        finished = row["status"] in ("completed", "stopped early", "diverged")
+        keep = 1
+        if finished and (policy == "none" or (policy == "best" and row["name"] not in keep_names)):
+            keep = 0
+        freed += prune_checkpoints(folder, keep)
+    return freed

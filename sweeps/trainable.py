@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from gptcore.version import environment
 
 from .spaces import expand_shape
 
-NON_CONFIG_KEYS = ("name",)
+NON_CONFIG_KEYS = ("name", "stage")  # the run's label and, in a search, search or confirm
 SAMPLE_CHARS = 300
 # the trial's history; a copy travels in every checkpoint (see `train_gpt`)
 HISTORY_FILES = ("train.log", "metrics.jsonl")
@@ -102,6 +103,61 @@ def _sample(trainer: Trainer) -> str:
     return "".join(itos[int(i)] for i in out[0].tolist())
 
 
+def _candidates(checkpoint) -> list[Path]:
+    """The checkpoint Tune gives, then the older ones beside it (local storage), newest first."""
+    path = Path(checkpoint.path)
+    if not path.is_dir():  # remote storage: only the one Tune gives
+        return []
+    older = sorted((p for p in path.parent.glob("checkpoint_*") if p.is_dir() and p.name < path.name), reverse=True)
+    return [path, *older]
+
+
+def _start(checkpoint, cfg, trial_dir: Path, devnull) -> tuple[Trainer, Console, bool]:
+    """The trainer of this attempt: from the newest loadable checkpoint, else from scratch, saying which.
+
+    A checkpoint can be damaged (a disk that filled, a copy cut short); Ray offers only its
+    newest. The older ones Ray kept beside it (num_to_keep 2) are tried next, and with none
+    loadable the trial starts over; the trial's train.log says what happened (`resume: ...`).
+    """
+    if checkpoint is None:
+        console = Console(trial_dir / "train.log", stream=devnull)
+        return Trainer(cfg, say=console.say), console, False
+    paths = _candidates(checkpoint)
+    problems = []
+    for path in paths or [None]:
+        with (checkpoint.as_directory() if path is None else _local(path)) as d:
+            d = Path(d)
+            console = None
+            try:
+                # Ray uploads the local files as they are, and a retry on another node (or after
+                # --resume, in a new Ray session) starts with none: take the history up to the
+                # checkpoint from it, so the log goes on instead of being replaced by the rest
+                for n in HISTORY_FILES:
+                    if (d / n).is_file():
+                        shutil.copyfile(d / n, trial_dir / n)
+                console = Console(trial_dir / "train.log", stream=devnull, append=True)
+                for p in problems:
+                    console.say(p)
+                if problems:
+                    console.say(f"resume: continuing from {d.name}")
+                # Trainer reads the whole checkpoint in its constructor, so the directory may go
+                return Trainer(cfg, resume_from=d / "ckpt.pt", say=console.say), console, True
+            except UserError as e:
+                problems.append(f"resume: {d.name} cannot be loaded ({e})")
+                if console is not None:
+                    console.close()
+    console = Console(trial_dir / "train.log", stream=devnull)
+    for p in problems:
+        console.say(p)
+    console.say("resume: no loadable checkpoint: this trial starts over")
+    return Trainer(cfg, say=console.say), console, False
+
+
+@contextmanager
+def _local(path: Path):
+    yield path
+
+
 def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -> None:
     """Run one trial. `dataset` is the prepared dataset's files (see `dataset_files`)."""
     ctx = tune.get_context()
@@ -114,27 +170,14 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
         raise UserError("the trainable needs the dataset's files: build it with tune.with_parameters")
     cfg = _trial_config(config, trial_dir, materialise(dataset, config.get("dataset", "shakespeare_char")))
 
-    checkpoint = tune.get_checkpoint()
-    resumed = checkpoint is not None
     devnull = open(os.devnull, "w")
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            # Ray uploads the local files as they are, and a retry on another node (or after
-            # --resume, in a new Ray session) starts with none: take the history up to the
-            # checkpoint from it, so the log goes on instead of being replaced by the rest
-            for n in HISTORY_FILES:
-                if (Path(d) / n).is_file():
-                    shutil.copyfile(Path(d) / n, trial_dir / n)
-            console = Console(trial_dir / "train.log", stream=devnull, append=True)
-            # Trainer reads the whole checkpoint in its constructor, so the directory may go
-            trainer = Trainer(cfg, resume_from=Path(d) / "ckpt.pt", say=console.say)
-    else:
-        console = Console(trial_dir / "train.log", stream=devnull)
-        trainer = Trainer(cfg, say=console.say)
+    trainer, console, resumed = _start(tune.get_checkpoint(), cfg, trial_dir, devnull)
     jsonl = Jsonl(trial_dir / "metrics.jsonl", append=resumed)
     device, _, dtype = resolve_device(cfg)
     meta = {**cfg.as_dict(), "name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
             "resolved_device": device, "resolved_dtype": dtype, "torch_threads": torch.get_num_threads(),
+            # which process this is, and which GPUs Ray gave it: for the fault and packing tests
+            "pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             **environment()}
     (trial_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 

@@ -38,7 +38,8 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
                overrides: dict | None = None, trial_id: str | None = None, n_params: float = 1e6,
                mem_mb: float = 100.0, time_s: float | None = None, per_iter: list[float] | None = None,
                sample: str | None = None, error: str | None = None, diverged_at: int | None = None,
-               extra_rows: list[dict] | None = None, config_json: bool = True, seed: int = 1337) -> Path:
+               extra_rows: list[dict] | None = None, config_json: bool = True, seed: int = 1337,
+               stage: str | None = None) -> Path:
     """Write one trial folder the way a sweep leaves it (docs/outputs.md) and return it."""
     index = len([d for d in exp_dir.iterdir() if d.is_dir()]) if exp_dir.is_dir() else 0
     trial_id = trial_id or f"ab{index:03d}_{index:05d}"
@@ -50,7 +51,7 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
     over["max_iters"] = max_iters
     cfg = {**TrainConfig().as_dict(), **over}
     tpi = cfg["batch_size"] * cfg["gradient_accumulation_steps"] * cfg["block_size"]
-    (d / "params.json").write_text(json.dumps({"name": name, **over}))
+    (d / "params.json").write_text(json.dumps({"name": name, **over, **({"stage": stage} if stage else {})}))
     if config_json:
         (d / "config.json").write_text(json.dumps({**cfg, "resolved_device": "cpu", "resolved_dtype": "float32"}))
     rows, best = [], math.inf

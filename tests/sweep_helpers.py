@@ -46,6 +46,11 @@ def by_name(exp_dir: Path) -> dict[str, Path]:
     return {(read_json(d / "params.json") or {}).get("name", d.name): d for d in trial_dirs(exp_dir)}
 
 
+def trial_pid(trial_dir: Path) -> int:
+    """The process a trial runs in (its current attempt), from the config.json the trial writes at its start."""
+    return int((read_json(trial_dir / "config.json") or {})["pid"])
+
+
 def all_trials(exp_dir: Path) -> list[Path]:
     """Every trial folder of an experiment (none when it does not exist yet)."""
     return trial_dirs(exp_dir) if exp_dir.is_dir() else []

@@ -219,13 +219,14 @@ def test_verdicts_json_is_the_reports_data(tmp_path):
 def test_search_without_named_runs(tmp_path):
     exp = tmp_path / "exp5"
     for i, (layers, width, n) in enumerate(SIZES.values()):
-        make_trial(exp, "optuna", curve(3.95 * n ** -0.06, iters=range(0, 1001, 250)), n_params=n, seed=1337,
-                   overrides={"n_layer": layers, "n_head": layers, "n_embd": width}, trial_id=f"ab{i:03d}_{i:05d}")
+        make_trial(exp, f"t{i:03d}", curve(3.95 * n ** -0.06, iters=range(0, 1001, 250)), n_params=n, seed=1337,
+                   overrides={"n_layer": layers, "n_head": layers, "n_embd": width}, trial_id=f"ab{i:03d}_{i:05d}",
+                   stage="search")
     res = load_sweep(exp)
     assert res.trials["label"].is_unique
     vs = verdicts(load_experiment("exp5"), res)
     assert vs[0].outcome == "cannot tell" and "none of them is in this sweep" in vs[0].observed
-    assert "optuna ×4" in vs[0].observed
+    assert "t000 ×1" in vs[0].observed
     # one trial per size: a fit, but no interval, so never decisive
     assert by_expectation(vs, "power").outcome == "cannot tell"
     text = analyze(exp).read_text()
@@ -235,8 +236,8 @@ def test_search_without_named_runs(tmp_path):
 def test_search_gap_trend_is_a_slope_with_its_uncertainty(tmp_path):
     exp = tmp_path / "exp3"
     for i, d in enumerate([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]):
-        make_trial(exp, "optuna", curve(1.6, gap=0.6 - d + 0.005 * (-1) ** i), trial_id=f"ab{i:03d}_{i:05d}",
-                   overrides={"dropout": d, "weight_decay": 0.1})
+        make_trial(exp, f"t{i:03d}", curve(1.6, gap=0.6 - d + 0.005 * (-1) ** i), trial_id=f"ab{i:03d}_{i:05d}",
+                   overrides={"dropout": d, "weight_decay": 0.1}, stage="search")
     vs = judge("exp3", exp)
     v = by_expectation(vs, "more dropout")
     assert v.outcome == "holds" and v.effect == pytest.approx(-1.0, abs=0.05) and v.stderr < 0.1

@@ -26,8 +26,8 @@ def test_dry_run_of_an_optuna_search_shows_the_space(tmp_path):
     r = run(tmp_path, "exp5", "--search", "optuna", "--num-samples", "6", "--profile", "smoke",
             "--gpus-per-trial", "0.25", "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "6 Optuna (TPE) trials" in r.stdout and "shape: choice" in r.stdout
-    assert "0.25 GPU" in r.stdout and "at most 180 iterations" in r.stdout
+    assert "6 Optuna trials (random sampler" in r.stdout and "shape: choice" in r.stdout
+    assert "0.25 GPU" in r.stdout and "at most 300 iterations" in r.stdout
 
 
 def _table_names(stdout: str) -> list[str]:

@@ -167,3 +167,26 @@ def test_every_reference_and_verdict_run_is_in_the_grid():
         exp = load_experiment(name)
         assert exp.reference in exp.run_names
         assert all(v.run in exp.run_names + [None] and v.against in exp.run_names + [None] for v in exp.verdicts)
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (("grid:\n  - {name: a}\n  - {name: b, learning_rate: 2.0e-3}", "grid: {a: 1}"), "grid must be a non-empty list"),
+    (("num_samples: 3", "num_samples: many"), "num_samples='many' must be a positive whole number"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: []}"), "choice needs a list"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{loguniform: [0, 1.0e-2]}"), "positive low bound"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{loguniform: [1.0e-2, 1.0e-4]}"), "must be below high"),
+    (("base: train_shakespeare_char", "base: train_shakespeare_chr"), "base: config 'train_shakespeare_chr'"),
+    (("{name: b, learning_rate: 2.0e-3}", "{name: a, learning_rate: 2.0e-3}"), "a repeats"),
+    (("verdicts:\n  - {check: lower_loss, run: b}", "verdicts: {check: lower_loss, run: b}"),
+     "verdicts: expected a list"),
+    (("grace_period: 10,", "grace_period: ten,"), "grace_period='ten' must be a positive whole number"),
+])
+def test_malformed_files_are_one_line(tmp_path, edit, expect):
+    old, new = edit
+    text = GOOD.replace(old, new)
+    assert text != GOOD
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as e:
+        load_experiment(path)
+    msg = str(e.value)
+    assert str(path) in msg and expect in msg and "\n" not in msg, msg

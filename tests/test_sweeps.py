@@ -22,16 +22,16 @@ from sweep_helpers import (
     results_of,
     run,
     sweep_args,
+    trial_pid,
     wait_for,
     write_experiment,
 )
 
+from sweeps.analysis.load import load_sweep
+
 pytestmark = needs_data
 
 
-def trial_worker_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,8 @@ def test_an_existing_sweep_is_never_overwritten(exp1_sweep):
 
 
 def test_exp3_with_optuna_and_4_samples(tmp_path):
-    r = run(tmp_path, "exp3", "--search", "optuna", "--num-samples", "4", "--profile", "smoke")
+    r = run(tmp_path, "exp3", "--search", "optuna", "--num-samples", "4", "--profile", "smoke", "--confirm", "0",
+            "--sampler", "tpe")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     exp_dir = tmp_path / "results" / "exp3"
     trials = all_trials(exp_dir)
@@ -115,6 +116,58 @@ def test_exp3_with_optuna_and_4_samples(tmp_path):
     assert all(0.0 <= p["dropout"] <= 0.3 and 0.0 <= p["weight_decay"] <= 0.3 for p in params)
     assert list(exp_dir.glob("searcher-state-*.pkl")), "the Optuna searcher's state was not saved"
     assert all(results_of(d)[-1]["iter"] == 30 for d in trials)
+    assert sorted(p["name"] for p in params) == ["t000", "t001", "t002", "t003"]  # named by their number
+    assert (exp_dir / "optuna.journal").is_file()
+
+
+SEARCH = """description: a search in which some trials diverge
+base: train_shakespeare_char
+reference: steady
+grid:
+  - {name: steady}
+optuna:
+  num_samples: 8
+  space:
+    learning_rate: {loguniform: [1.0e-3, 1.0e+5]}
+early_stopping: {grace_period: 10, reduction_factor: 2}
+profiles:
+  full: {config: {max_iters: 30, eval_interval: 10, grad_clip: 0.0, warmup_iters: 0}}
+  cpu: {config: {max_iters: 30, eval_interval: 10, grad_clip: 0.0, warmup_iters: 0}}
+  smoke: {config: {max_iters: 30, eval_interval: 10, grad_clip: 0.0, warmup_iters: 0}}
+"""
+
+
+def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_path):
+    import optuna
+
+    from sweeps.searcher import open_study
+
+    path = tmp_path / "divsearch.yaml"
+    path.write_text(SEARCH)
+    r = run(tmp_path, str(path), "--search", "optuna", "--profile", "smoke", "--sampler", "random", "--seed", "3",
+            "--confirm", "1", "--seeds", "2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    exp_dir = tmp_path / "results" / "divsearch"
+    study = open_study(exp_dir / "optuna.journal", "divsearch")
+    S = optuna.trial.TrialState
+    states = [t.state for t in study.trials]
+    assert len(states) == 8 and S.RUNNING not in states
+    # the three truths: run to the end, stopped by ASHA, diverged
+    assert S.COMPLETE in states and S.PRUNED in states and S.FAIL in states, states
+    for t in study.trials:
+        if t.state == S.COMPLETE:
+            assert max(t.intermediate_values) == 30  # reported at the optimizer step, to max_iters
+        if t.state == S.PRUNED:
+            assert max(t.intermediate_values) < 30
+    trials = load_sweep(exp_dir).trials
+    assert set(trials["stage"]) == {"search", "confirm"}
+    confirm = trials[trials["stage"] == "confirm"]
+    assert sorted(confirm["name"].unique())[-1] == "confirm_steady" and len(confirm) == 4  # (1 best + ref) x 2 seeds
+    assert (confirm["final_iter"] == 30).all()  # the confirm stage is never stopped early
+    text = (exp_dir / "report.md").read_text()
+    assert "## Search" in text and "### Searched against confirmed" in text
+    assert "beats the reference steady" in text
+    assert len(list((exp_dir / "plots").glob("*.png"))) <= 12
 
 
 def test_a_killed_trial_completes_from_its_checkpoint(tmp_path):
@@ -126,9 +179,9 @@ def test_a_killed_trial_completes_from_its_checkpoint(tmp_path):
         # wait until the trial has reported twice (two checkpoints), then kill its process
         wait_for(lambda: exp_dir.exists() and any(len(results_of(d)) >= 2 for d in all_trials(exp_dir)),
                  180, "two reports from the trial", proc)
-        pids = wait_for(trial_worker_pids, 30, "the trial's worker process")
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        # the process this sweep's trial runs in, from the trial's own record: nothing else on the machine
+        (d,) = all_trials(exp_dir)
+        os.kill(trial_pid(d), signal.SIGKILL)
         out, _ = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:

@@ -64,6 +64,7 @@ class Results:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "sweep"
     notes: list[str] = field(default_factory=list)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial_id -> its Tune config (params.json)
 
 
 # ----------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def history_frame(trial_id: str, name: str, seed: Any, rows: list[dict[str, Any]
 def summary_row(trial_id: str, name: str, cfg: dict[str, Any], hist: pd.DataFrame, *, diverged_at: float,
                 has_error: bool, error: str, sample: str, time_s: float, n_params: float, mem_mb: float,
                 max_iters_known: bool, where: str, retried_rows: int = 0, ray_status: str | None = None,
-                sweep: bool = True) -> dict[str, Any]:
+                sweep: bool = True, stage: str = "grid") -> dict[str, Any]:
     """One trials-table row from a trial's config and de-duplicated evaluation history."""
     clean = hist[hist["diverged"] == 0] if len(hist) else hist
     finite = clean.dropna(subset=["val_loss"]) if len(clean) else clean
@@ -222,7 +223,8 @@ def summary_row(trial_id: str, name: str, cfg: dict[str, Any], hist: pd.DataFram
     final_train = float(last["train_loss"]) if last is not None else math.nan
     final_val = float(last["val_loss"]) if last is not None else math.nan
     gap = final_val - final_train
-    return {"name": name, "trial_id": trial_id, "status": status, **{k: cfg.get(k) for k in CONFIG_COLUMNS},
+    return {"name": name, "trial_id": trial_id, "status": status, "stage": stage,
+            **{k: cfg.get(k) for k in CONFIG_COLUMNS},
             "final_iter": final_iter, "final_train_loss": final_train, "final_val_loss": final_val,
             "final_gap": gap, "overfit_class": overfit_class(gap), "best_val_loss": best_val, "best_iter": best_iter,
             "diverged_at": diverged_at, "tokens": tokens, "tokens_per_iter": tpi,
@@ -349,16 +351,17 @@ def _load_trial(d: Path, ray: RayRecord | None):
                                num(done[-1].get("elapsed_s")) if done else math.nan) if not math.isnan(t)), math.nan)
     mems = [m for m in [num(r.get("mem_mb")) for r in rows] + [num(e.get("mem_mb")) for e in done] if not math.isnan(m)]
     n_params = next((num(r["n_params"]) for r in reversed(rows) if "n_params" in r), math.nan)
+    notes += [f"{d.name}: {line[8:]}" for line in _text(d / "train.log").splitlines() if line.startswith("resume: ")]
     has_error = (d / "error.txt").is_file()
     row = summary_row(trial_id, name, cfg, hist, diverged_at=diverged_at, has_error=has_error,
                       error=_last_line(d / "error.txt") if has_error else "", sample=_text(d / "sample.txt"),
                       time_s=time_s, n_params=n_params, mem_mb=max(mems) if mems else math.nan,
                       max_iters_known=max_known, where=d.name, retried_rows=dup,
-                      ray_status=ray.status if ray else None)
+                      ray_status=ray.status if ray else None, stage=str(params.get("stage", "grid")))
     its = [{"trial_id": trial_id, "iter": num(e.get("iter")), "loss": num(e.get("loss"))}
            for e in events if e.get("event") == "iter"]
     iters = pd.DataFrame(its, columns=list(ITER_COLUMNS)).drop_duplicates("iter", keep="last")
-    return row, hist, iters, cfg, notes
+    return row, hist, iters, cfg, notes, params
 
 
 def _unstarted(rec: RayRecord) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
@@ -367,7 +370,8 @@ def _unstarted(rec: RayRecord) -> tuple[dict[str, Any], pd.DataFrame, dict[str, 
     hist, _ = history_frame(rec.trial_id, str(rec.config.get("name", "trial")), cfg.get("seed"), [])
     row = summary_row(rec.trial_id, str(rec.config.get("name", "trial")), cfg, hist, diverged_at=math.nan,
                       has_error=False, error="", sample="", time_s=math.nan, n_params=math.nan, mem_mb=math.nan,
-                      max_iters_known=True, where=rec.folder, ray_status=rec.status)
+                      max_iters_known=True, where=rec.folder, ray_status=rec.status,
+                      stage=str(rec.config.get("stage", "grid")))
     return row, hist, cfg
 
 
@@ -386,13 +390,14 @@ def load_sweep(exp_dir: Path) -> Results:
     if not dirs and not records:
         raise UserError(f"{exp_dir} holds no trials (no subfolder with result.json or params.json): "
                         "the sweep has not started any trial yet, or this is not an experiment directory")
-    rows, hists, iters, configs, notes = [], [], [], {}, []
+    rows, hists, iters, configs, notes, params = [], [], [], {}, [], {}
     for d in dirs:
-        row, hist, it, cfg, trial_notes = _load_trial(d, by_folder.get(d.name))
+        row, hist, it, cfg, trial_notes, p = _load_trial(d, by_folder.get(d.name))
         rows.append(row)
         hists.append(hist)
         iters.append(it)
         configs[row["trial_id"]] = cfg
+        params[row["trial_id"]] = p
         notes.extend(trial_notes)
     seen = {r["trial_id"] for r in rows}
     for rec in records.values():
@@ -401,7 +406,10 @@ def load_sweep(exp_dir: Path) -> Results:
             rows.append(row)
             hists.append(hist)
             configs[rec.trial_id] = cfg
-    return assemble(rows, hists, iters, configs, "sweep", notes)
+            params[rec.trial_id] = rec.config
+    res = assemble(rows, hists, iters, configs, "sweep", notes)
+    res.params = params
+    return res
 
 
 def config_of(res: Results, trial_id: str) -> TrainConfig:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from . import search
 from .judge import Runs
 from .load import Results
 from .metrics import OVERFIT_CLASSES
@@ -213,6 +214,8 @@ def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[
     title = exp.title if exp else "experiment"
     runs = Runs(res, names)
     grouped = grouped_history(res.history)
+    if search.is_search(res):
+        return _search_plots(res, runs, grouped, names, out_dir, title, fit)
     with_results = [n for n in names if not runs.missing([n])]
     if with_results:
         made.append(("Val loss of every run", val_comparison(grouped, with_results, out_dir / "val_loss_comparison.png",
@@ -240,5 +243,114 @@ def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[
         made.append(("Val loss against parameters, with both fitted laws",
                      scaling_plot(fit[0], fit[1], out_dir / "exp5_scaling.png")))
     for n in names:
+        made.append((f"{n}: train and val", run_curves(runs, n, grouped, out_dir / f"curves_{slug(n)}.png")))
+    return made
+
+
+# ----------------------------------------------------------------------------------------
+# a search
+
+
+def _axis_values(values: list) -> tuple[np.ndarray, list[str] | None, bool]:
+    """Values as positions on an axis: numbers as they are (log where they span 4x), choices as 0, 1, ..."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        x = np.array(values, dtype=float)
+        return x, None, bool(len(x) and np.all(x > 0) and x.max() / x.min() >= 4)
+    labels = sorted({str(v) for v in values})
+    return np.array([labels.index(str(v)) for v in values], dtype=float), labels, False
+
+
+def slices(params: dict[str, list], y: np.ndarray, completed: np.ndarray, step: float, path: Path) -> Path:
+    """Val loss at the judging step against each searched value; trials run to the end and stopped ones apart."""
+    fig = Figure(figsize=(4 * max(1, len(params)), 4))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(params)), sharey=True))
+    for ax, (name, values) in zip(axes, params.items()):
+        x, labels, log = _axis_values(values)
+        ax.scatter(x[completed], y[completed], s=18, label="trained to the end")
+        ax.scatter(x[~completed], y[~completed], s=18, marker="x", color="C3", label="stopped early")
+        if log:
+            ax.set_xscale("log")
+        if labels:
+            ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel(name)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(f"val loss at step {step:.0f}")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Slices: val loss against each searched value")
+    return _save(fig, path)
+
+
+def parallel(params: dict[str, list], y: np.ndarray, path: Path) -> Path:
+    """Parallel coordinates: every trial a line across the searched values, coloured by its val loss."""
+    fig, ax = _axes("Parallel coordinates (colour: val loss, darker is lower)", xlabel="", ylabel="scaled value")
+    names = list(params)
+    cols = []
+    for n in names:
+        x, _, log = _axis_values(params[n])
+        x = np.log(x) if log else x
+        span = x.max() - x.min()
+        cols.append((x - x.min()) / span if span else np.zeros_like(x))
+    grid = np.column_stack(cols + [(y - np.nanmin(y)) / (np.nanmax(y) - np.nanmin(y) or 1)])
+    order = np.argsort(-np.nan_to_num(y, nan=np.inf))  # the best drawn last, on top
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for i in order:
+        if np.isfinite(y[i]):
+            ax.plot(range(len(names) + 1), grid[i], color=cmap(grid[i, -1]), alpha=0.6, lw=1)
+    ax.set_xticks(range(len(names) + 1), names + ["val loss"], fontsize=9)
+    return _save(fig, path)
+
+
+def importance_bars(importances: dict[str, float], step: float, path: Path) -> Path:
+    """Optuna's parameter importance, one bar per searched parameter."""
+    fig, ax = _axes(f"Parameter importance (PED-ANOVA, val loss at step {step:.0f})", xlabel="importance",
+                    ylabel="", size=(7, 1 + 0.5 * len(importances)))
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names])
+    return _save(fig, path)
+
+
+def top_curves(runs: Runs, names: list[str], path: Path, title: str) -> Path:
+    """Val loss of the best trials of a search (one seed each), with where each stopped."""
+    fig, ax = _axes(title, ylabel="validation loss")
+    for i, n in enumerate(names):
+        for c in runs.curves(n):
+            ax.plot(c["iter"], c["val_loss"], color=f"C{i % 10}", marker="o", ms=2, label=n)
+    _legend(ax)
+    return _save(fig, path)
+
+
+TOP_CURVES = 8  # a search's best trials drawn in one figure
+
+
+def _search_plots(res: Results, runs: Runs, grouped: pd.DataFrame, names: list[str], out_dir: Path, title: str,
+                  fit) -> list[tuple[str, Path]]:
+    """A search's figures, a fixed number whatever its size: the best trials, slices, parallel coordinates,
+    importance, the confirm stage, the scaling fit, and one figure per confirmed configuration."""
+    made: list[tuple[str, Path]] = []
+    best = list(search.ranked(res)["name"][:TOP_CURVES])
+    if best:
+        made.append((f"Val loss of the {len(best)} best trials", top_curves(runs, best, out_dir / "search_best.png",
+                                                                             f"{title}: the best trials")))
+    trials = search.search_trials(res)
+    step = search.judging_step(res, trials)
+    params = search.searched(res)
+    if step is not None and params:
+        y = search.values_at(res, trials, step).to_numpy()
+        completed = (trials["status"] == "completed").to_numpy()
+        made.append((f"Slices at step {step:.0f}", slices(params, y, completed, step, out_dir / "search_slices.png")))
+        made.append(("Parallel coordinates", parallel(params, y, out_dir / "search_parallel.png")))
+        imp, _ = search.importance(res)
+        if imp:
+            made.append(("Parameter importance", importance_bars(imp, step, out_dir / "search_importance.png")))
+    confirmed = [n for n in names if n.startswith("confirm_")]
+    if confirmed:
+        made.append(("The confirm stage: each configuration over its seeds",
+                     val_comparison(grouped, confirmed, out_dir / "confirm.png", f"{title}: confirmed")))
+    if fit is not None:
+        made.append(("Val loss against parameters, with both fitted laws",
+                     scaling_plot(fit[0], fit[1], out_dir / "exp5_scaling.png")))
+    for n in confirmed:
         made.append((f"{n}: train and val", run_curves(runs, n, grouped, out_dir / f"curves_{slug(n)}.png")))
     return made

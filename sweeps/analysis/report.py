@@ -22,6 +22,7 @@ from .load import CONFIG_COLUMNS, STATUS_NOTES, Results, read_json
 from .metrics import Compute, compute_accounting, overfit_class
 from .plots import make_plots
 from .scaling import fit_scaling
+from .search import TOP, confirm_table, importance, is_search, judging_step, ranked, search_trials, searched
 from .stats import RULE, grouped_history, sample
 from .verdicts import best_run, size_points, verdicts
 
@@ -41,8 +42,52 @@ def order_trials(trials: pd.DataFrame, exp: Experiment | None) -> pd.DataFrame:
 
 
 def run_names(res: Results, exp: Experiment | None) -> list[str]:
-    """The runs of these results: the file's order first, then any other names."""
-    return list(dict.fromkeys(order_trials(res.trials, exp)["name"]))
+    """The runs of these results: the file's order first, then any other names.
+
+    In a search every trial is a run of its own: only the confirm stage's runs are listed (the
+    search's trials have a section of their own, its best first).
+    """
+    names = list(dict.fromkeys(order_trials(res.trials, exp)["name"]))
+    if is_search(res):
+        names = [n for n in names if n.startswith("confirm_")]
+    return names
+
+
+def _search_section(res: Results, sweep_info: dict[str, Any] | None) -> list[str]:
+    """The search's trials (the best TOP, every searched value, the step each reached), importance, confirm."""
+    trials = ranked(res)
+    params = searched(res)
+    step = judging_step(res, search_trials(res))
+    info = sweep_info or {}
+    lines = ["## Search", "", f"{len(trials)} trials, sampler {info.get('sampler') or '?'}, "
+             f"scheduler {_setting(info.get('scheduler'))}. The best {min(TOP, len(trials))}, those trained furthest "
+             "first and then by val loss at their last evaluation (every trial is in `trials.csv`; the study is "
+             "`optuna.journal`, for `optuna-dashboard` or `optuna.load_study`):", ""]
+    values = {k: dict(zip(search_trials(res)["trial_id"], v)) for k, v in params.items()}
+    rows = [[r["name"], r["status"], _f(r["final_iter"], 0), _f(r["final_val_loss"]), _f(r["final_gap"])]
+            + [_value(values[k].get(r["trial_id"])) for k in params] for _, r in trials.head(TOP).iterrows()]
+    lines += markdown_table(["trial", "status", "step", "val loss", "gap"] + list(params), rows) + [""]
+    imp, _ = importance(res)
+    if imp:
+        lines += [f"Parameter importance (Optuna's PED-ANOVA) of the val loss at step {step:.0f}, which "
+                  "every judged trial reached:", ""]
+        lines += markdown_table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in imp.items()]) + [""]
+    elif step is not None:
+        lines += [f"Parameter importance: fewer than 5 trials at step {step:.0f}, not computed.", ""]
+    table = confirm_table(res)
+    if table:
+        lines += ["### Searched against confirmed", "",
+                  "The best of many noisy trials is optimistic (the winner's curse): each of the best configurations "
+                  "and the reference run, trained again to the full budget over the seeds.", ""]
+        lines += markdown_table(["configuration", "searched val loss (one seed)", "at step", "confirmed val loss",
+                                 "searched − confirmed"],
+                                [[c["name"], _f(c["searched"]), _f(c["searched_step"], 0), c["confirmed"].text(),
+                                  _f(c["curse"])] for c in table]) + [""]
+    return lines
+
+
+def _value(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,8 +240,12 @@ def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
               f"- Chinchilla form: loss = E + A · N^(−α), E = {ch['E']:.4f} {ci(ch['E_ci'])}, A = {ch['A']:.3g}, "
               f"α = {ch['alpha']:.4f} {ci(ch['alpha_ci'])}",
               f"- the next size up, {nx['params']:,.0f} parameters: predicted val loss {nx['predicted_loss']:.4f} "
-              f"{ci(nx['interval'])}", "", "In `scaling.json`.", ""]
-    return lines
+              f"{ci(nx['interval'])}", ""]
+    if ch["E_ci"] and ch["E_ci"][0] <= 1e-9:
+        lines += [f"E rests on its bound E ≥ 0 (interval {ci(ch['E_ci'])}): these sizes are far from the loss no size "
+                  "can beat, so the data cannot place it and the Chinchilla form reduces to the power law. Larger "
+                  "models (the full profile) would show the floor.", ""]
+    return lines + ["In `scaling.json`.", ""]
 
 
 def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots: list[tuple[str, Path]],
@@ -219,6 +268,8 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
             lines += ["", f"Command: `{' '.join(cmd) if isinstance(cmd, list) else cmd}`"]
     lines.append("")
 
+    if is_search(res):
+        lines += _search_section(res, sweep_info)
     lines += ["## Summary", "", "The chapter's summary table, at each trial's last evaluation: mean ± std over a run's "
               "seeds.", ""]
     lines += markdown_table(SUMMARY_HEADERS, summary_rows(res, names))
@@ -239,7 +290,7 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
                      "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
-    best = best_run(res)
+    best = best_run(res) if not is_search(res) else None
     if best is not None:
         name, step, val = best
         row = res.trials[res.trials["name"] == name].iloc[0]
@@ -255,7 +306,7 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
               "(the chapter's `calculate_overfitting`), classified by the mean over seeds. *Bottomed out* is the "
               "step of the lowest val loss (median over seeds).", ""]
     rows = []
-    for n in names:
+    for n in names if names else []:
         t = trials[trials["name"] == n]
         gap = sample(t["final_gap"])
         rows.append([n, _f(t["final_iter"].median(), 0), _ms(t["final_gap"]), overfit_class(gap.mean),
@@ -282,7 +333,16 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
 
 def summary_text(res: Results, exp: Experiment | None, vs: list[Verdict]) -> str:
     """The summary table and verdicts as plain text, for the terminal at the end of a sweep."""
-    out = [text_table(SUMMARY_HEADERS, summary_rows(res, run_names(res, exp)), align="l" * len(SUMMARY_HEADERS))]
+    out = []
+    if is_search(res):
+        best = ranked(res).head(10)
+        out.append(text_table(["trial", "status", "step", "val loss"],
+                              [[r["name"], r["status"], _f(r["final_iter"], 0), _f(r["final_val_loss"])]
+                               for _, r in best.iterrows()]))
+        out.append(f"(the best {len(best)} of {len(search_trials(res))} searched trials; all in trials.csv)")
+    if run_names(res, exp):
+        out.append(text_table(SUMMARY_HEADERS, summary_rows(res, run_names(res, exp)),
+                              align="l" * len(SUMMARY_HEADERS)))
     for v in vs:
         effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
         out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")

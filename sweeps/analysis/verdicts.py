@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .judge import Runs, Verdict, cannot_tell
 from .load import Results, config_of
 from .metrics import loss_noise, overfit_class
 from .scaling import fit_scaling
+from .search import best_range, confirm_verdict, search_trials, trend
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, Sample, against, all_of, any_of, sample, t_crit, welch
 
 if TYPE_CHECKING:
@@ -233,26 +233,6 @@ def narrower_gap(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     return [v]
 
 
-def gap_trend(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """A search: the slope of the final gap against each regulariser, across the trials, with its standard error."""
-    t = runs.res.trials[np.isfinite(runs.res.trials["final_gap"].astype(float))]
-    out = []
-    for knob in ("dropout", "weight_decay"):
-        e = f"more {knob.replace('_', ' ')} goes with a smaller gap (across the trials)"
-        x, y = t[knob].astype(float), t["final_gap"].astype(float)
-        if len(t) < 3 or x.nunique() < 2:
-            out.append(cannot_tell(e, f"{len(t)} trial(s) with results, {x.nunique()} distinct {knob}", spec.check))
-            continue
-        fit = sps.linregress(x, y)
-        outcome = (HOLDS if fit.slope < 0 else NOT) if fit.pvalue < 0.05 else NOISE
-        out.append(Verdict(e, outcome, f"gap changes by {fit.slope:+.3f} ± {fit.stderr:.3f} per unit of {knob} "
-                                       f"(p = {fit.pvalue:.2g}, r = {fit.rvalue:+.2f}) over {len(t)} trials",
-                           float(fit.slope), float(fit.stderr), {"trials": len(t)}, None,
-                           rule="least-squares slope across trials, two-sided p < 0.05", p_value=float(fit.pvalue),
-                           check=spec.check))
-    return out
-
-
 def schedule(res: Results, trial_id: str) -> np.ndarray:
     """The learning rate at every iteration 0..max_iters of a trial, from gptcore's own get_lr."""
     from gptcore.train import get_lr  # imports torch: only when a schedule is needed
@@ -330,8 +310,7 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
         step = steps[-1]
         rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
         return pd.DataFrame(rows), step
-    t = runs.res.trials.copy()
-    t["params"] = [_params(r) for _, r in t.iterrows()]
+    t = search_trials(runs.res)  # the search's trials: the confirm stage re-runs some of them
     done = t[np.isfinite(t["final_val_loss"].astype(float))]
     if done.empty:
         return pd.DataFrame(columns=["label", "params", "loss"]), None
@@ -411,7 +390,7 @@ class Check:
     """A kind of expectation: its function and the runs an experiment file must name for it."""
 
     fn: Callable[[Runs, VerdictSpec], list[Verdict]]
-    needs: tuple[str, ...]  # "run" (the run judged), "against" (the run it is compared with)
+    needs: tuple[str, ...]  # "run" (the run judged), "against" (the run it compares with), "param" (searched)
 
 
 CHECKS: dict[str, Check] = {
@@ -423,7 +402,8 @@ CHECKS: dict[str, Check] = {
     "same_curve": Check(same_curve, ("run", "against")),
     "overfits": Check(overfits, ("run",)),
     "narrower_gap": Check(narrower_gap, ("run", "against")),
-    "gap_trend": Check(gap_trend, ()),
+    "trend": Check(trend, ("param",)),
+    "best_range": Check(best_range, ("param",)),
     "lower_at_start": Check(lower_at_start, ("run", "against")),
     "lower_at_end": Check(lower_at_end, ("run", "against")),
     "lowest": Check(lowest, ("run",)),
@@ -446,7 +426,8 @@ def verdicts(exp: Experiment | None, res: Results) -> list[Verdict]:
         head = cannot_tell(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
                            f"none of them is in this sweep (trials: {listed}): the comparisons between named runs "
                            "are skipped; what can be computed follows")
-        return [head] + [v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
+        return ([head] + [v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
+                + confirm_verdict(runs, exp.reference))
     return [v for spec in exp.verdicts for v in CHECKS[spec.check].fn(runs, spec)]
 
 
