@@ -19,6 +19,8 @@ import errno
 import math
 import re
 import shlex
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -126,6 +128,17 @@ def resume_command(a: argparse.Namespace) -> str:
     return f"python sweeps/run.py {a.exp} --resume" + (f" --storage {a.storage}" if a.storage != "results" else "")
 
 
+def _disk_full(path: str, error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    if is_remote(path):
+        return False
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 2**20
+    except OSError:
+        return False
+
+
 def _shutdown(ray) -> None:
     """Stop Ray; a Ctrl-C during it (a terminal sends one to the whole group) must not hide the exit status."""
     try:
@@ -177,6 +190,8 @@ def summarise(a: argparse.Namespace, plan: Plan, exp_path: str) -> int:
     if a.no_analyze:
         print(summary_text(res, exp, []))
     else:
+        # Tune's own SIGINT handler (it stops trials) may still be installed: a Ctrl-C now is ours
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         print("writing the report...", flush=True)
         try:
             report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
@@ -232,10 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     lock = SweepLock(exp_path)
     if not is_remote(exp_path):
         check_writable(exp_path)
+    dataset = prepare_dataset(plan.trials, a.data_source)  # a damaged dataset: one line, nothing written
+    if not is_remote(exp_path):
         lock.acquire(shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]))
     try:
         restore = check_existing(exp_path, a.resume, a.fresh)
-        dataset = prepare_dataset(plan.trials, a.data_source)
         ray = ray or start_ray(None, a.storage, a.num_cpus, a.dashboard_host, a.num_gpus)
         try:
             tuner = build_tuner(plan, a.storage, exp_path, restore, dataset, seed=a.seed, max_failures=a.max_failures)
@@ -246,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             # a second Ctrl-C while Tune was stopping: it skipped its last save, the one before stands
             print(f"\ninterrupted again while stopping; continue with: {resume_command(a)}", file=sys.stderr)
             return 130
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
+        except Exception as e:
+            # Tune fails in many ways once the disk is full (an OSError, an EOFError reading a
+            # half-written error file): what the user needs to know is that the disk is full
+            if not _disk_full(exp_path, e):
                 raise
             raise UserError(f"the disk that holds {exp_path} is full (No space left on device): free space there, "
                             f"then continue with: {resume_command(a)}") from None

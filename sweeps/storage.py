@@ -168,7 +168,7 @@ def apply_checkpoint_policy(exp_dir: Path, trials, policy: str, keep_names: set[
     """What stays after a sweep (`--keep-checkpoints`); the bytes freed.
 
     `trials` is the loader's trials table. A trial that did not finish (interrupted, not
-    started, errored) always keeps its newest checkpoint, so `--resume` can continue it. Of the
+    started, errored) keeps its checkpoints as they are, so `--resume` can continue it. Of the
     finished ones: `last` keeps each one's newest checkpoint (to sample from, or to train on),
     `best` only those of `keep_names` (the best run's seeds; in a search the confirmed runs),
     `none` none. The report needs no checkpoint.
@@ -180,9 +180,10 @@ def apply_checkpoint_policy(exp_dir: Path, trials, policy: str, keep_names: set[
         folder = Path(exp_dir) / str(row["path"])
         if not folder.is_dir():
             continue
-        finished = row["status"] in ("completed", "stopped early", "diverged")
-        keep = 1
-        if finished and (policy == "none" or (policy == "best" and row["name"] not in keep_names)):
-            keep = 0
+        if row["status"] not in ("completed", "stopped early", "diverged"):
+            # unfinished: left as Ray knows it (its newest folder may be one whose upload was cut short,
+            # while Ray's record points at the one before: --resume needs that one)
+            continue
+        keep = 0 if policy == "none" or (policy == "best" and row["name"] not in keep_names) else 1
         freed += prune_checkpoints(folder, keep)
     return freed

@@ -152,11 +152,19 @@ def test_a_full_disk_keeps_the_checkpoints_loadable_and_says_so(tmp_path, tmpfs)
     r = subprocess.run(with_storage(tmp_path, disk / "results", str(exp), "--max-failures", "0"),
                        env=env_for(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
     out = r.stdout + r.stderr
-    assert r.returncode != 0, out[-3000:]
-    assert "disk" in out and "full" in out, out[-3000:]
-    assert "Traceback" not in r.stderr, r.stderr[-3000:]
-    for ckpt in (disk / "results").rglob("ckpt.pt"):  # what was saved stays whole
-        assert "model" in torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert r.returncode == 2, out[-3000:]
+    # Ray logs its own failed uploads (with their tracebacks); the command ends on one line of its own
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the disk that holds") and "is full" in last and "--resume" in last, last
+    assert 'sweeps/run.py", line' not in r.stderr  # the trials' failures are Ray's to log; the command's own is not
+    # the upload the disk cut short may leave its newest checkpoint half-written: the ones before stay whole
+    # (and --resume goes on from them, test_a_truncated_trial_checkpoint_before_resume)
+    kept = 0
+    for trial in (disk / "results" / "fill").iterdir():
+        for ckpt in sorted(trial.glob("checkpoint_*"))[:-1]:
+            assert "model" in torch.load(ckpt / "ckpt.pt", map_location="cpu", weights_only=True)
+            kept += 1
+    assert kept, "no trial had a checkpoint before the disk filled"
 
 
 def test_a_second_sweep_on_the_same_results_is_refused_with_the_first_ones_pid(tmp_path):
@@ -350,12 +358,14 @@ def test_a_truncated_trial_checkpoint_before_resume(tmp_path):
             proc.kill()
     assert proc.returncode == 130, out[-3000:]
     (d,) = all_trials(exp_dir)
-    newest, older = sorted(d.glob("checkpoint_*"))[-1], sorted(d.glob("checkpoint_*"))[-2]
-    ckpt = newest / "ckpt.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a copy cut short
+    *damaged, oldest = sorted(d.glob("checkpoint_*"), reverse=True)
+    assert damaged, "fewer than two checkpoints kept"
+    for c in damaged:  # every checkpoint but the oldest cut short, whichever Ray's record points at
+        ckpt = c / "ckpt.pt"
+        ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     r = run(tmp_path, str(exp), "--resume")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log = (d / "train.log").read_text()
-    assert f"resume: {newest.name} cannot be loaded" in log and f"resume: continuing from {older.name}" in log
+    assert "cannot be loaded" in log and f"resume: continuing from {oldest.name}" in log, log[-2000:]
     assert results_of(d)[-1]["iter"] == 600
-    assert f"{newest.name} cannot be loaded" in (exp_dir / "report.md").read_text()  # the report's notes say so
+    assert "cannot be loaded" in (exp_dir / "report.md").read_text()  # the report's notes say so
