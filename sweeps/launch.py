@@ -6,11 +6,13 @@ trainable itself is `trainable.py`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -230,3 +232,22 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=reporter, verbose=1),
     )
+
+
+def disk_full(path: str, error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    if is_remote(path):
+        return False
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 2**20
+    except OSError:
+        return False
+
+
+def shutdown(ray) -> None:
+    """Stop Ray; a Ctrl-C during it (a terminal sends one to the whole group) must not hide the exit status."""
+    try:
+        ray.shutdown()
+    except KeyboardInterrupt:
+        ray.shutdown()

@@ -15,22 +15,16 @@ directory, then analysis writes `report.md` there. An existing sweep is never ov
 from __future__ import annotations
 
 import argparse
-import errno
-import math
 import re
 import shlex
-import shutil
-import signal
 import sys
-from pathlib import Path
 
 from gptcore.errors import UserError
-from sweeps.plan import ORDERS, SAMPLERS, SCHEDULERS, SEARCHERS, Plan, describe, make_plan
+from sweeps.plan import ORDERS, SAMPLERS, SCHEDULERS, SEARCHERS, describe, gpu_fraction, make_plan
 from sweeps.spaces import PROFILES, experiment_names, load_experiment
 from sweeps.storage import (
     KEEP_CHECKPOINTS,
     SweepLock,
-    apply_checkpoint_policy,
     check_existing,
     check_writable,
     experiment_dir,
@@ -124,102 +118,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return a
 
 
-def resume_command(a: argparse.Namespace) -> str:
-    return f"python sweeps/run.py {a.exp} --resume" + (f" --storage {a.storage}" if a.storage != "results" else "")
-
-
-def _disk_full(path: str, error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    if is_remote(path):
-        return False
-    try:
-        return shutil.disk_usage(Path(path).parent).free < 2**20
-    except OSError:
-        return False
-
-
-def _shutdown(ray) -> None:
-    """Stop Ray; a Ctrl-C during it (a terminal sends one to the whole group) must not hide the exit status."""
-    try:
-        ray.shutdown()
-    except KeyboardInterrupt:
-        ray.shutdown()
-
-
-def gpu_fraction(g: float) -> tuple[float, str | None]:
-    """A share of a GPU that Ray packs: 1/k exactly (Ray has hung on other fractions: ray#52133 with 0.18,
-    ray#42683 with mixed ones). Within 1% of 1/k it is rounded to 1/k and said; otherwise refused."""
-    k = round(1 / g)
-    if abs(1 / k - g) <= 0.01 * g:
-        exact = 1 / k
-        return exact, (None if abs(exact - g) < 1e-12 else f"--gpus-per-trial {g:g} rounded to 1/{k} = {exact:.6g}: "
-                       f"{k} trials a GPU")
-    lo, hi = 1 / math.ceil(1 / g), 1 / math.floor(1 / g)
-    raise UserError(f"--gpus-per-trial {g:g} is not 1/k of a GPU: Ray packs trials by fractions that divide a GPU "
-                    f"(and hangs on others, ray#52133): use {lo:.4g} ({math.ceil(1 / g)} a GPU) or {hi:.4g} "
-                    f"({math.floor(1 / g)} a GPU)")
-
-
 def gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def summarise(a: argparse.Namespace, plan: Plan, exp_path: str) -> int:
-    """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
-    if is_remote(exp_path):
-        print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
-        return 0
-    from sweeps.analysis.load import load_sweep
-    from sweeps.analysis.report import read_sweep_info, summary_text, write_outputs
-    from sweeps.analyze import experiment_of
-
-    res = load_sweep(Path(exp_path))
-    exp = experiment_of(Path(exp_path))
-    status = res.trials["status"]
-    freed = apply_checkpoint_policy(Path(exp_path), res.trials, a.keep_checkpoints, _worth_keeping(res))
-    if freed:
-        print(f"checkpoints: kept per --keep-checkpoints {a.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
-    print()
-    if status.isin(["interrupted", "not started"]).any():
-        print(summary_text(res, exp, []))
-        print(f"\nthe sweep was interrupted; continue it with: {resume_command(a)}")
-        return 130
-    if a.no_analyze:
-        print(summary_text(res, exp, []))
-    else:
-        # Tune's own SIGINT handler (it stops trials) may still be installed: a Ctrl-C now is ours
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("writing the report...", flush=True)
-        try:
-            report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
-        except KeyboardInterrupt:
-            # the sweep itself is done and on disk; only the report is missing
-            print(f"\ninterrupted while writing the report; the results are complete in {exp_path}; finish the "
-                  f"report with: gptsweep analyze {exp_path}", file=sys.stderr)
-            return 130
-        print(summary_text(res, exp, vs))
-        print(f"\nreport: {report}")
-    print(f"results: {exp_path}")
-    if res.trials["error"].astype(str).str.contains("No space left on device").any():
-        print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
-              f"with: {resume_command(a)}", file=sys.stderr)
-    return 1 if (status == "errored").any() else 0
-
-
-def _worth_keeping(res) -> set[str]:
-    """The runs whose checkpoints `--keep-checkpoints best` keeps: a search's confirmed ones and its best trial,
-    or a grid's best run."""
-    from sweeps.analysis.search import is_search, ranked
-    from sweeps.analysis.verdicts import best_run
-
-    if is_search(res):
-        top = ranked(res)["name"].head(1)
-        return {n for n in res.trials["name"] if n.startswith("confirm_")} | set(top)
-    best = best_run(res)
-    return {best[0]} if best else set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n}  {load_experiment(n).description}")
         return 0
     from sweeps.cluster import resolve_address
-    from sweeps.launch import build_tuner, prepare_dataset, record_sweep, start_ray
+    from sweeps.launch import build_tuner, disk_full, prepare_dataset, record_sweep, shutdown, start_ray
+    from sweeps.summary import resume_command, summarise
 
     address = resolve_address(a.address)
     ray = None
@@ -265,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:
             # Tune fails in many ways once the disk is full (an OSError, an EOFError reading a
             # half-written error file): what the user needs to know is that the disk is full
-            if not _disk_full(exp_path, e):
+            if not disk_full(exp_path, e):
                 raise
             raise UserError(f"the disk that holds {exp_path} is full (No space left on device): free space there, "
                             f"then continue with: {resume_command(a)}") from None
         finally:
-            _shutdown(ray)
-        return summarise(a, plan, exp_path)
+            shutdown(ray)
+        return summarise(a, exp_path)
     finally:
         lock.release()
 

@@ -34,8 +34,6 @@ starts. Unknown keys anywhere are errors naming the file and the key.
 from __future__ import annotations
 
 import difflib
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +42,16 @@ import yaml
 from gptcore.config import FIELD_TYPES, build_config, coerce, find_config, read_config_file
 from gptcore.errors import UserError
 
+# the data model of an experiment file lives in specs.py; it is imported from here too
+from .specs import KNOBS, Distribution, EarlyStopping, Experiment, Profile, VerdictSpec, expand_shape
+
+__all__ = ["KNOBS", "PROFILES", "PROFILES_FILE", "Distribution", "EarlyStopping", "Experiment", "Profile",
+           "VerdictSpec", "expand_shape", "experiment_names", "load_experiment"]
+
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 PROFILES_FILE = SPACES_DIR / "profiles.yaml"
 PROFILES = ("full", "cpu", "smoke")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
-SHAPE = re.compile(r"^(\d+)/(\d+)/(\d+)$")
 
 TOP_KEYS = {"description", "question", "base", "reference", "grid", "verdicts", "optuna", "early_stopping",
             "profiles"}
@@ -59,10 +62,6 @@ EARLY_STOPPING_KEYS = {"grace_period", "reduction_factor"}
 VERDICT_KEYS = {"check", "run", "against", "param", "metric", "expect"}
 METRICS = ("val_loss", "gap")
 EXPECTS = ("lower", "higher")
-# the TrainConfig fields experiments vary: the columns of the dry run, trials.csv and the report
-KNOBS = ("seed", "learning_rate", "batch_size", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
-         "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "min_lr", "max_iters", "block_size",
-         "eval_interval")
 # `shape` and `name` are the two keys a run may have that are not TrainConfig fields
 RUN_KEYS = set(FIELD_TYPES) | {"shape", "name"}
 
@@ -83,117 +82,6 @@ def _mapping(d: Any, valid, where: str) -> dict:
         if k not in valid:
             raise _bad_key(k, valid, where)
     return d
-
-
-def expand_shape(values: dict[str, Any], where: str) -> dict[str, Any]:
-    """Replace `shape: "L/H/E"` by n_layer, n_head and n_embd."""
-    if "shape" not in values:
-        return values
-    out = dict(values)
-    shape = str(out.pop("shape"))
-    m = SHAPE.match(shape)
-    if not m:
-        raise UserError(f"{where}: shape={shape!r} must look like n_layer/n_head/n_embd, e.g. \"4/4/256\"")
-    out["n_layer"], out["n_head"], out["n_embd"] = (int(g) for g in m.groups())
-    return out
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """One searched parameter: `kind` is one of DISTRIBUTIONS, `args` its bounds or choices."""
-
-    kind: str
-    args: tuple
-
-    def values_to_check(self) -> list:
-        """Representative values to validate before a search starts: every choice, the ends of a range."""
-        return list(self.args) if self.kind == "choice" else [self.args[0], self.args[1]]
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Successive halving on optimizer iterations: rungs at grace_period * reduction_factor**k."""
-
-    grace_period: int
-    reduction_factor: int
-
-
-@dataclass(frozen=True)
-class VerdictSpec:
-    """One expectation to judge: a check of `sweeps.analysis.verdicts.CHECKS` and the runs it needs."""
-
-    check: str
-    run: str | None = None
-    against: str | None = None
-    param: str | None = None  # a search's parameter (a TrainConfig field, or `params`: the model's size)
-    metric: str | None = None  # what a search trend is about: val_loss (default) or gap
-    expect: str | None = None  # the direction the chapter expects: lower (default) or higher
-
-
-@dataclass
-class Profile:
-    """An experiment at one scale: what its trials share and what each run changes."""
-
-    name: str
-    note: str
-    seeds: int  # how many training seeds each grid run trains with, by default
-    config: dict[str, Any]  # the scale's config, then the profile's
-    runs: dict[str, dict[str, Any]]
-    space: dict[str, Distribution]
-    early_stopping: EarlyStopping | None
-
-
-@dataclass
-class Experiment:
-    """One experiment file, validated."""
-
-    name: str
-    path: Path
-    description: str
-    question: str
-    base_values: dict[str, Any]
-    grid: list[dict[str, Any]]
-    reference: str | None
-    verdicts: list[VerdictSpec]
-    search_verdicts: list[VerdictSpec]
-    optuna_samples: int
-    no_early_stopping_reason: str  # why early stopping is off ("" where it is on)
-    no_search_reason: str = ""  # why the experiment has no search ("" where it has one)
-    profiles: dict[str, Profile] = field(default_factory=dict)
-
-    @property
-    def run_names(self) -> list[str]:
-        return [r["name"] for r in self.grid]
-
-    @property
-    def title(self) -> str:
-        return f"{self.name}: {self.description}"
-
-    def asks(self, *checks: str) -> bool:
-        """Whether the file asks for any of these checks (the report's sections and plots follow them)."""
-        return any(v.check in checks for v in self.verdicts + self.search_verdicts)
-
-    def profile_base(self, profile: str) -> dict[str, Any]:
-        """What every trial of a profile shares: the base config file, then the profile's config."""
-        return {**self.base_values, **self.profiles[profile].config}
-
-    def grid_runs(self, profile: str) -> list[dict[str, Any]]:
-        """The grid's runs for a profile, in the file's order, each TrainConfig values plus `name`."""
-        base = self.profile_base(profile)
-        per_run = self.profiles[profile].runs
-        return [{**base, **run, **per_run.get(run["name"], {})} for run in self.grid]
-
-    def space(self, profile: str) -> dict[str, Distribution]:
-        return self.profiles[profile].space
-
-    def early_stopping(self, profile: str) -> EarlyStopping | None:
-        return self.profiles[profile].early_stopping
-
-    def note(self, profile: str) -> str:
-        return self.profiles[profile].note
-
-    def seeds(self, profile: str) -> int:
-        return self.profiles[profile].seeds
 
 
 # ----------------------------------------------------------------------------------------

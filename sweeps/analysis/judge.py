@@ -48,6 +48,11 @@ class Verdict:
         return d
 
 
+def n_seeds(runs: Runs, *names: str) -> dict[str, int]:
+    """The seeds (trials) of each named run."""
+    return {n: runs.n(n) for n in names}
+
+
 def cannot_tell(expectation: str, why: str, check: str = "", n_seeds: dict[str, int] | None = None) -> Verdict:
     return Verdict(expectation, UNKNOWN, f"cannot tell: {why}", n_seeds=n_seeds or {}, rule="", check=check)
 

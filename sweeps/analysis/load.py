@@ -30,7 +30,11 @@ from gptcore.config import FIELD_TYPES, SHIPPED_DIR, TrainConfig, read_config_fi
 from gptcore.errors import UserError
 
 from ..spaces import KNOBS as CONFIG_COLUMNS  # the config columns of the trials table
+from .files import last_line, num, read_json, read_jsonl, result_rows, text_of
 from .metrics import overfit_class
+
+__all__ = ["CONFIG_COLUMNS", "STATUSES", "STATUS_NOTES", "Results", "config_of", "finite_curve", "load_sweep",
+           "num", "ray_records", "read_json", "read_jsonl", "result_rows", "trial_dirs", "trial_status"]
 
 HISTORY_COLUMNS = ("trial_id", "name", "seed", "iter", "tokens", "train_loss", "val_loss", "gap", "lr", "elapsed_s",
                    "tokens_per_s", "best_val_loss", "mem_mb", "diverged")
@@ -65,73 +69,6 @@ class Results:
     source: str = "sweep"
     notes: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial_id -> its Tune config (params.json)
-
-
-# ----------------------------------------------------------------------------------------
-# small readers
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from a file, or None when it is missing, unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The JSON objects of a JSON-lines file, and how many lines could not be read.
-
-    A crash while writing (or a reader polling a live file) meets a truncated last line: skip it
-    rather than lose the trial. Ray writes non-finite numbers as `NaN`/`Infinity`, which `json`
-    accepts; gptcore writes null.
-    """
-    rows, bad = [], 0
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return rows, 0
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(obj, dict):
-            rows.append(obj)
-    return rows, bad
-
-
-def result_rows(trial_dir: Path) -> list[dict[str, Any]]:
-    """A trial's result rows (Ray's result.json, one per report), oldest first."""
-    return read_jsonl(Path(trial_dir) / "result.json")[0]
-
-
-def num(value: Any) -> float:
-    """A float, with None and non-numbers as NaN (JSON null is how gptcore writes NaN)."""
-    if isinstance(value, (bool, int, float)):
-        return float(value)
-    return math.nan
-
-
-def _last_line(path: Path, limit: int = 200) -> str:
-    """The last non-empty line of a text file: for a traceback, the exception itself."""
-    try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:limit] if lines else ""
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -336,7 +273,7 @@ def _load_trial(d: Path, ray: RayRecord | None):
         if not rows and (d / "train.log").is_file():
             from .logs import parse_log
 
-            parsed = parse_log(_text(d / "train.log"))
+            parsed = parse_log(text_of(d / "train.log"))
             rows = [{"iter": it, "train_loss": tr, "val_loss": va} for it, tr, va in parsed.evals]
     hist, dup = history_frame(trial_id, name, cfg.get("seed"), rows)
     if hist["tokens"].isna().all() and len(hist):
@@ -351,10 +288,10 @@ def _load_trial(d: Path, ray: RayRecord | None):
                                num(done[-1].get("elapsed_s")) if done else math.nan) if not math.isnan(t)), math.nan)
     mems = [m for m in [num(r.get("mem_mb")) for r in rows] + [num(e.get("mem_mb")) for e in done] if not math.isnan(m)]
     n_params = next((num(r["n_params"]) for r in reversed(rows) if "n_params" in r), math.nan)
-    notes += [f"{d.name}: {line[8:]}" for line in _text(d / "train.log").splitlines() if line.startswith("resume: ")]
+    notes += [f"{d.name}: {line[8:]}" for line in text_of(d / "train.log").splitlines() if line.startswith("resume: ")]
     has_error = (d / "error.txt").is_file()
     row = summary_row(trial_id, name, cfg, hist, diverged_at=diverged_at, has_error=has_error,
-                      error=_last_line(d / "error.txt") if has_error else "", sample=_text(d / "sample.txt"),
+                      error=last_line(d / "error.txt") if has_error else "", sample=text_of(d / "sample.txt"),
                       time_s=time_s, n_params=n_params, mem_mb=max(mems) if mems else math.nan,
                       max_iters_known=max_known, where=d.name, retried_rows=dup,
                       ray_status=ray.status if ray else None, stage=str(params.get("stage", "grid")))

@@ -21,10 +21,10 @@ from .judge import Runs, Verdict
 from .load import CONFIG_COLUMNS, STATUS_NOTES, Results, read_json
 from .metrics import Compute, compute_accounting, overfit_class
 from .plots import make_plots
-from .scaling import fit_scaling
+from .scaling import fit_scaling, size_points
 from .search import TOP, confirm_table, importance, is_search, judging_step, ranked, search_trials, searched
 from .stats import RULE, grouped_history, sample
-from .verdicts import best_run, size_points, verdicts
+from .verdicts import best_run, verdicts
 
 if TYPE_CHECKING:
     from ..spaces import Experiment

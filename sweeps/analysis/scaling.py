@@ -18,10 +18,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar, nnls
+
+from .judge import Runs, Verdict, cannot_tell, n_seeds
+from .search import search_trials
+from .stats import HOLDS, NOISE, NOT, UNKNOWN, all_of, welch
+
+if TYPE_CHECKING:
+    from ..spaces import VerdictSpec
+
+DECADE_DROP = (0.1, 0.3)  # "10x parameters -> loss about 0.2 lower", accepted range
 
 N_BOOT = 1000
 HUBER_DELTA = 0.02
@@ -164,3 +174,100 @@ def _fit(points: pd.DataFrame, step: float, n_boot: int, seed: int) -> Scaling |
                    slope=_slope_per_decade(n, y), boot_power=np.array(boot_p).reshape(-1, 2),
                    boot_chinchilla=np.array(boot_c).reshape(-1, 3), boot_slope=np.array(boot_s),
                    next_params=float(params[-1] ** 2 / params[-2]))
+
+
+# ----------------------------------------------------------------------------------------
+# the check (verdicts.CHECKS["scaling"])
+
+
+def _params(row: pd.Series) -> float:
+    """A trial's reported parameter count, else nanoGPT's non-embedding estimate 12 * n_layer * n_embd^2."""
+    n = float(row["n_params"])
+    return n if math.isfinite(n) else 12 * float(row["n_layer"]) * float(row["n_embd"]) ** 2
+
+
+def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
+    """(label, params, loss) per size and seed at one budget, and that step.
+
+    A grid: the file's runs at the last step every seed of every size reached. A search: per
+    size, the trials that reached the largest budget any trial reached (a trial stopped early
+    is not fitted by its last loss), the best learning rate of each size.
+    """
+    if named:
+        names = [n for n in runs.order if not runs.missing([n])]
+        steps = runs.steps(*names)
+        if not steps:
+            return pd.DataFrame(columns=["label", "params", "loss"]), None
+        step = steps[-1]
+        rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
+        return pd.DataFrame(rows), step
+    t = search_trials(runs.res)  # the search's trials: the confirm stage re-runs some of them
+    done = t[np.isfinite(t["final_val_loss"].astype(float))]
+    if done.empty:
+        return pd.DataFrame(columns=["label", "params", "loss"]), None
+    step = float(done["final_iter"].max())
+    full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
+    rows = [{"label": f"{r['n_layer']:.0f}/{r['n_head']:.0f}/{r['n_embd']:.0f}", "params": r["params"],
+             "loss": r["final_val_loss"]} for _, r in full.iterrows()]
+    return pd.DataFrame(rows), step
+
+
+def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
+    """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory."""
+    named = bool(runs.names & set(runs.order))
+    points, step = size_points(runs, named)
+    fit = fit_scaling(points, step) if len(points) else None
+    out = []
+    sizes = [n for n in runs.order if named and not runs.missing([n])]
+    if named:
+        e = "each larger model reaches a lower val loss"
+        pairs = list(zip(sizes, sizes[1:]))
+        if not pairs or step is None:
+            out.append(cannot_tell(e, f"{len(sizes)} size(s) with results", spec.check))
+        else:
+            tests = [(b, a, welch(runs.at(b, step), runs.at(a, step))) for a, b in pairs]
+            weakest = max(tests, key=lambda x: x[2].effect)
+            obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
+                   + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
+            out.append(Verdict(e, all_of([t.outcome(-1) for _, _, t in tests]), obs, weakest[2].effect,
+                               weakest[2].stderr, n_seeds(runs, *sizes), step, p_value=weakest[2].p, check=spec.check))
+    e = "the loss falls as a power of the parameter count: loss = a · N^(−α) with α > 0"
+    if fit is None:
+        out.append(cannot_tell(e, f"{points['params'].nunique() if len(points) else 0} distinct size(s), 2 needed",
+                               spec.check))
+        return out
+    seeds = {r["label"]: int(r["n_seeds"]) for _, r in fit.sizes.iterrows()}
+    a, alpha = fit.power
+    ci = fit.ci(fit.boot_power[:, 1])
+    outcome = UNKNOWN if ci is None else HOLDS if ci[0] > 0 else NOT if ci[1] < 0 else NOISE
+    e_c, _, alpha_c = fit.chinchilla
+    obs = (f"α = {alpha:.4f}" + (f" (95% interval {ci[0]:.4f} to {ci[1]:.4f})" if ci else " (one seed: no interval)")
+           + f" over {len(fit.sizes)} sizes at step {fit.step:.0f}; with an irreducible term, "
+             f"loss = {e_c:.3f} + A·N^(−{alpha_c:.3f})")
+    out.append(Verdict(e, outcome, obs, alpha, float(np.std(fit.boot_power[:, 1])) if ci else None, seeds, fit.step,
+                       rule="95% bootstrap interval of α (seeds resampled within each size) above 0",
+                       check=spec.check))
+    e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
+    ci = fit.ci(-fit.boot_slope)
+    drop = -fit.slope
+    lo, hi = DECADE_DROP
+    outcome = UNKNOWN if ci is None else HOLDS if lo <= ci[0] and ci[1] <= hi else NOT if ci[1] < lo or ci[0] > hi \
+        else NOISE
+    obs = (f"{drop:.3f} lower per 10× (straight line of loss against log10 N)"
+           + (f", 95% interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else "; one seed: no interval"))
+    out.append(Verdict(e, outcome, obs, drop, float(np.std(fit.boot_slope)) if ci else None, seeds, fit.step,
+                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check))
+    if named and len(sizes) >= 2:
+        for col, e, unit in (("time_s", "larger models take longer to train", "s"),
+                             ("mem_mb", "larger models need more memory", " MB")):
+            samples = {n: runs.per_seed(n, col) for n in sizes}
+            if any(s.n == 0 for s in samples.values()):
+                out.append(cannot_tell(e, f"{col} not recorded for every size", spec.check, n_seeds(runs, *sizes)))
+                continue
+            tests = [welch(samples[b], samples[a]) for a, b in zip(sizes, sizes[1:])]
+            weakest = min(tests, key=lambda t: t.effect)
+            obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
+                   + f"; smallest step: {weakest.text()}")
+            out.append(Verdict(e, all_of([t.outcome(+1) for t in tests]), obs, weakest.effect, weakest.stderr,
+                               n_seeds(runs, *sizes), None, p_value=weakest.p, check=spec.check))
+    return out

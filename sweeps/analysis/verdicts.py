@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from .judge import Runs, Verdict, cannot_tell
+from .judge import Runs, Verdict, cannot_tell, n_seeds
 from .load import Results, config_of
 from .metrics import loss_noise, overfit_class
-from .scaling import fit_scaling
-from .search import best_range, confirm_verdict, search_trials, trend
+from .scaling import scaling
+from .search import best_range, confirm_verdict, trend
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, Sample, against, all_of, any_of, sample, t_crit, welch
 
 if TYPE_CHECKING:
@@ -32,11 +31,6 @@ if TYPE_CHECKING:
 RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation
 EQUIV_TOL = 0.01  # the chapter's bound on the difference of the two exp2 curves
 OVERFIT_GAP = 0.1  # the chapter's line between healthy and slight overfitting
-DECADE_DROP = (0.1, 0.3)  # "10x parameters -> loss about 0.2 lower", accepted range
-
-
-def _n(runs: Runs, *names: str) -> dict[str, int]:
-    return {n: runs.n(n) for n in names}
 
 
 def _compare(runs: Runs, spec: VerdictSpec, expectation: str, expect: int, column: str = "val_loss",
@@ -44,10 +38,11 @@ def _compare(runs: Runs, spec: VerdictSpec, expectation: str, expect: int, colum
     """The run against `against` on one column at a shared step (the last, by default): Welch's test."""
     name, ref = spec.run, spec.against
     if why := runs.missing([name, ref]):
-        return cannot_tell(expectation, why, spec.check, _n(runs, name, ref))
+        return cannot_tell(expectation, why, spec.check, n_seeds(runs, name, ref))
     steps = runs.steps(name, ref)
     if not steps:
-        return cannot_tell(expectation, f"{name} and {ref} share no evaluation step", spec.check, _n(runs, name, ref))
+        return cannot_tell(expectation, f"{name} and {ref} share no evaluation step", spec.check,
+                           n_seeds(runs, name, ref))
     step = steps[-1] if step is None else step
     a, b = runs.at(name, step, column), runs.at(ref, step, column)
     test = welch(a, b)
@@ -65,7 +60,7 @@ def falls_steadily(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     name = spec.run
     e = f"{name}: the loss decreases steadily"
     if why := runs.missing([name], 2):
-        return [cannot_tell(e, why, spec.check, _n(runs, name))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, name))]
     steps = runs.steps(name)
     first, last = steps[0], steps[-1]
     drop = sample(np.array(runs.at(name, last).values) - np.array(runs.at(name, first).values))
@@ -83,7 +78,7 @@ def falls_steadily(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
         outcome = NOT
     obs = (f"val {runs.at(name, first).text()} at step {first:.0f} → {runs.at(name, last).text()} at step "
            f"{last:.0f}; change {fall.text()}{steady}")
-    return [Verdict(e, outcome, obs, fall.effect, fall.stderr, _n(runs, name), last, p_value=fall.p,
+    return [Verdict(e, outcome, obs, fall.effect, fall.stderr, n_seeds(runs, name), last, p_value=fall.p,
                     check=spec.check)]
 
 
@@ -134,7 +129,7 @@ def noisier(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     name, ref = spec.run, spec.against
     e = f"small batch ({name}): training is noisier than {ref}"
     if why := runs.missing([name, ref]):
-        return [cannot_tell(e, why, spec.check, _n(runs, name, ref))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, name, ref))]
     steps = runs.steps(name, ref)
     end = steps[-1] if steps else 0
     # the second half of what both ran: the same iterations on both sides, where the trend is slow
@@ -151,7 +146,7 @@ def noisier(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     a, b = noise(name), noise(ref)
     if a.n == 0 or b.n == 0:
         return [cannot_tell(e, f"too few logged training losses between steps {window[0]:.0f} and {window[1]:.0f} "
-                               "to measure noise (lower log_interval)", spec.check, _n(runs, name, ref))]
+                               "to measure noise (lower log_interval)", spec.check, n_seeds(runs, name, ref))]
     test = welch(a, b)
     bs = {n: runs.row(n)["batch_size"] for n in (name, ref)}
     ratio = f" ({a.mean / b.mean:.2f}×)" if b.mean > 0 else ""
@@ -179,7 +174,7 @@ def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     e = (f"gradient accumulation equals a large batch: {name} and {ref} give val-loss curves that differ by "
          f"less than {EQUIV_TOL} (mean and max |difference|)")
     if why := runs.missing([name, ref]):
-        return [cannot_tell(e, why, spec.check, _n(runs, name, ref))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, name, ref))]
     steps = runs.steps(name, ref)
     pairs = []
     for ca, cb in zip(runs.curves(name), runs.curves(ref)):  # the same seed on both sides
@@ -189,7 +184,7 @@ def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
             d = (m["val_loss_a"] - m["val_loss_b"]).abs()
             pairs.append((float(d.max()), float(d.mean())))
     if not pairs:
-        return [cannot_tell(e, "the two runs share no evaluation step", spec.check, _n(runs, name, ref))]
+        return [cannot_tell(e, "the two runs share no evaluation step", spec.check, n_seeds(runs, name, ref))]
     worst, mean = sample([p[0] for p in pairs]), sample([p[1] for p in pairs])
     if worst.n < 2:
         outcome = UNKNOWN
@@ -201,7 +196,7 @@ def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
            f"(seed by seed, {worst.n} seed(s)); batch {shapes[0]} vs {shapes[1]}")
     if outcome == UNKNOWN:
         obs += "; one seed: never decisive"
-    return [Verdict(e, outcome, obs, worst.mean, worst.se, _n(runs, name, ref), steps[-1],
+    return [Verdict(e, outcome, obs, worst.mean, worst.se, n_seeds(runs, name, ref), steps[-1],
                     rule=f"95% interval of the mean max |difference| over seeds below {EQUIV_TOL}", check=spec.check)]
 
 
@@ -210,14 +205,14 @@ def overfits(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     name = spec.run
     e = f"without regularisation ({name}) the model overfits: final gap = val − train ≥ {OVERFIT_GAP}"
     if why := runs.missing([name]):
-        return [cannot_tell(e, why, spec.check, _n(runs, name))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, name))]
     step = runs.steps(name)[-1]
     gap = runs.at(name, step, "gap")
     test = against(gap, OVERFIT_GAP)
     bottom = runs.trials(name)["best_iter"].astype(float)
     obs = (f"gap {gap.text()} at step {step:.0f} → {overfit_class(gap.mean)}; {test.text()} against {OVERFIT_GAP}; "
            f"val loss bottomed out at step {bottom.median():.0f} (median over seeds)")
-    return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, _n(runs, name), step, p_value=test.p,
+    return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, n_seeds(runs, name), step, p_value=test.p,
                     rule="one-sample t-test over seeds against 0.1, two-sided p < 0.05", check=spec.check)]
 
 
@@ -248,7 +243,7 @@ def _schedule_pair(runs: Runs, spec: VerdictSpec, at_start: bool) -> list[Verdic
     else:
         e = f"decay helps the end: {treated} ends at a lower val loss than {control}"
     if why := runs.missing([treated, control]):
-        return [cannot_tell(e, why, spec.check, _n(runs, treated, control))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, treated, control))]
     sa, sb = (schedule(runs.res, runs.row(n)["trial_id"]) for n in (treated, control))
     if len(sa) == len(sb) and np.allclose(sa, sb):
         # nanoGPT's get_lr ignores warmup when decay_lr=False (the chapter's warmup_only command):
@@ -256,7 +251,7 @@ def _schedule_pair(runs: Runs, spec: VerdictSpec, at_start: bool) -> list[Verdic
         why = (" (decay_lr=False turns warmup off in get_lr)"
                if not (runs.row(treated)["decay_lr"] or runs.row(control)["decay_lr"]) else "")
         return [cannot_tell(e, f"{treated} and {control} have identical learning-rate schedules{why}: not a test",
-                            spec.check, _n(runs, treated, control))]
+                            spec.check, n_seeds(runs, treated, control))]
     steps = [s for s in runs.steps(treated, control) if s > 0]
     return [_compare(runs, spec, e, -1, step=(steps[0] if at_start and steps else None))]
 
@@ -274,10 +269,10 @@ def lowest(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     names = runs.order
     e = f"{spec.run} ends lowest of the {len(names)} runs"
     if why := runs.missing(names):
-        return [cannot_tell(e, why, spec.check, _n(runs, *names))]
+        return [cannot_tell(e, why, spec.check, n_seeds(runs, *names))]
     steps = runs.steps(*names)
     if not steps:
-        return [cannot_tell(e, f"the {len(names)} runs share no evaluation step", spec.check, _n(runs, *names))]
+        return [cannot_tell(e, f"the {len(names)} runs share no evaluation step", spec.check, n_seeds(runs, *names))]
     step = steps[-1]
     vals = {n: runs.at(n, step) for n in names}
     others = {n: v for n, v in vals.items() if n != spec.run}
@@ -287,99 +282,6 @@ def lowest(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
            + f"; against the best other, {best}: {test.text()}")
     return [Verdict(e, test.outcome(-1), obs, test.effect, test.stderr, {n: v.n for n, v in vals.items()}, step,
                     p_value=test.p, check=spec.check)]
-
-
-def _params(row: pd.Series) -> float:
-    """A trial's reported parameter count, else nanoGPT's non-embedding estimate 12 * n_layer * n_embd^2."""
-    n = float(row["n_params"])
-    return n if math.isfinite(n) else 12 * float(row["n_layer"]) * float(row["n_embd"]) ** 2
-
-
-def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
-    """(label, params, loss) per size and seed at one budget, and that step.
-
-    A grid: the file's runs at the last step every seed of every size reached. A search: per
-    size, the trials that reached the largest budget any trial reached (a trial stopped early
-    is not fitted by its last loss), the best learning rate of each size.
-    """
-    if named:
-        names = [n for n in runs.order if not runs.missing([n])]
-        steps = runs.steps(*names)
-        if not steps:
-            return pd.DataFrame(columns=["label", "params", "loss"]), None
-        step = steps[-1]
-        rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
-        return pd.DataFrame(rows), step
-    t = search_trials(runs.res)  # the search's trials: the confirm stage re-runs some of them
-    done = t[np.isfinite(t["final_val_loss"].astype(float))]
-    if done.empty:
-        return pd.DataFrame(columns=["label", "params", "loss"]), None
-    step = float(done["final_iter"].max())
-    full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
-    rows = [{"label": f"{r['n_layer']:.0f}/{r['n_head']:.0f}/{r['n_embd']:.0f}", "params": r["params"],
-             "loss": r["final_val_loss"]} for _, r in full.iterrows()]
-    return pd.DataFrame(rows), step
-
-
-def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory."""
-    named = bool(runs.names & set(runs.order))
-    points, step = size_points(runs, named)
-    fit = fit_scaling(points, step) if len(points) else None
-    out = []
-    sizes = [n for n in runs.order if named and not runs.missing([n])]
-    if named:
-        e = "each larger model reaches a lower val loss"
-        pairs = list(zip(sizes, sizes[1:]))
-        if not pairs or step is None:
-            out.append(cannot_tell(e, f"{len(sizes)} size(s) with results", spec.check))
-        else:
-            tests = [(b, a, welch(runs.at(b, step), runs.at(a, step))) for a, b in pairs]
-            weakest = max(tests, key=lambda x: x[2].effect)
-            obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
-                   + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
-            out.append(Verdict(e, all_of([t.outcome(-1) for _, _, t in tests]), obs, weakest[2].effect,
-                               weakest[2].stderr, _n(runs, *sizes), step, p_value=weakest[2].p, check=spec.check))
-    e = "the loss falls as a power of the parameter count: loss = a · N^(−α) with α > 0"
-    if fit is None:
-        out.append(cannot_tell(e, f"{points['params'].nunique() if len(points) else 0} distinct size(s), 2 needed",
-                               spec.check))
-        return out
-    seeds = {r["label"]: int(r["n_seeds"]) for _, r in fit.sizes.iterrows()}
-    a, alpha = fit.power
-    ci = fit.ci(fit.boot_power[:, 1])
-    outcome = UNKNOWN if ci is None else HOLDS if ci[0] > 0 else NOT if ci[1] < 0 else NOISE
-    e_c, _, alpha_c = fit.chinchilla
-    obs = (f"α = {alpha:.4f}" + (f" (95% interval {ci[0]:.4f} to {ci[1]:.4f})" if ci else " (one seed: no interval)")
-           + f" over {len(fit.sizes)} sizes at step {fit.step:.0f}; with an irreducible term, "
-             f"loss = {e_c:.3f} + A·N^(−{alpha_c:.3f})")
-    out.append(Verdict(e, outcome, obs, alpha, float(np.std(fit.boot_power[:, 1])) if ci else None, seeds, fit.step,
-                       rule="95% bootstrap interval of α (seeds resampled within each size) above 0",
-                       check=spec.check))
-    e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
-    ci = fit.ci(-fit.boot_slope)
-    drop = -fit.slope
-    lo, hi = DECADE_DROP
-    outcome = UNKNOWN if ci is None else HOLDS if lo <= ci[0] and ci[1] <= hi else NOT if ci[1] < lo or ci[0] > hi \
-        else NOISE
-    obs = (f"{drop:.3f} lower per 10× (straight line of loss against log10 N)"
-           + (f", 95% interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else "; one seed: no interval"))
-    out.append(Verdict(e, outcome, obs, drop, float(np.std(fit.boot_slope)) if ci else None, seeds, fit.step,
-                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check))
-    if named and len(sizes) >= 2:
-        for col, e, unit in (("time_s", "larger models take longer to train", "s"),
-                             ("mem_mb", "larger models need more memory", " MB")):
-            samples = {n: runs.per_seed(n, col) for n in sizes}
-            if any(s.n == 0 for s in samples.values()):
-                out.append(cannot_tell(e, f"{col} not recorded for every size", spec.check, _n(runs, *sizes)))
-                continue
-            tests = [welch(samples[b], samples[a]) for a, b in zip(sizes, sizes[1:])]
-            weakest = min(tests, key=lambda t: t.effect)
-            obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
-                   + f"; smallest step: {weakest.text()}")
-            out.append(Verdict(e, all_of([t.outcome(+1) for t in tests]), obs, weakest.effect, weakest.stderr,
-                               _n(runs, *sizes), None, p_value=weakest.p, check=spec.check))
-    return out
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""The end of a sweep: its summary table and report, the checkpoints it keeps, and the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from sweeps.storage import apply_checkpoint_policy, is_remote
+
+
+def resume_command(a: argparse.Namespace) -> str:
+    return f"python sweeps/run.py {a.exp} --resume" + (f" --storage {a.storage}" if a.storage != "results" else "")
+
+
+def summarise(a: argparse.Namespace, exp_path: str) -> int:
+    """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
+    if is_remote(exp_path):
+        print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
+        return 0
+    from sweeps.analysis.load import load_sweep
+    from sweeps.analysis.report import read_sweep_info, summary_text, write_outputs
+    from sweeps.analyze import experiment_of
+
+    res = load_sweep(Path(exp_path))
+    exp = experiment_of(Path(exp_path))
+    status = res.trials["status"]
+    freed = apply_checkpoint_policy(Path(exp_path), res.trials, a.keep_checkpoints, worth_keeping(res))
+    if freed:
+        print(f"checkpoints: kept per --keep-checkpoints {a.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
+    print()
+    if status.isin(["interrupted", "not started"]).any():
+        print(summary_text(res, exp, []))
+        print(f"\nthe sweep was interrupted; continue it with: {resume_command(a)}")
+        return 130
+    if a.no_analyze:
+        print(summary_text(res, exp, []))
+    else:
+        # Tune's own SIGINT handler (it stops trials) may still be installed: a Ctrl-C now is ours
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("writing the report...", flush=True)
+        try:
+            report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
+        except KeyboardInterrupt:
+            # the sweep itself is done and on disk; only the report is missing
+            print(f"\ninterrupted while writing the report; the results are complete in {exp_path}; finish the "
+                  f"report with: gptsweep analyze {exp_path}", file=sys.stderr)
+            return 130
+        print(summary_text(res, exp, vs))
+        print(f"\nreport: {report}")
+    print(f"results: {exp_path}")
+    if res.trials["error"].astype(str).str.contains("No space left on device").any():
+        print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
+              f"with: {resume_command(a)}", file=sys.stderr)
+    return 1 if (status == "errored").any() else 0
+
+
+def worth_keeping(res) -> set[str]:
+    """The runs whose checkpoints `--keep-checkpoints best` keeps: a search's confirmed ones and its best trial,
+    or a grid's best run."""
+    from sweeps.analysis.search import is_search, ranked
+    from sweeps.analysis.verdicts import best_run
+
+    if is_search(res):
+        top = ranked(res)["name"].head(1)
+        return {n for n in res.trials["name"] if n.startswith("confirm_")} | set(top)
+    best = best_run(res)
+    return {best[0]} if best else set()
