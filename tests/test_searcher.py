@@ -82,8 +82,7 @@ def test_the_confirm_stage_waits_then_reruns_the_best_and_the_reference(tmp_path
 def test_the_sampler_is_chosen_and_says_why():
     assert choose_sampler("tpe", SPACE, 100) == ("tpe", "chosen on the command line")
     assert choose_sampler("auto", SPACE, 8)[0] == "random"
-    cont = {"learning_rate": SPACE["learning_rate"], "dropout": Distribution("uniform", (0.0, 0.3))}
-    assert choose_sampler("auto", cont, 32)[0] == "gp"
-    assert choose_sampler("auto", {**cont, "b": Distribution("choice", (1, 2)), "c": Distribution("choice", (1, 2))},
-                          32)[0] == "tpe"
-    assert choose_sampler("auto", cont, 200)[0] == "tpe"
+    assert choose_sampler("auto", SPACE, 32)[0] == "gp"  # the benchmark's case: GP won by 16 samples
+    wide = {f"p{i}": Distribution("uniform", (0.0, 1.0)) for i in range(5)}
+    assert choose_sampler("auto", wide, 32)[0] == "tpe"
+    assert choose_sampler("auto", SPACE, 200)[0] == "tpe"
