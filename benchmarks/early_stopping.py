@@ -130,7 +130,7 @@ def main(argv=None) -> int:
             env["OMP_WAIT_POLICY"] = a.omp_wait_policy
         (tmp / "ray").mkdir()
         common_args = ["--profile", profile, "--max-concurrent", str(a.max_concurrent), "--data-source", source,
-                       "--no-analyze"]
+                       "--no-analyze", "--seeds", "1", "--confirm", "0"]  # one trial per config, as before
 
         print(f"== Optuna + ASHA: {a.num_samples} samples of {exp.name} ({profile}), {a.max_concurrent} at once, "
               f"grace {sched.grace_period}, reduction factor {sched.reduction_factor}, max_t {max_iters}",

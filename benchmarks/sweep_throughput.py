@@ -124,7 +124,8 @@ def sequential(runs: list[dict], tmp: Path, env: dict, data_dir: Path, mode: str
 
 
 def sweep_command(exp: str, profile: str, asha: bool, order: str) -> list[str]:
-    return (["sweeps/run.py", exp, "--profile", profile] + ([] if asha else ["--scheduler", "none"])
+    # one seed per run: the sequential side trains each run once
+    return (["sweeps/run.py", exp, "--profile", profile, "--seeds", "1"] + ([] if asha else ["--scheduler", "none"])
             + ([] if order == "auto" else ["--order", order]))
 
 

@@ -53,7 +53,15 @@ def experiment_of(exp_dir: Path, name: str | None = None) -> Experiment | None:
     info = read_sweep_info(exp_dir) or {}
     exp = info.get("exp")
     if isinstance(exp, str) and (Path(exp_dir) / f"{exp}.yaml").is_file():
-        return load_experiment(Path(exp_dir) / f"{exp}.yaml")
+        try:
+            return load_experiment(Path(exp_dir) / f"{exp}.yaml")
+        except UserError as e:
+            if exp not in experiment_names():
+                raise
+            # a copy written by an older version of this program: the shipped file of that name
+            print(f"note: the sweep's copy of its experiment file cannot be read by this version ({e}); "
+                  f"judging it by the shipped {exp}", file=sys.stderr)
+            return load_experiment(exp)
     m = re.match(r"^(exp\d+)", Path(exp_dir).name)
     if m and m.group(1) in experiment_names():
         return load_experiment(m.group(1))

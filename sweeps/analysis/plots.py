@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from . import search
 from .judge import Runs
@@ -252,8 +253,13 @@ def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[
 
 
 def _axis_values(values: list) -> tuple[np.ndarray, list[str] | None, bool]:
-    """Values as positions on an axis: numbers as they are (log where they span 4x), choices as 0, 1, ..."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    """Values as positions on an axis: numbers as they are (log where they span 4x), choices (and a few
+    whole numbers, such as batch sizes) as 0, 1, ..."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numbers and len(set(values)) <= 8 and all(float(v).is_integer() for v in values):
+        labels = [str(int(v)) for v in sorted(set(values))]
+        return np.array([labels.index(str(int(v))) for v in values], dtype=float), labels, False
+    if numbers:
         x = np.array(values, dtype=float)
         return x, None, bool(len(x) and np.all(x > 0) and x.max() / x.min() >= 4)
     labels = sorted({str(v) for v in values})
@@ -270,13 +276,15 @@ def slices(params: dict[str, list], y: np.ndarray, completed: np.ndarray, step: 
         ax.scatter(x[~completed], y[~completed], s=18, marker="x", color="C3", label="stopped early")
         if log:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # the decade labels only: minor ones overlap
         if labels:
             ax.set_xticks(range(len(labels)), labels, fontsize=8)
         ax.set_xlabel(name)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel(f"val loss at step {step:.0f}")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Slices: val loss against each searched value")
+    fig.suptitle(f"Slices: val loss against each searched value ({int(np.isfinite(y).sum())} of {len(y)} trials "
+                 f"reached step {step:.0f})")
     return _save(fig, path)
 
 

@@ -95,7 +95,7 @@ def trend(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     slope, se, p, dof = _partial_slope(x, y[ok].to_numpy(), others)
     expect = -1 if direction == "lower" else 1
     outcome = (HOLDS if math.copysign(1, slope) == expect else NOT) if p < 0.05 else NOISE
-    held = f", the other searched values held fixed ({', '.join(others)})" if others else ""
+    held = f", the other searched values ({', '.join(others)}) as covariates" if others else ""
     obs = (f"{words} changes by {slope:+.4f} ± {se:.4f} {unit} at step {step:.0f} (p = {p:.2g}) over "
            f"{int(ok.sum())} trials{held}")
     return [Verdict(e, outcome, obs, slope, se, {"trials": int(ok.sum())}, step,
