@@ -127,7 +127,9 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
                 run = next(r for r in exp.grid_runs(profile) if r["name"] == exp.reference)
                 reference = {"name": exp.reference, **build_config(
                     expand_shape({k: v for k, v in run.items() if k != "name"}, exp.name), where=exp.name).as_dict()}
-            confirm = Confirm(min(a.confirm, num_samples), seeds, reference)
+            per = exp.confirm_per
+            k = len(exp.space(profile)[per].args) if per else min(a.confirm, num_samples)
+            confirm = Confirm(k, seeds, reference, per)
             num_samples += confirm.n_trials
     # the start order changes no outcome (the scheduler decides on the values at its rungs), only
     # how well the trials fill the slots
@@ -206,7 +208,9 @@ def describe(plan: Plan) -> str:
         lines.append("fixed: " + ", ".join(f"{k}={_value(base[k])}" for k in KNOBS if k not in searched))
         if plan.confirm:
             c = plan.confirm
-            lines.append(f"then the confirm stage: the best {c.k} configurations"
+            lines.append("then the confirm stage: "
+                         + (f"the best configuration of each {c.per} ({c.k} values)" if c.per
+                            else f"the best {c.k} configurations")
                          + (f" and the reference run {c.reference['name']}" if c.reference else "")
                          + f", each over {len(c.seeds)} seed(s) ({', '.join(map(str, c.seeds))}) to the full budget: "
                            f"{c.n_trials} trials (--confirm 0 to skip)")

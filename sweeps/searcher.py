@@ -88,11 +88,15 @@ def open_study(journal: str | Path, name: str, sampler: optuna.samplers.BaseSamp
 
 @dataclass
 class Confirm:
-    """The confirm stage: the best `k` search configurations and the reference, each over `seeds`."""
+    """The confirm stage: the best `k` search configurations and the reference, each over `seeds`.
+
+    With `per` (a searched choice), the best configuration of each of its `k` values instead.
+    """
 
     k: int
     seeds: tuple[int, ...]
     reference: dict[str, Any] | None  # the reference run's config (name, TrainConfig values), or None
+    per: str = ""
 
     @property
     def n_trials(self) -> int:
@@ -154,7 +158,8 @@ class StudySearcher(Searcher):
         return st.queue.pop(0)
 
     def _confirm_configs(self) -> list[dict[str, Any]]:
-        """The best k configurations (full budget first, then by val loss) and the reference, each per seed."""
+        """The best k configurations (full budget first, then by val loss), or the best of each value of
+        `per`, and the reference, each per seed."""
         done = [t for t in self.study.get_trials(deepcopy=False)
                 if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
@@ -163,7 +168,13 @@ class StudySearcher(Searcher):
             value = t.value if t.value is not None else t.intermediate_values.get(step, math.inf)
             return (-step, value if value is not None and math.isfinite(value) else math.inf, t.number)
 
-        best = sorted(done, key=rank)[: self._confirm.k]
+        best = sorted(done, key=rank)
+        if self._confirm.per:  # the first (the best) trial of each value
+            first: dict[str, optuna.trial.FrozenTrial] = {}
+            for t in best:
+                first.setdefault(repr(t.params.get(self._confirm.per)), t)
+            best = list(first.values())
+        best = best[: self._confirm.k]
         out = []
         for t in best:
             for seed in self._confirm.seeds:

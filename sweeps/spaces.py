@@ -17,6 +17,7 @@ An experiment file is one of the tutorial's experiments, its question and its ru
         learning_rate: {loguniform: [1.0e-4, 5.0e-3]}
         shape: {choice: ["2/2/128", "4/4/256"]}   # n_layer/n_head/n_embd together
       verdicts: [{check: gap_trend}]      # what a search can answer
+      confirm_per: shape                  # confirm the best of each size, not the best K (optional)
     early_stopping: {grace_period: 250, reduction_factor: 2}   # or {none: "why it is off"}
     profiles:
       full:  {config: {max_iters: 1000}}          # `seeds: N` changes the scale's number of seeds
@@ -57,7 +58,7 @@ TOP_KEYS = {"description", "question", "base", "reference", "grid", "verdicts", 
             "profiles"}
 PROFILE_KEYS = {"note", "seeds", "config", "runs", "optuna", "early_stopping"}
 SCALE_KEYS = {"note", "seeds", "config"}
-OPTUNA_KEYS = {"num_samples", "space", "verdicts"}
+OPTUNA_KEYS = {"num_samples", "space", "verdicts", "confirm_per"}
 EARLY_STOPPING_KEYS = {"grace_period", "reduction_factor"}
 VERDICT_KEYS = {"check", "run", "against", "param", "metric", "expect"}
 METRICS = ("val_loss", "gap")
@@ -301,9 +302,22 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
                      verdicts=_parse_verdicts(doc.get("verdicts"), f"{w}: verdicts", names, reference),
                      search_verdicts=_parse_verdicts(opt.get("verdicts"), f"{w}: optuna.verdicts", names, reference),
                      optuna_samples=samples, no_early_stopping_reason=reason, no_search_reason=no_search,
+                     confirm_per=_confirm_per(opt.get("confirm_per"), profiles, f"{w}: optuna.confirm_per"),
                      profiles=profiles)
     _validate_trials(exp)
     return exp
+
+
+def _confirm_per(value: Any, profiles: dict[str, Profile], where: str) -> str:
+    """`optuna.confirm_per`: a parameter every profile searches as a `choice`."""
+    if value is None:
+        return ""
+    for p in profiles.values():
+        choices = sorted(k for k, d in p.space.items() if d.kind == "choice")
+        if value not in choices:
+            raise UserError(f"{where}={value!r} must name a `choice` parameter of optuna.space in every profile"
+                            + (f": {', '.join(choices)}" if choices else f" (profile {p.name} has none)"))
+    return str(value)
 
 
 def _validate_trials(exp: Experiment) -> None:

@@ -92,6 +92,9 @@ class Experiment:
     optuna_samples: int
     no_early_stopping_reason: str  # why early stopping is off ("" where it is on)
     no_search_reason: str = ""  # why the experiment has no search ("" where it has one)
+    # a search's confirm stage re-runs the best configuration of each value of this searched choice
+    # (exp5: the best learning rate of each size) rather than the best K overall ("" for the best K)
+    confirm_per: str = ""
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     @property

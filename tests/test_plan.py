@@ -97,8 +97,11 @@ def test_the_dry_run_of_a_search_shows_its_space():
     text = describe(plan_of("exp5", "--search", "optuna", "--num-samples", "6", "--profile", "smoke",
                             "--gpus-per-trial", "0.25"))
     assert "6 Optuna trials (random sampler: 6 samples" in text and "shape: choice" in text
-    assert "0.25 GPU" in text and "at most 300 iterations" in text  # 6 searched + (3 best + tiny) confirmed
-    assert "the confirm stage: the best 3 configurations and the reference run tiny" in text
+    # 6 searched + (the best of each of 3 sizes + tiny) confirmed
+    assert "0.25 GPU" in text and "at most 300 iterations" in text
+    assert "the confirm stage: the best configuration of each shape (3 values) and the reference run tiny" in text
+    text = describe(plan_of("exp1", "--search", "optuna", "--profile", "smoke"))
+    assert "the confirm stage: the best 3 configurations and the reference run baseline" in text
 
 
 @pytest.mark.parametrize("argv", [["exp1", "--profile", "full"], ["exp3", "--profile", "cpu"]])

@@ -79,6 +79,21 @@ def test_the_confirm_stage_waits_then_reruns_the_best_and_the_reference(tmp_path
     assert len(open_study(tmp_path / "optuna.journal", "exp1").trials) == 3
 
 
+def test_the_confirm_stage_per_value_reruns_the_best_of_each(tmp_path):
+    s = searcher(tmp_path, n=4, confirm=Confirm(k=2, seeds=(1337,), reference=None, per="shape"))
+    configs = [s.suggest(f"r{i}") for i in range(4)]
+    for i, value in enumerate([2.4, 2.1, 2.3, 2.0]):
+        s.on_trial_complete(f"r{i}", reports(s, f"r{i}", [0, 30], value=value))
+    got = [s.suggest(f"c{i}") for i in range(2)]
+    assert s.suggest("c2") == "FINISHED"
+    # one per shape, each its shape's lowest loss, the best first
+    best = {}
+    for i, _value in sorted(enumerate([2.4, 2.1, 2.3, 2.0]), key=lambda x: x[1]):
+        best.setdefault(configs[i]["shape"], f"confirm_t{i:03d}")
+    assert [c["name"] for c in got] == list(best.values())
+    assert len({c["shape"] for c in got}) == len(best)
+
+
 def test_the_sampler_is_chosen_and_says_why():
     assert choose_sampler("tpe", SPACE, 100) == ("tpe", "chosen on the command line")
     assert choose_sampler("auto", SPACE, 8)[0] == "random"

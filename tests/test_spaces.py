@@ -180,6 +180,9 @@ def test_every_reference_and_verdict_run_is_in_the_grid():
     (("verdicts:\n  - {check: lower_loss, run: b}", "verdicts: {check: lower_loss, run: b}"),
      "verdicts: expected a list"),
     (("grace_period: 10,", "grace_period: ten,"), "grace_period='ten' must be a positive whole number"),
+    # the confirm stage per value needs a searched choice
+    (("  num_samples: 3\n", "  num_samples: 3\n  confirm_per: learning_rate\n"),
+     "optuna.confirm_per='learning_rate' must name a `choice` parameter"),
 ])
 def test_malformed_files_are_one_line(tmp_path, edit, expect):
     old, new = edit

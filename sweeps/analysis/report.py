@@ -226,6 +226,15 @@ def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
         lines += markdown_table(["model", "parameters", "training time", "final val loss", "peak memory",
                                  "text sample (first seed)"], rows)
         lines.append("")
+    elif fit is not None:  # a search: the best of each size, as fitted
+        sizes = fit[0].to_json()["sizes"]
+        lines += ["The best configuration of each size, as fitted:", ""]
+        lines += markdown_table(["size", "parameters", "seeds", "val loss"],
+                                [[z["label"], f"{z['params']:,.0f}", z["n_seeds"],
+                                  f"{z['mean_val_loss']:.4f}" + (f" ± {z['std_val_loss']:.4f}"
+                                                                 if z["std_val_loss"] is not None else "")]
+                                 for z in sizes])
+        lines.append("")
     if fit is None:
         return lines + ["Fewer than two sizes have results at a shared step: no scaling fit.", ""]
     j = fit[0].to_json()
@@ -234,8 +243,10 @@ def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
         return f"[{x[0]:.4f}, {x[1]:.4f}]" if x else "(one seed: no interval)"
 
     pl, ch, nx = j["power_law"], j["chinchilla"], j["next_size"]
+    draws = j["bootstrap"]["draws"]
     lines += [f"Fitted at step {j['step']:.0f}, every size at the same budget, on each seed's val loss "
-              f"(95% intervals: bootstrap over seeds, {j['bootstrap']['draws']} draws):", "",
+              + (f"(95% intervals: bootstrap over seeds, {draws} draws):" if draws else
+                 "(one seed per size: no intervals; confirm the best of each size over seeds for them):"), "",
               f"- power law: loss = {pl['a']:.3g} · N^(−α), α = {pl['alpha']:.4f} {ci(pl['alpha_ci'])}",
               f"- Chinchilla form: loss = E + A · N^(−α), E = {ch['E']:.4f} {ci(ch['E_ci'])}, A = {ch['A']:.3g}, "
               f"α = {ch['alpha']:.4f} {ci(ch['alpha_ci'])}",

@@ -189,27 +189,48 @@ def _params(row: pd.Series) -> float:
 def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     """(label, params, loss) per size and seed at one budget, and that step.
 
-    A grid: the file's runs at the last step every seed of every size reached. A search: per
-    size, the trials that reached the largest budget any trial reached (a trial stopped early
-    is not fitted by its last loss), the best learning rate of each size.
+    A grid: the file's runs at the last step every seed of every size reached. A search with a
+    confirm stage: per size, its best confirmed configuration over the seeds (the file's
+    `confirm_per: shape` confirms the best of each size). Otherwise, per size, the best of the
+    search's trials that reached the largest budget any trial reached (one seed: no interval;
+    a trial stopped early is not fitted by its last loss).
     """
     if named:
         names = [n for n in runs.order if not runs.missing([n])]
-        steps = runs.steps(*names)
-        if not steps:
-            return pd.DataFrame(columns=["label", "params", "loss"]), None
-        step = steps[-1]
-        rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
-        return pd.DataFrame(rows), step
+        return _points(runs, names)
+    confirmed = sorted(n for n in runs.names if n.startswith("confirm_") and not runs.missing([n]))
+    if confirmed:
+        points, step = _points(runs, confirmed)
+        if step is not None and points["params"].nunique() >= 3:  # else the search's own best per size
+            # the best configuration of each size: the lowest mean over its seeds
+            means = points.groupby("label")["loss"].mean()
+            best = points.assign(mean=points["label"].map(means)).sort_values("mean", kind="stable")
+            keep = best.drop_duplicates("params")["label"]
+            points = points[points["label"].isin(keep)].reset_index(drop=True)
+            points["label"] = [_shape(runs.row(n)) for n in points["label"]]
+            return points, step
     t = search_trials(runs.res)  # the search's trials: the confirm stage re-runs some of them
     done = t[np.isfinite(t["final_val_loss"].astype(float))]
     if done.empty:
         return pd.DataFrame(columns=["label", "params", "loss"]), None
     step = float(done["final_iter"].max())
     full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
-    rows = [{"label": f"{r['n_layer']:.0f}/{r['n_head']:.0f}/{r['n_embd']:.0f}", "params": r["params"],
-             "loss": r["final_val_loss"]} for _, r in full.iterrows()]
+    rows = [{"label": _shape(r), "params": r["params"], "loss": r["final_val_loss"]} for _, r in full.iterrows()]
     return pd.DataFrame(rows), step
+
+
+def _points(runs: Runs, names: list[str]) -> tuple[pd.DataFrame, float | None]:
+    """Every seed's val loss of these runs at the last step all of them reached."""
+    steps = runs.steps(*names)
+    if not steps:
+        return pd.DataFrame(columns=["label", "params", "loss"]), None
+    step = steps[-1]
+    rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
+    return pd.DataFrame(rows), step
+
+
+def _shape(row: pd.Series) -> str:
+    return f"{row['n_layer']:.0f}/{row['n_head']:.0f}/{row['n_embd']:.0f}"
 
 
 def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:

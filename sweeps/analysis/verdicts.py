@@ -22,7 +22,7 @@ from .judge import Runs, Verdict, cannot_tell, n_seeds
 from .load import Results, config_of
 from .metrics import loss_noise, overfit_class
 from .scaling import scaling
-from .search import best_range, confirm_verdict, trend
+from .search import best_range, confirm_verdict, is_search, trend
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, Sample, against, all_of, any_of, sample, t_crit, welch
 
 if TYPE_CHECKING:
@@ -316,20 +316,21 @@ CHECKS: dict[str, Check] = {
 def verdicts(exp: Experiment | None, res: Results) -> list[Verdict]:
     """The expectations the experiment file lists, judged on `res` (empty without an experiment).
 
-    When none of the file's runs is in the results (a search names its trials by number), the
-    first verdict says so and the file's search verdicts (`optuna.verdicts`) follow.
+    A search (its trials are named by number) is judged by the file's search verdicts
+    (`optuna.verdicts`) and the confirm stage's. Results holding none of the file's runs and no
+    search get one verdict saying so.
     """
     if exp is None:
         return []
     runs = Runs(res, exp.run_names)
+    if is_search(res):
+        return ([v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
+                + confirm_verdict(runs, exp.reference))
     if not runs.names & set(exp.run_names):
         found = res.trials["name"].value_counts()
         listed = ", ".join(f"{n} ×{c}" for n, c in found.items())
-        head = cannot_tell(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
-                           f"none of them is in this sweep (trials: {listed}): the comparisons between named runs "
-                           "are skipped; what can be computed follows")
-        return ([head] + [v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
-                + confirm_verdict(runs, exp.reference))
+        return [cannot_tell(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
+                            f"none of them is in this sweep (trials: {listed})")]
     return [v for spec in exp.verdicts for v in CHECKS[spec.check].fn(runs, spec)]
 
 
