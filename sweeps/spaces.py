@@ -16,7 +16,7 @@ An experiment file is one of the tutorial's experiments, its question and its ru
       space:
         learning_rate: {loguniform: [1.0e-4, 5.0e-3]}
         shape: {choice: ["2/2/128", "4/4/256"]}   # n_layer/n_head/n_embd together
-      verdicts: [{check: gap_trend}]      # what a search can answer
+      verdicts: [{check: trend, param: dropout, metric: gap}]   # what a search answers
       confirm_per: shape                  # confirm the best of each size, not the best K (optional)
     early_stopping: {grace_period: 250, reduction_factor: 2}   # or {none: "why it is off"}
     profiles:

@@ -32,6 +32,18 @@ profiles:
 """
 
 
+def assert_refused(tmp_path: Path, edit: tuple[str, str], expect: str) -> None:
+    """GOOD with one edit fails to load with one line naming the file and `expect`."""
+    old, new = edit
+    text = GOOD.replace(old, new)
+    assert text != GOOD
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as e:
+        load_experiment(path)
+    msg = str(e.value)
+    assert str(path) in msg and expect in msg and "\n" not in msg, msg
+
+
 def write(tmp_path: Path, text: str, name: str = "expt.yaml") -> Path:
     p = tmp_path / name
     p.write_text(text)
@@ -106,14 +118,7 @@ def test_a_good_file_loads_and_profiles_merge(tmp_path):
     (("early_stopping: {grace_period: 10, reduction_factor: 2}", "early_stopping: {none: ''}"), "with the reason"),
 ])
 def test_bad_files_name_the_file_and_key(tmp_path, edit, expect):
-    old, new = edit
-    text = GOOD.replace(old, new)
-    assert text != GOOD
-    path = write(tmp_path, text)
-    with pytest.raises(UserError) as e:
-        load_experiment(path)
-    msg = str(e.value)
-    assert str(path) in msg and expect in msg and "\n" not in msg
+    assert_refused(tmp_path, edit, expect)
 
 
 def test_broken_yaml_names_the_line(tmp_path):
@@ -185,11 +190,4 @@ def test_every_reference_and_verdict_run_is_in_the_grid():
      "optuna.confirm_per='learning_rate' must name a `choice` parameter"),
 ])
 def test_malformed_files_are_one_line(tmp_path, edit, expect):
-    old, new = edit
-    text = GOOD.replace(old, new)
-    assert text != GOOD
-    path = write(tmp_path, text)
-    with pytest.raises(UserError) as e:
-        load_experiment(path)
-    msg = str(e.value)
-    assert str(path) in msg and expect in msg and "\n" not in msg, msg
+    assert_refused(tmp_path, edit, expect)

@@ -229,7 +229,7 @@ def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[
             p1, p2 = exp2_plots(runs, grouped, spec.against, spec.run, out_dir / "exp2_overlay.png",
                                 out_dir / "exp2_difference.png")
             made += [(f"{spec.against} vs {spec.run}", p1), ("Their difference against 0.01, seed by seed", p2)]
-    if exp is not None and exp.asks("overfits", "narrower_gap", "gap_trend") and with_results:
+    if exp is not None and exp.asks("overfits", "narrower_gap") and with_results:
         made.append(("Train (dashed) vs val (solid)",
                      train_val(grouped, with_results, out_dir / "exp3_train_vs_val.png", f"{title}: train vs val")))
         made.append(("Final gaps and the overfitting classes", gaps(runs, with_results, out_dir / "exp3_gaps.png")))
