@@ -260,6 +260,7 @@ def importance(res: Results) -> tuple[dict[str, float], float | None]:
         return {}, step
     dists = {k: _distribution(v) for k, v in params.items()}
     y = values_at(res, trials, step)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line in the report's output
     study = optuna.create_study(direction="minimize")
     for i, value in enumerate(y):
         if math.isfinite(value):
@@ -267,5 +268,4 @@ def importance(res: Results) -> tuple[dict[str, float], float | None]:
                                                       distributions=dists, value=float(value)))
     if len(study.trials) < MIN_TRIALS:
         return {}, step
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return dict(optuna.importance.get_param_importances(study)), step
