@@ -40,7 +40,7 @@ import yaml
 from common import REPO, data_source, ratio, table, write_json
 
 from sweeps.analysis.load import load_sweep
-from sweeps.spaces import load_experiment
+from sweeps.spaces import load_experiment, shape_of
 
 EXPERIMENT = Path(__file__).resolve().parent / "early_stopping.yaml"
 
@@ -64,8 +64,8 @@ def read_trials(exp_dir: Path) -> list[dict]:
     for i, (_, row) in enumerate(res.trials.sort_values("trial_id").iterrows()):
         hist = res.history[res.history["trial_id"] == row["trial_id"]]
         cfg = res.configs[row["trial_id"]]
-        shape = f"{cfg['n_layer']}/{cfg['n_head']}/{cfg['n_embd']}"  # how the file's space names a size
-        trials.append({"index": i, "params": {**cfg, "shape": shape, "name": row["name"]},
+        # the file's space names a size by its shape
+        trials.append({"index": i, "params": {**cfg, "shape": shape_of(cfg), "name": row["name"]},
                        "rows": dict(zip(hist["iter"].astype(int), hist["val_loss"])),
                        "iter": int(row["final_iter"]), "max_iters": row["max_iters"],
                        "best_val_loss": row["best_val_loss"], "final_val_loss": row["final_val_loss"],

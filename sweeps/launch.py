@@ -106,7 +106,7 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
               if stopping else None,
               "num_samples": plan.num_samples, "sampler": plan.sampler or None,
               "confirm": plan.confirm.k if plan.confirm else 0,
-              "confirm_per": plan.confirm.per or None if plan.confirm else None, "cpus_per_trial": plan.cpus,
+              "confirm_per": (plan.confirm.per if plan.confirm else "") or None, "cpus_per_trial": plan.cpus,
               "gpus_per_trial": plan.gpus,
               "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
     (folder / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")

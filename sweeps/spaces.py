@@ -44,10 +44,10 @@ from gptcore.config import FIELD_TYPES, build_config, coerce, find_config, read_
 from gptcore.errors import UserError
 
 # the data model of an experiment file lives in specs.py; it is imported from here too
-from .specs import KNOBS, Distribution, EarlyStopping, Experiment, Profile, VerdictSpec, expand_shape
+from .specs import KNOBS, SHAPE, Distribution, EarlyStopping, Experiment, Profile, VerdictSpec, expand_shape, shape_of
 
-__all__ = ["KNOBS", "PROFILES", "PROFILES_FILE", "Distribution", "EarlyStopping", "Experiment", "Profile",
-           "VerdictSpec", "expand_shape", "experiment_names", "load_experiment"]
+__all__ = ["KNOBS", "PROFILES", "PROFILES_FILE", "SHAPE", "Distribution", "EarlyStopping", "Experiment", "Profile",
+           "VerdictSpec", "expand_shape", "experiment_names", "load_experiment", "shape_of"]
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 PROFILES_FILE = SPACES_DIR / "profiles.yaml"

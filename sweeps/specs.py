@@ -31,6 +31,11 @@ def expand_shape(values: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def shape_of(values: Any) -> str:
+    """The `"L/H/E"` name of a size from n_layer, n_head and n_embd (a config dict or a trials row)."""
+    return "/".join(f"{float(values[k]):.0f}" for k in ("n_layer", "n_head", "n_embd"))
+
+
 @dataclass(frozen=True)
 class Distribution:
     """One searched parameter: `kind` is one of DISTRIBUTIONS, `args` its bounds or choices."""

@@ -109,6 +109,13 @@ def test_config_rebuilt_without_config_json(tmp_path):
     assert any("no config.json" in n for n in res.notes)
 
 
+def test_a_shape_in_params_sets_the_size_without_config_json(tmp_path):
+    exp = tmp_path / "exp9"
+    make_trial(exp, "big", curve(1.6), config_json=False, overrides={"shape": "3/2/48"})
+    row = load_sweep(exp).trials.iloc[0]
+    assert (row["n_layer"], row["n_head"], row["n_embd"]) == (3, 2, 48)
+
+
 def write_ray_state(exp_dir: Path, trials: list[tuple[str, str, str, dict]]) -> None:
     """An experiment_state-*.json as Ray 2.60 writes it: (trial_id, status, folder, config) per trial."""
     data = [[json.dumps({"trial_id": tid, "status": status, "relative_logdir": folder, "config": config}),

@@ -30,6 +30,7 @@ from gptcore.config import FIELD_TYPES, SHIPPED_DIR, TrainConfig, read_config_fi
 from gptcore.errors import UserError
 
 from ..spaces import KNOBS as CONFIG_COLUMNS  # the config columns of the trials table
+from ..spaces import SHAPE, expand_shape
 from .files import last_line, num, read_json, read_jsonl, result_rows, text_of
 from .metrics import overfit_class
 
@@ -248,8 +249,8 @@ def _trial_config(d: Path, params: dict[str, Any], rows: list[dict[str, Any]]) -
         return {**TrainConfig().as_dict(), **config_fields(resolved)}, True, ""
     cfg = {**_tutorial_base(), **config_fields(params)}
     shape = params.get("shape")  # a grid may name a size as "n_layer/n_head/n_embd"
-    if isinstance(shape, str) and re.fullmatch(r"\d+/\d+/\d+", shape):
-        cfg["n_layer"], cfg["n_head"], cfg["n_embd"] = (int(x) for x in shape.split("/"))
+    if isinstance(shape, str) and SHAPE.match(shape):
+        cfg = expand_shape({**cfg, "shape": shape}, str(d))
     row_max = next((r["max_iters"] for r in reversed(rows) if isinstance(r.get("max_iters"), (int, float))), None)
     if row_max is not None:
         cfg["max_iters"] = int(row_max)

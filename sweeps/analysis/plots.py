@@ -255,8 +255,8 @@ def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[
 def _axis_values(values: list) -> tuple[np.ndarray, list[str] | None, bool]:
     """Values as positions on an axis: numbers as they are (log where they span 4x), choices (and a few
     whole numbers, such as batch sizes) as 0, 1, ..."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if numbers and len(set(values)) <= 8 and all(float(v).is_integer() for v in values):
+    numbers = search.numeric(values)
+    if numbers and search.as_choices(values):
         labels = [str(int(v)) for v in sorted(set(values))]
         return np.array([labels.index(str(int(v))) for v in values], dtype=float), labels, False
     if numbers:

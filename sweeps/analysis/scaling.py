@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar, nnls
 
+from ..spaces import shape_of
 from .judge import Runs, Verdict, cannot_tell, n_seeds
 from .search import search_trials
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, all_of, welch
@@ -198,24 +199,24 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     if named:
         names = [n for n in runs.order if not runs.missing([n])]
         return _points(runs, names)
-    confirmed = sorted(n for n in runs.names if n.startswith("confirm_") and not runs.missing([n]))
-    if confirmed:
-        points, step = _points(runs, confirmed)
-        if step is not None and points["params"].nunique() >= 3:  # else the search's own best per size
-            # the best configuration of each size: the lowest mean over its seeds
-            means = points.groupby("label")["loss"].mean()
-            best = points.assign(mean=points["label"].map(means)).sort_values("mean", kind="stable")
-            keep = best.drop_duplicates("params")["label"]
-            points = points[points["label"].isin(keep)].reset_index(drop=True)
-            points["label"] = [_shape(runs.row(n)) for n in points["label"]]
-            return points, step
+    confirmed = [n for n in sorted(runs.names) if n.startswith("confirm_") and not runs.missing([n])]
+    steps = runs.steps(*confirmed) if confirmed else []
+    if steps:
+        step = steps[-1]
+        best: dict[float, str] = {}  # per size, the confirmed configuration with the lowest mean over its seeds
+        for n in sorted(confirmed, key=lambda n: runs.at(n, step).mean):
+            best.setdefault(_params(runs.row(n)), n)
+        if len(best) >= 3:  # else the search's own best of each size
+            rows = [{"label": shape_of(runs.row(n)), "params": p, "loss": v}
+                    for p, n in best.items() for v in runs.at(n, step).values]
+            return pd.DataFrame(rows).sort_values("params", kind="stable").reset_index(drop=True), step
     t = search_trials(runs.res)  # the search's trials: the confirm stage re-runs some of them
     done = t[np.isfinite(t["final_val_loss"].astype(float))]
     if done.empty:
         return pd.DataFrame(columns=["label", "params", "loss"]), None
     step = float(done["final_iter"].max())
     full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
-    rows = [{"label": _shape(r), "params": r["params"], "loss": r["final_val_loss"]} for _, r in full.iterrows()]
+    rows = [{"label": shape_of(r), "params": r["params"], "loss": r["final_val_loss"]} for _, r in full.iterrows()]
     return pd.DataFrame(rows), step
 
 
@@ -227,10 +228,6 @@ def _points(runs: Runs, names: list[str]) -> tuple[pd.DataFrame, float | None]:
     step = steps[-1]
     rows = [{"label": n, "params": _params(runs.row(n)), "loss": v} for n in names for v in runs.at(n, step).values]
     return pd.DataFrame(rows), step
-
-
-def _shape(row: pd.Series) -> str:
-    return f"{row['n_layer']:.0f}/{row['n_head']:.0f}/{row['n_embd']:.0f}"
 
 
 def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:

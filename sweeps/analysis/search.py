@@ -112,7 +112,7 @@ def _covariates(res: Results, trials: pd.DataFrame, ok: np.ndarray, skip: set[st
         if name in skip:
             continue
         v = [val for val, keep in zip(values, ok) if keep]
-        if all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in v):
+        if numeric(v):
             z = np.asarray(v, dtype=float)
             if np.all(z > 0) and z.max() / z.min() >= 4:
                 z = np.log2(z)
@@ -234,13 +234,20 @@ def searched(res: Results) -> dict[str, list]:
     return out
 
 
+def numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def as_choices(values: list) -> bool:
+    """Whether searched values read as choices: anything but numbers, or a few whole numbers (batch sizes)."""
+    return not numeric(values) or (len(set(values)) <= 8 and all(float(v).is_integer() for v in values))
+
+
 def _distribution(values: list):
     import optuna
 
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    distinct = sorted({repr(v): v for v in values}.values(), key=repr)
-    if not numbers or (len(distinct) <= 8 and all(float(v).is_integer() for v in values)):
-        return optuna.distributions.CategoricalDistribution(distinct)
+    if as_choices(values):
+        return optuna.distributions.CategoricalDistribution(sorted({repr(v): v for v in values}.values(), key=repr))
     lo, hi = float(min(values)), float(max(values))
     return optuna.distributions.FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 4)
 
