@@ -39,16 +39,19 @@ def summarise(a: argparse.Namespace, exp_path: str) -> int:
     else:
         # Tune's own SIGINT handler (it stops trials) may still be installed: a Ctrl-C now is ours
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("writing the report...", flush=True)
+        report = None
         try:
+            # the line is inside the try: a Ctrl-C may come the moment it appears
+            print("writing the report...", flush=True)
             report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
+            print(summary_text(res, exp, vs))
+            print(f"\nreport: {report}")
         except KeyboardInterrupt:
-            # the sweep itself is done and on disk; only the report is missing
-            print(f"\ninterrupted while writing the report; the results are complete in {exp_path}; finish the "
-                  f"report with: gptsweep analyze {exp_path}", file=sys.stderr)
+            # the sweep itself is done and on disk; at most the report is missing
+            print(f"\ninterrupted {'after' if report else 'while'} writing the report; the results are complete in "
+                  f"{exp_path}; {'write it again' if report else 'finish it'} with: gptsweep analyze {exp_path}",
+                  file=sys.stderr)
             return 130
-        print(summary_text(res, exp, vs))
-        print(f"\nreport: {report}")
     print(f"results: {exp_path}")
     if res.trials["error"].astype(str).str.contains("No space left on device").any():
         print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
