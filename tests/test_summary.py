@@ -1,0 +1,57 @@
+"""sweeps/summary.py: the end of a sweep, in process on fabricated results."""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+
+import pytest
+from results_factory import curve, make_run
+
+import sweeps.analysis.report as report_module
+from sweeps.summary import summarise
+
+
+def finished_exp2(tmp_path):
+    exp = tmp_path / "results" / "exp2"
+    a = curve(1.8, iters=range(0, 501, 100))
+    make_run(exp, "large_batch", a, overrides={"batch_size": 64})
+    make_run(exp, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    return exp
+
+
+def args(**over) -> argparse.Namespace:
+    return argparse.Namespace(**{"exp": "exp2", "storage": "results", "keep_checkpoints": "last",
+                                 "no_analyze": False, **over})
+
+
+def test_a_finished_sweep_writes_its_report_and_exits_0(tmp_path, capsys):
+    exp = finished_exp2(tmp_path)
+    assert summarise(args(), str(exp)) == 0
+    out = capsys.readouterr().out
+    assert (exp / "report.md").is_file() and f"report: {exp / 'report.md'}" in out
+
+
+@pytest.mark.parametrize("at", ["the line", "the report", "the summary"])
+def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish(tmp_path, capsys, monkeypatch, at):
+    # CI once sent the Ctrl-C while "writing the report..." was still being printed: a traceback, exit -2
+    exp = finished_exp2(tmp_path)
+    real_print, real_write = builtins.print, report_module.write_outputs
+
+    def print_(*a, **k):
+        if a and ((at == "the line" and str(a[0]).startswith("writing the report"))
+                  or (at == "the summary" and "report:" in str(a[0]))):
+            raise KeyboardInterrupt
+        real_print(*a, **k)
+
+    def write(*a, **k):
+        if at == "the report":
+            raise KeyboardInterrupt
+        return real_write(*a, **k)
+
+    monkeypatch.setattr(builtins, "print", print_)
+    monkeypatch.setattr(report_module, "write_outputs", write)
+    assert summarise(args(), str(exp)) == 130
+    err = capsys.readouterr().err
+    assert f"the results are complete in {exp}" in err and f"gptsweep analyze {exp}" in err
+    assert ("after" in err) == (at == "the summary")
