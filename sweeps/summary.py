@@ -16,6 +16,16 @@ def resume_command(a: argparse.Namespace) -> str:
 
 def summarise(a: argparse.Namespace, exp_path: str) -> int:
     """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
+    try:
+        return _summarise(a, exp_path)
+    except KeyboardInterrupt:
+        # before the report (that has its own message): reading the results, or pruning checkpoints
+        print(f"\ninterrupted while summarising; the results are in {exp_path}; continue with: "
+              f"{resume_command(a)} (it runs no finished trial again)", file=sys.stderr)
+        return 130
+
+
+def _summarise(a: argparse.Namespace, exp_path: str) -> int:
     if is_remote(exp_path):
         print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
         return 0

@@ -55,3 +55,17 @@ def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish
     err = capsys.readouterr().err
     assert f"the results are complete in {exp}" in err and f"gptsweep analyze {exp}" in err
     assert ("after" in err) == (at == "the summary")
+
+
+def test_a_ctrl_c_while_the_results_are_read_is_exit_130_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    # a terminal's second Ctrl-C can come once Tune has stopped, while the summary reads the trials
+    import sweeps.analysis.load as load_module
+
+    def load(*a, **k):
+        raise KeyboardInterrupt
+
+    exp = finished_exp2(tmp_path)
+    monkeypatch.setattr(load_module, "load_sweep", load)
+    assert summarise(args(), str(exp)) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while summarising" in err and "python sweeps/run.py exp2 --resume" in err

@@ -183,10 +183,15 @@ def test_a_second_sweep_on_the_same_results_is_refused_with_the_first_ones_pid(t
             first.kill()
 
 
-def test_fresh_moves_the_old_results_aside_intact(tmp_path):
+def test_a_finished_sweep_resumes_to_nothing_and_fresh_moves_it_aside_intact(tmp_path):
     exp = write_experiment(tmp_path, "again", "  - {name: a, max_iters: 20, lr_decay_iters: 20}", max_iters=20,
                            eval_interval=10)
     assert run(tmp_path, str(exp)).returncode == 0
+    # --resume of a finished sweep (what an interrupted summary advises) runs nothing again
+    results = {d.name: (d / "result.json").read_bytes() for d in all_trials(tmp_path / "results" / "again")}
+    r = run(tmp_path, str(exp), "--resume")
+    assert r.returncode == 0 and "report:" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    assert {d.name: (d / "result.json").read_bytes() for d in all_trials(tmp_path / "results" / "again")} == results
     before = {p.relative_to(tmp_path / "results" / "again"): p.read_bytes()
               for p in (tmp_path / "results" / "again").rglob("*") if p.is_file()}
     r = run(tmp_path, str(exp), "--fresh")
