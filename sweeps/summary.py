@@ -16,6 +16,9 @@ def resume_command(a: argparse.Namespace) -> str:
 
 def summarise(a: argparse.Namespace, exp_path: str) -> int:
     """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
+    # Tune's own SIGINT handler (it stops trials) stays installed after a sweep that ran to its end: from here
+    # on a Ctrl-C is ours, and every step below says what it leaves
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _summarise(a, exp_path)
     except KeyboardInterrupt:
@@ -47,8 +50,6 @@ def _summarise(a: argparse.Namespace, exp_path: str) -> int:
     if a.no_analyze:
         print(summary_text(res, exp, []))
     else:
-        # Tune's own SIGINT handler (it stops trials) may still be installed: a Ctrl-C now is ours
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         report = None
         try:
             # the line is inside the try: a Ctrl-C may come the moment it appears

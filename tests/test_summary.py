@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import os
+import signal
+import time
 
 import pytest
 from results_factory import curve, make_run
@@ -58,14 +61,21 @@ def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish
 
 
 def test_a_ctrl_c_while_the_results_are_read_is_exit_130_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
-    # a terminal's second Ctrl-C can come once Tune has stopped, while the summary reads the trials
+    # a real SIGINT while the summary reads the trials, with a handler like the one Tune leaves installed
+    # after a sweep that ran to its end (it would swallow the Ctrl-C)
     import sweeps.analysis.load as load_module
 
     def load(*a, **k):
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler runs between bytecodes: never reached
+        raise AssertionError("the Ctrl-C was swallowed")
 
     exp = finished_exp2(tmp_path)
     monkeypatch.setattr(load_module, "load_sweep", load)
-    assert summarise(args(), str(exp)) == 130
+    before = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        assert summarise(args(), str(exp)) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
     err = capsys.readouterr().err
     assert "interrupted while summarising" in err and "python sweeps/run.py exp2 --resume" in err
