@@ -108,6 +108,14 @@ def make_run(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], *,
     return out
 
 
+def make_exp2(exp_dir: Path) -> Path:
+    """A finished exp2 sweep, three seeds per run, whose one verdict holds (both runs follow one curve)."""
+    a = curve(1.8, iters=range(0, 501, 100))
+    make_run(exp_dir, "large_batch", a, overrides={"batch_size": 64})
+    make_run(exp_dir, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    return exp_dir
+
+
 def noisy(final: float, sigma: float, n: int = 100, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     return list(final + 2.5 * np.exp(-np.arange(n) / 10) + rng.normal(0, sigma, n))

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from common import REPO
-from results_factory import curve, make_run
+from results_factory import make_exp2
 
 from sweeps.analyze import main
 
@@ -21,10 +21,7 @@ def test_cli_errors_without_traceback(tmp_path):
 
 
 def test_cli_direct_path_and_results(tmp_path, capsys):
-    exp = tmp_path / "res" / "exp2"
-    a = curve(1.8, iters=range(0, 501, 100))
-    make_run(exp, "large_batch", a, overrides={"batch_size": 64})
-    make_run(exp, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    exp = make_exp2(tmp_path / "res" / "exp2")
     assert main(["exp2", "--results", str(tmp_path / "res")]) == 0
     assert "[holds] gradient accumulation equals a large batch" in capsys.readouterr().out
     assert main([str(exp)]) == 0

@@ -9,18 +9,14 @@ import signal
 import time
 
 import pytest
-from results_factory import curve, make_run
+from results_factory import make_exp2
 
 import sweeps.analysis.report as report_module
 from sweeps.summary import summarise
 
 
 def finished_exp2(tmp_path):
-    exp = tmp_path / "results" / "exp2"
-    a = curve(1.8, iters=range(0, 501, 100))
-    make_run(exp, "large_batch", a, overrides={"batch_size": 64})
-    make_run(exp, "grad_accum", a, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
-    return exp
+    return make_exp2(tmp_path / "results" / "exp2")
 
 
 def args(**over) -> argparse.Namespace:
