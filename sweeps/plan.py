@@ -14,7 +14,7 @@ from gptcore.config import build_config
 from gptcore.errors import UserError
 
 from .render import text_table
-from .searcher import SAMPLERS, Confirm, choose_sampler
+from .sampling import SAMPLERS, Confirm, choose_sampler
 from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, expand_shape, load_experiment
 
 SEARCHERS = ("grid", "optuna")

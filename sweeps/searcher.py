@@ -29,9 +29,9 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
+from .sampling import SAMPLERS, Confirm
 from .spaces import Distribution
 
-SAMPLERS = ("auto", "tpe", "gp", "random")
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial is the live table's job
 
 
@@ -44,25 +44,6 @@ def optuna_distribution(d: Distribution) -> optuna.distributions.BaseDistributio
     if d.kind == "randint":
         return optuna.distributions.IntDistribution(int(d.args[0]), int(d.args[1]))
     return optuna.distributions.CategoricalDistribution(list(d.args))
-
-
-def choose_sampler(requested: str, space: dict[str, Distribution], num_samples: int) -> tuple[str, str]:
-    """(sampler, why) for `--sampler`; `auto` picks by the space and the budget.
-
-    The rule follows benchmarks/samplers.py (see benchmarks/README.md): with no more samples than
-    the model-based samplers' 10 random start-up trials nothing is learnt, so random; on exp1's
-    space (a learning rate and two choices) a Gaussian process found the best configuration by
-    16 samples for every sampler seed, TPE was still 0.02-0.07 behind at 32, so GP for small spaces
-    within 64 samples; beyond that TPE, whose cost per suggestion does not grow with the trials.
-    """
-    if requested != "auto":
-        return requested, "chosen on the command line"
-    categorical = sum(d.kind == "choice" for d in space.values())
-    if num_samples <= 10:
-        return "random", f"{num_samples} samples: no more than the 10 random start-up trials of TPE or GP"
-    if num_samples <= 64 and len(space) <= 4:
-        return "gp", f"{len(space)} parameters ({categorical} categorical), {num_samples} samples"
-    return "tpe", f"{len(space)} parameters ({categorical} categorical), {num_samples} samples"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -84,23 +65,6 @@ def open_study(journal: str | Path, name: str, sampler: optuna.samplers.BaseSamp
     storage = JournalStorage(JournalFileBackend(str(journal)))
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="minimize",
                                load_if_exists=True)
-
-
-@dataclass
-class Confirm:
-    """The confirm stage: the best `k` search configurations and the reference, each over `seeds`.
-
-    With `per` (a searched choice), the best configuration of each of its `k` values instead.
-    """
-
-    k: int
-    seeds: tuple[int, ...]
-    reference: dict[str, Any] | None  # the reference run's config (name, TrainConfig values), or None
-    per: str = ""
-
-    @property
-    def n_trials(self) -> int:
-        return (self.k + (self.reference is not None)) * len(self.seeds)
 
 
 @dataclass

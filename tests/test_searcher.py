@@ -7,7 +7,8 @@ import pickle
 import optuna
 import pytest
 
-from sweeps.searcher import Confirm, StudySearcher, choose_sampler, open_study
+from sweeps.sampling import Confirm, choose_sampler
+from sweeps.searcher import StudySearcher, open_study
 from sweeps.spaces import Distribution
 
 SPACE = {"learning_rate": Distribution("loguniform", (1e-4, 1e-2)), "shape": Distribution("choice", ("1/2/32",
