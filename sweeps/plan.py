@@ -6,21 +6,17 @@ dry run's text (every trial, its resources and the total work).
 
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass
 
 from gptcore.config import build_config
 from gptcore.errors import UserError
 
+from .options import ORDERS, SCHEDULERS, SEARCHERS, SweepOptions
 from .render import text_table
 from .sampling import SAMPLERS, Confirm, choose_sampler
 from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, expand_shape, load_experiment
 
-SEARCHERS = ("grid", "optuna")
 __all__ = ["SAMPLERS", "SEARCHERS", "SCHEDULERS", "ORDERS", "Plan", "make_plan", "describe", "estimated_flops"]
-SCHEDULERS = ("auto", "asha", "none")
-ORDERS = ("auto", "file", "longest-first")
 TIME_ATTR = "iter"  # the scheduler's clock: optimizer iterations, as gptcore reports them
 
 
@@ -57,20 +53,6 @@ class Plan:
         return max(t["max_iters"] for t in self.trials)
 
 
-def gpu_fraction(g: float) -> tuple[float, str | None]:
-    """A share of a GPU that Ray packs: 1/k exactly (Ray has hung on other fractions: ray#52133 with 0.18,
-    ray#42683 with mixed ones). Within 1% of 1/k it is rounded to 1/k and said; otherwise refused."""
-    k = round(1 / g)
-    if abs(1 / k - g) <= 0.01 * g:
-        exact = 1 / k
-        return exact, (None if abs(exact - g) < 1e-12 else f"--gpus-per-trial {g:g} rounded to 1/{k} = {exact:.6g}: "
-                       f"{k} trials a GPU")
-    lo, hi = 1 / math.ceil(1 / g), 1 / math.floor(1 / g)
-    raise UserError(f"--gpus-per-trial {g:g} is not 1/k of a GPU: Ray packs trials by fractions that divide a GPU "
-                    f"(and hangs on others, ray#52133): use {lo:.4g} ({math.ceil(1 / g)} a GPU) or {hi:.4g} "
-                    f"({math.floor(1 / g)} a GPU)")
-
-
 def choose_profile(requested: str, gpus_available: int) -> tuple[str, str | None]:
     """The profile to run, and a note when it was chosen for the user (`auto`)."""
     if requested != "auto":
@@ -92,14 +74,14 @@ def _scheduler(exp: Experiment, profile: str, requested: str) -> tuple[EarlyStop
     return stopping, None
 
 
-def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
+def make_plan(opts: SweepOptions, gpus_available: int) -> Plan:
     """The sweep that the command's options ask for; every trial config validated."""
-    exp = load_experiment(a.exp)
-    profile, note = choose_profile(a.profile, gpus_available)
-    scheduler, sched_note = _scheduler(exp, profile, a.scheduler)
-    gpus = a.gpus_per_trial if a.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
-    n_seeds = a.seeds or exp.seeds(profile)
-    if a.search == "grid":
+    exp = load_experiment(opts.exp)
+    profile, note = choose_profile(opts.profile, gpus_available)
+    scheduler, sched_note = _scheduler(exp, profile, opts.scheduler)
+    gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
+    n_seeds = opts.seeds or exp.seeds(profile)
+    if opts.search == "grid":
         runs = exp.grid_runs(profile)
         # every run trains once per seed; the seeds follow the run's own (the config's) seed
         trials = [{**run, "seed": run.get("seed", exp.base_values.get("seed", 1337)) + i}
@@ -110,37 +92,37 @@ def make_plan(a: argparse.Namespace, gpus_available: int) -> Plan:
             raise UserError(f"{exp.name} has no search: {exp.no_search_reason or 'its file defines no optuna.space'}"
                             f"; run its grid (drop --search optuna)")
         trials = [{**exp.profile_base(profile), "name": "optuna"}]
-        num_samples = a.num_samples or exp.optuna_samples
+        num_samples = opts.num_samples or exp.optuna_samples
     trials = [{"name": t["name"], **build_config(expand_shape({k: v for k, v in t.items() if k != "name"}, exp.name),
                                                  where=exp.name).as_dict()}
               for t in trials]
     seeds = tuple(sorted({t["seed"] for t in trials}))
     sampler = why = ""
     confirm = None
-    if a.search == "optuna":
-        sampler, why = choose_sampler(a.sampler, exp.space(profile), num_samples)
+    if opts.search == "optuna":
+        sampler, why = choose_sampler(opts.sampler, exp.space(profile), num_samples)
         base_seed = trials[0]["seed"]
         seeds = tuple(base_seed + i for i in range(n_seeds))
-        if a.confirm:
+        if opts.confirm:
             reference = None
             if exp.reference:
                 run = next(r for r in exp.grid_runs(profile) if r["name"] == exp.reference)
                 reference = {"name": exp.reference, **build_config(
                     expand_shape({k: v for k, v in run.items() if k != "name"}, exp.name), where=exp.name).as_dict()}
             per = exp.confirm_per
-            k = len(exp.space(profile)[per].args) if per else min(a.confirm, num_samples)
+            k = len(exp.space(profile)[per].args) if per else min(opts.confirm, num_samples)
             confirm = Confirm(k, seeds, reference, per)
             num_samples += confirm.n_trials
     # the start order changes no outcome (the scheduler decides on the values at its rungs), only
     # how well the trials fill the slots
-    order = "file" if a.search != "grid" else (a.order if a.order != "auto" else "longest-first")
+    order = "file" if opts.search != "grid" else (opts.order if opts.order != "auto" else "longest-first")
     if order == "longest-first":
         # Every trial runs to the end, so the sweep's wall time is set by whichever slot finishes last;
         # starting the costliest trials first leaves only short ones to fill in at the end (a stable
         # sort: equal costs keep the file's order).
         trials = sorted(trials, key=lambda t: -estimated_flops(t))
-    return Plan(exp, profile, a.search, scheduler, num_samples, a.cpus_per_trial, gpus, a.max_concurrent, trials,
-                order, tuple(n for n in (note, sched_note) if n), seeds, sampler, why, confirm)
+    return Plan(exp, profile, opts.search, scheduler, num_samples, opts.cpus_per_trial, gpus, opts.max_concurrent,
+                trials, order, tuple(n for n in (note, sched_note) if n), seeds, sampler, why, confirm)
 
 
 def estimated_flops(t: dict, vocab_size: int = 65) -> float:

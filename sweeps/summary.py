@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from pathlib import Path
 
+from sweeps.options import SweepOptions
 from sweeps.storage import apply_checkpoint_policy, is_remote
 
 
-def resume_command(a: argparse.Namespace) -> str:
-    return f"python sweeps/run.py {a.exp} --resume" + (f" --storage {a.storage}" if a.storage != "results" else "")
+def resume_command(opts: SweepOptions) -> str:
+    return (f"python sweeps/run.py {opts.exp} --resume"
+            + (f" --storage {opts.storage}" if opts.storage != "results" else ""))
 
 
-def summarise(a: argparse.Namespace, exp_path: str) -> int:
+def summarise(opts: SweepOptions, exp_path: str) -> int:
     """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
     # Tune's own SIGINT handler (it stops trials) stays installed after a sweep that ran to its end: from here
     # on a Ctrl-C is ours, and every step below says what it leaves
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _summarise(a, exp_path)
+        return _summarise(opts, exp_path)
     except KeyboardInterrupt:
         # before the report (that has its own message): reading the results, or pruning checkpoints
         print(f"\ninterrupted while summarising; the results are in {exp_path}; continue with: "
-              f"{resume_command(a)} (it runs no finished trial again)", file=sys.stderr)
+              f"{resume_command(opts)} (it runs no finished trial again)", file=sys.stderr)
         return 130
 
 
-def _summarise(a: argparse.Namespace, exp_path: str) -> int:
+def _summarise(opts: SweepOptions, exp_path: str) -> int:
     if is_remote(exp_path):
         print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
         return 0
@@ -39,15 +40,15 @@ def _summarise(a: argparse.Namespace, exp_path: str) -> int:
     res = load_sweep(Path(exp_path))
     exp = experiment_of(Path(exp_path))
     status = res.trials["status"]
-    freed = apply_checkpoint_policy(Path(exp_path), res.trials, a.keep_checkpoints, worth_keeping(res))
+    freed = apply_checkpoint_policy(Path(exp_path), res.trials, opts.keep_checkpoints, worth_keeping(res))
     if freed:
-        print(f"checkpoints: kept per --keep-checkpoints {a.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
+        print(f"checkpoints: kept per --keep-checkpoints {opts.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
     print()
     if status.isin(["interrupted", "not started"]).any():
         print(summary_text(res, exp, []))
-        print(f"\nthe sweep was interrupted; continue it with: {resume_command(a)}")
+        print(f"\nthe sweep was interrupted; continue it with: {resume_command(opts)}")
         return 130
-    if a.no_analyze:
+    if opts.no_analyze:
         print(summary_text(res, exp, []))
     else:
         report = None
@@ -66,7 +67,7 @@ def _summarise(a: argparse.Namespace, exp_path: str) -> int:
     print(f"results: {exp_path}")
     if res.trials["error"].astype(str).str.contains("No space left on device").any():
         print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
-              f"with: {resume_command(a)}", file=sys.stderr)
+              f"with: {resume_command(opts)}", file=sys.stderr)
     return 1 if (status == "errored").any() else 0
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from sweeps.options import parse_options
 from sweeps.plan import choose_profile, describe, estimated_flops, make_plan
-from sweeps.run import parse_args
 from sweeps.spaces import EarlyStopping
 
 
 def plan_of(*argv: str, gpus: int = 0):
-    return make_plan(parse_args(list(argv)), gpus)
+    return make_plan(parse_options(list(argv)), gpus)
 
 
 def test_a_grid_plan_has_the_files_runs_and_scheduler():

@@ -1,14 +1,21 @@
 """sweeps/run.py as a user runs it, without training: the dry run, --list and every bad option.
 
-Each test runs the command in a subprocess (`python sweeps/run.py ...`) and reads its output.
+Each test runs the command in a subprocess (`python sweeps/run.py ...`) and reads its output, but
+for the options themselves, read in process with `parse_options`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
+import sys
 
 import pytest
+from common import REPO
 from sweep_helpers import RUN, env_for, run
+
+from gptcore.errors import UserError
+from sweeps.options import SweepOptions, parse_options
 
 
 def test_dry_run_lists_every_trial_and_the_total_without_starting_ray(tmp_path):
@@ -98,3 +105,45 @@ def test_bad_experiment_files_give_one_clear_line(tmp_path, text, expect):
 def test_resume_with_nothing_to_resume_is_an_error(tmp_path):
     r = run(tmp_path, "exp1", "--profile", "smoke", "--resume")
     assert r.returncode == 2 and "nothing to resume" in r.stderr
+
+
+# what the command imports: --list, --help and --dry-run start neither Ray nor Optuna (seconds, not tens)
+_IMPORTS = """
+import sys
+from sweeps.run import cli
+try:
+    rc = cli(sys.argv[1:])
+except SystemExit as e:  # --help
+    rc = e.code
+print("rc", rc, "loaded", sorted(m for m in ("ray", "optuna") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [["--list"], ["--help"], ["exp1", "--profile", "smoke", "--dry-run"],
+                                  ["exp1", "--search", "optuna", "--profile", "smoke", "--dry-run"]])
+def test_list_help_and_dry_runs_import_neither_ray_nor_optuna(tmp_path, args):
+    r = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True,
+                       env=env_for(tmp_path), cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "rc 0 loaded []"
+
+
+def test_options_are_read_once_into_a_frozen_value_with_the_commands_defaults():
+    opts = parse_options(["exp1"])
+    assert opts == SweepOptions(exp="exp1")  # every default is SweepOptions' own
+    assert (opts.search, opts.sampler, opts.confirm, opts.scheduler, opts.profile, opts.order) \
+        == ("grid", "auto", 3, "auto", "auto", "auto")
+    assert (opts.cpus_per_trial, opts.gpus_per_trial, opts.storage, opts.max_failures, opts.dashboard_host,
+            opts.keep_checkpoints, opts.seed, opts.notes) == (1.0, None, "results", 3, "127.0.0.1", "last", 0, ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.exp = "exp2"
+    assert parse_options(["--list"]).list_experiments
+
+
+def test_a_gpu_fraction_near_one_over_k_is_rounded_and_said():
+    opts = parse_options(["exp1", "--gpus-per-trial", "0.333"])
+    assert opts.gpus_per_trial == 1 / 3
+    assert opts.notes == ("--gpus-per-trial 0.333 rounded to 1/3 = 0.333333: 3 trials a GPU",)
+    assert parse_options(["exp1", "--gpus-per-trial", "0.25"]).notes == ()
+    with pytest.raises(UserError, match="not 1/k of a GPU"):
+        parse_options(["exp1", "--gpus-per-trial", "0.3"])

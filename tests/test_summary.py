@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import os
 import signal
@@ -12,6 +11,7 @@ import pytest
 from results_factory import make_exp2
 
 import sweeps.analysis.report as report_module
+from sweeps.options import SweepOptions
 from sweeps.summary import summarise
 
 
@@ -19,9 +19,8 @@ def finished_exp2(tmp_path):
     return make_exp2(tmp_path / "results" / "exp2")
 
 
-def args(**over) -> argparse.Namespace:
-    return argparse.Namespace(**{"exp": "exp2", "storage": "results", "keep_checkpoints": "last",
-                                 "no_analyze": False, **over})
+def args(**over) -> SweepOptions:
+    return SweepOptions(**{"exp": "exp2", **over})  # storage results, keep_checkpoints last, the report written
 
 
 def test_a_finished_sweep_writes_its_report_and_exits_0(tmp_path, capsys):
