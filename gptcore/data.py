@@ -3,7 +3,9 @@
 A prepared dataset is a folder `data_dir/<name>/` holding `train.bin` and `val.bin` (uint16
 token ids) and `meta.pkl` (`stoi`, `itos`, `vocab_size`), byte for byte what nanoGPT's
 `data/shakespeare_char/prepare.py` writes: characters sorted into a vocabulary, the first 90%
-of the text for training and the rest for validation.
+of the text for training and the rest for validation. `shakespeare_char`'s text, Tiny
+Shakespeare, ships inside the package (`assets/`), so it is prepared with no network; any other
+text is a file, or an http(s) URL downloaded once into the cache.
 
 Batches are deterministic functions of (seed, step): the examples of one optimizer step do not
 depend on how they are split into micro-batches. Evaluation uses fixed windows drawn from their
@@ -14,14 +16,21 @@ and block size, whatever seed it trains with.
 from __future__ import annotations
 
 import fcntl
+import gzip
+import hashlib
+import http.client
 import os
 import pickle
 import shlex
-import shutil
 import tempfile
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,71 +38,131 @@ import torch
 
 from .errors import UserError
 
-SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+# Tiny Shakespeare ships inside the package (public domain; nanoGPT's input.txt, gzip -9 -n)
+SHAKESPEARE_ASSET = "assets/tinyshakespeare.txt.gz"
 SHAKESPEARE_BYTES = 1_115_394
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+SHAKESPEARE_LABEL = "the Tiny Shakespeare packaged with gptcore"
 MAX_VOCAB = 65536  # uint16 token ids: 0 .. 65535
 DATASET_FILES = ("train.bin", "val.bin", "meta.pkl")
-
-
-def source_url() -> str:
-    """Where Tiny Shakespeare is downloaded from: $GPTCORE_SHAKESPEARE_URL (a mirror), else the original."""
-    return os.environ.get("GPTCORE_SHAKESPEARE_URL") or SHAKESPEARE_URL
+# an --input URL: no byte for STALL_SECONDS, or a download past DOWNLOAD_SECONDS, is an error
+STALL_SECONDS = 10
+DOWNLOAD_SECONDS = 30
 
 
 def cache_dir() -> Path:
-    """Where downloaded source texts are kept: $GPTCORE_CACHE, else ~/.cache/gptcore."""
+    """Where downloaded source texts and shipped datasets are kept: $GPTCORE_CACHE, else ~/.cache/gptcore."""
     return Path(os.environ.get("GPTCORE_CACHE") or Path.home() / ".cache" / "gptcore")
+
+
+def shakespeare_text() -> bytes:
+    """Tiny Shakespeare as it ships inside the package: nanoGPT's input.txt, byte for byte.
+
+    Its size and sha256 are checked: a missing or damaged copy (a broken install) is a UserError.
+    """
+    asset = resources.files(__package__).joinpath(SHAKESPEARE_ASSET)
+    fix = "reinstall gptcore (`pip install -e .` in the repository)"
+    try:
+        raw = gzip.decompress(asset.read_bytes())
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+        raise UserError(f"the Tiny Shakespeare packaged with gptcore ({asset}) is missing or damaged "
+                        f"({e.__class__.__name__}): {fix}") from None
+    if len(raw) != SHAKESPEARE_BYTES or hashlib.sha256(raw).hexdigest() != SHAKESPEARE_SHA256:
+        raise UserError(f"the Tiny Shakespeare packaged with gptcore ({asset}) is damaged ({len(raw):,} bytes, "
+                        f"not the {SHAKESPEARE_BYTES:,} of nanoGPT's input.txt): {fix}")
+    return raw
 
 
 # ----------------------------------------------------------------------------------------
 # preparation
 
 
-def _find_source(name: str, input_path: str | None, folder: Path) -> Path:
-    """The text to prepare: a path given, else `<folder>/input.txt`, else the cache, else download."""
-    if input_path:
-        p = Path(input_path).expanduser()
-        if not p.is_file():
-            raise UserError(f"--input {input_path}: no such file: give the path of a UTF-8 text file")
-        return p
-    if (folder / "input.txt").is_file():  # where nanoGPT's prepare.py leaves it
-        return folder / "input.txt"
-    if name != "shakespeare_char":
-        raise UserError(f"dataset {name!r} has no source text: run `python -m gptcore prepare {name} --input FILE`")
-    cached = cache_dir() / "tinyshakespeare" / "input.txt"
-    if cached.is_file():
-        return cached
+def is_url(source: str) -> bool:
+    """Whether an --input (or a sweep's --data-source) is an http(s) address to download."""
+    return source.strip().lower().startswith(("http://", "https://"))
+
+
+def _why(e: BaseException) -> str:
+    """A download's failure in a few words: 'HTTP 404 Not Found', 'Connection refused', 'timed out'."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}".strip()
+    why = e.reason if isinstance(e, urllib.error.URLError) else e
+    if isinstance(why, OSError) and why.strerror:
+        return why.strerror
+    return " ".join(str(why).split())[:100] or e.__class__.__name__
+
+
+def download(url: str, say=print) -> Path:
+    """The text at an http(s) URL, downloaded into cache_dir()/downloads once and reused after
+    (offline too; delete it there to fetch it again).
+
+    A URL that cannot be fetched is a one-line UserError; so is a server that sends nothing for
+    STALL_SECONDS, or a download still going after about DOWNLOAD_SECONDS.
+    """
+    url = url.strip()
+    name = Path(urllib.parse.urlsplit(url).path).name or "input.txt"
+    target = cache_dir() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    if target.is_file() and target.stat().st_size:
+        return target
     tmp = None
+    started = time.monotonic()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(source_url(), timeout=30) as r, tempfile.NamedTemporaryFile(
-            dir=cached.parent, delete=False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=STALL_SECONDS) as r, tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=".download-", delete=False
         ) as f:
             tmp = Path(f.name)
-            shutil.copyfileobj(r, f)
-        size = tmp.stat().st_size
-        if size != SHAKESPEARE_BYTES:  # a proxy's error page is not Shakespeare
-            raise UserError(f"the download of Tiny Shakespeare has {size:,} bytes, not {SHAKESPEARE_BYTES:,}: "
-                            f"pass --input PATH to a copy of input.txt, or put it at {cached}")
-        os.replace(tmp, cached)
+            while chunk := r.read1(1 << 16):  # what has come, not a full 64 KiB: a slow server is seen
+                f.write(chunk)
+                # each read waits STALL_SECONDS at most: stopping here keeps the whole under DOWNLOAD_SECONDS
+                if time.monotonic() - started > DOWNLOAD_SECONDS - STALL_SECONDS:
+                    raise TimeoutError(f"still going after {DOWNLOAD_SECONDS - STALL_SECONDS} s")
+        os.replace(tmp, target)
         tmp = None
-        print(f"downloaded Tiny Shakespeare to {cached}")
-        return cached
-    except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors; a malformed URL a ValueError
-        raise UserError(
-            f"Tiny Shakespeare is not here and could not be downloaded ({e.__class__.__name__}): "
-            f"pass --input PATH to a copy of input.txt, or put it at {cached}"
-        ) from None
+    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, timeouts: OSErrors
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+            tmp = None
+        try:
+            target.parent.rmdir()  # leave no empty folder behind
+        except OSError:
+            pass
+        raise UserError(f"--input {url}: could not download it ({_why(e)}): check the address, or download "
+                        "the text yourself and give its path") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+    say(f"downloaded {url} to {target}")
+    return target
 
 
-def _read_text(path: Path) -> str:
+def _read_source(name: str, input_path: str | None, folder: Path, say=print) -> tuple[str, bytes]:
+    """The text to prepare, and what messages call it: the --input given (a path, or an http(s)
+    URL, downloaded), else `<folder>/input.txt`, else, for shakespeare_char, the packaged copy."""
+    if input_path:
+        if is_url(input_path):
+            return input_path.strip(), _read_bytes(download(input_path, say))
+        p = Path(input_path).expanduser()
+        if not p.is_file():
+            raise UserError(f"--input {input_path}: no such file: give the path of a UTF-8 text file "
+                            "(or an http(s) URL)")
+        return str(p), _read_bytes(p)
+    if (folder / "input.txt").is_file():  # where nanoGPT's prepare.py leaves it
+        return str(folder / "input.txt"), _read_bytes(folder / "input.txt")
+    if name == "shakespeare_char":
+        return SHAKESPEARE_LABEL, shakespeare_text()
+    raise UserError(f"dataset {name!r} has no source text: run `python -m gptcore prepare {name} --input FILE`")
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path} ({e.strerror}): give a readable UTF-8 text file") from None
+
+
+def _decode(raw: bytes, path: str) -> str:
+    """A source text's bytes as nanoGPT reads them; `path` names it in messages."""
     if not raw:
         raise UserError(f"{path} is empty: give a text file with at least a few thousand characters")
     if b"\x00" in raw[:65536]:
@@ -107,8 +176,9 @@ def _read_text(path: Path) -> str:
 
 
 @contextmanager
-def _locked(folder: Path):
-    """An exclusive lock on a dataset folder, so trials starting together prepare it once."""
+def locked(folder: Path):
+    """An exclusive lock on a dataset folder (created if need be), so that processes starting
+    together prepare or write it once."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -116,6 +186,9 @@ def _locked(folder: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_locked = locked  # the old name, until its last importer moves to `locked`
 
 
 def is_prepared(folder: Path) -> bool:
@@ -156,9 +229,9 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
     """
     folder = Path(data_dir) / name
     say = (lambda *a: None) if quiet else print
-    with _locked(folder):
-        src = _find_source(name, input_path, folder)
-        data = _read_text(src)
+    with locked(folder):
+        src, raw = _read_source(name, input_path, folder, say)
+        data = _decode(raw, src)
         chars = sorted(set(data))
         if len(chars) > MAX_VOCAB:
             raise UserError(f"{src} has {len(chars):,} distinct characters, more than uint16 token ids can number "
@@ -185,7 +258,7 @@ def prepare(name: str, data_dir: str | Path = "data", input_path: str | None = N
             pickle.dump({"vocab_size": len(chars), "itos": itos, "stoi": stoi}, f)
         os.replace(tmp, folder / "meta.pkl")
     return {"folder": str(folder), "characters": n, "vocab_size": len(chars),
-            "train_tokens": n_train, "val_tokens": n - n_train, "source": str(src)}
+            "train_tokens": n_train, "val_tokens": n - n_train, "source": src}
 
 
 def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_size: int = 256) -> Path:
@@ -206,6 +279,35 @@ def ensure_prepared(name: str, data_dir: str | Path, quiet: bool = False, block_
         return folder
     raise UserError(f"dataset {name!r} is not prepared in {folder}: run "
                     f"`python -m gptcore prepare {name} --input FILE` (or set --data_dir)")
+
+
+def dataset_files(folder: Path) -> dict[str, bytes]:
+    """A prepared dataset's three files by name, to ship elsewhere (e.g. through Ray's object store)."""
+    return {n: (Path(folder) / n).read_bytes() for n in DATASET_FILES}
+
+
+def install_dataset(files: dict[str, bytes], name: str) -> str:
+    """Write shipped dataset files (see `dataset_files`) as dataset `name`, once, and return the
+    data_dir that holds them: cache_dir()/datasets/<hash of the content>.
+
+    The folder is named by the content's hash, so processes on one machine share one copy
+    (written under `locked`, meta.pkl last, as it marks completion) and a changed dataset never
+    mixes with an old one.
+    """
+    digest = hashlib.sha256()
+    for n in sorted(files):
+        digest.update(n.encode())
+        digest.update(files[n])
+    data_dir = cache_dir() / "datasets" / digest.hexdigest()[:16]
+    folder = data_dir / name
+    if not is_prepared(folder):
+        with locked(folder):
+            if not is_prepared(folder):
+                for n in DATASET_FILES:  # meta.pkl last
+                    tmp = folder / f".{n}.tmp"
+                    tmp.write_bytes(files[n])
+                    os.replace(tmp, folder / n)
+    return str(data_dir)
 
 
 def load_meta(folder: Path) -> dict:
