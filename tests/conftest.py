@@ -1,9 +1,9 @@
 """Shared fixtures.
 
-gptcore (the trainer): the Tiny Shakespeare text from ../shared beside the repository, a
-session-wide prepared `shakespeare_char` dataset, a factory of tiny CPU configs, and the
-environment a `python -m gptcore` subprocess runs in. Nothing here downloads: every test gets
-an empty GPTCORE_CACHE and an unreachable download URL.
+gptcore (the trainer): the Tiny Shakespeare text that ships inside gptcore, written out once
+per session, a session-wide prepared `shakespeare_char` dataset, a factory of tiny CPU configs,
+and the environment a `python -m gptcore` subprocess runs in. Nothing needs the network: every
+test gets an empty GPTCORE_CACHE of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHAKESPEARE_INPUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 UNREACHABLE_URL = "http://127.0.0.1:9/input.txt"  # the discard port: the connection is refused at once
 
 # a model and a run small enough for a shared 2-core machine (~ms per step)
@@ -50,22 +49,24 @@ def _one_torch_thread():
 
 
 @pytest.fixture(autouse=True)
-def _no_downloads(tmp_path_factory, monkeypatch):
-    """Every test: an empty source-text cache and a download URL that fails at once."""
+def _own_cache(tmp_path_factory, monkeypatch):
+    """Every test: an empty gptcore cache (downloaded texts, shipped datasets) of its own."""
     monkeypatch.setenv("GPTCORE_CACHE", str(tmp_path_factory.mktemp("gptcore-cache")))
-    monkeypatch.setenv("GPTCORE_SHAKESPEARE_URL", UNREACHABLE_URL)
 
 
 @pytest.fixture(scope="session")
-def shakespeare_input() -> Path:
-    if not SHAKESPEARE_INPUT.is_file():
-        pytest.skip(f"Tiny Shakespeare not found at {SHAKESPEARE_INPUT} (the repository expects ../shared beside it)")
-    return SHAKESPEARE_INPUT
+def shakespeare_input(tmp_path_factory) -> Path:
+    """Tiny Shakespeare (nanoGPT's input.txt) as a file: the copy inside gptcore, written out once."""
+    from gptcore.data import shakespeare_text
+
+    path = tmp_path_factory.mktemp("tinyshakespeare") / "input.txt"
+    path.write_bytes(shakespeare_text())
+    return path
 
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, shakespeare_input) -> Path:
-    """A data_dir holding `shakespeare_char`, prepared once per session from the shared text."""
+    """A data_dir holding `shakespeare_char`, prepared once per session from Tiny Shakespeare."""
     from gptcore.data import prepare
 
     d = tmp_path_factory.mktemp("data")
@@ -92,11 +93,10 @@ def tiny_config(tiny_values):
 
 @pytest.fixture(scope="session")
 def gptcore_env(tmp_path_factory):
-    """The environment of a `python -m gptcore` subprocess: this checkout first, no downloads."""
+    """The environment of a `python -m gptcore` subprocess: this checkout first, a cache of its own."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["GPTCORE_CACHE"] = str(tmp_path_factory.mktemp("subprocess-cache"))
-    env["GPTCORE_SHAKESPEARE_URL"] = UNREACHABLE_URL
     env["PYTHONWARNINGS"] = "ignore"
     env["OMP_NUM_THREADS"] = "1"  # see _one_torch_thread
     return env

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from common import RUN, SHAKESPEARE_INPUT, needs_data  # noqa: F401  (re-exported for the e2e tests)
+from common import RUN  # noqa: F401  (re-exported for the e2e tests)
 
 from sweeps.analysis.load import read_json, result_rows, trial_dirs
 
-INPUT = SHAKESPEARE_INPUT
 results_of = result_rows
 
 
@@ -29,8 +28,8 @@ def env_for(tmp: Path) -> dict[str, str]:
 
 
 def sweep_args(tmp: Path, *args: str) -> list[str]:
-    """The sweep command with its own results folder and dataset source, on 2 CPUs."""
-    return RUN + list(args) + ["--storage", str(tmp / "results"), "--data-source", str(INPUT), "--num-cpus", "2"]
+    """The sweep command with its own results folder, on 2 CPUs (Tiny Shakespeare ships with gptcore)."""
+    return RUN + list(args) + ["--storage", str(tmp / "results"), "--num-cpus", "2"]
 
 
 def run(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, assert_user_error, cli_args
+from conftest import TINY, UNREACHABLE_URL, assert_user_error, cli_args
 
 from gptcore.__main__ import main
 from gptcore.config import TrainConfig
@@ -46,10 +46,26 @@ def test_prepare_command_writes_nanogpts_files(tmp_path, shakespeare_input, run_
     assert digest == "6ec305602a99ac2802745a134e1f5e33e2231b4855525b00b9aebb730ac2626f"
 
 
-def test_prepare_offline_without_a_source(tmp_path, run_gptcore):
-    p = run_gptcore("prepare", "shakespeare_char", cwd=tmp_path)  # the download URL is unreachable here
-    assert_user_error(p, "--input", "could not be downloaded")
-    assert not (tmp_path / "data" / "shakespeare_char" / "train.bin").exists()
+def test_prepare_offline_without_a_source(tmp_path, gptcore_env):
+    # Tiny Shakespeare ships inside gptcore: no --input, and every download would fail here
+    offline = {**gptcore_env, **{v: UNREACHABLE_URL for v in ("http_proxy", "https_proxy", "HTTP_PROXY",
+                                                               "HTTPS_PROXY")}}
+    p = subprocess.run([sys.executable, "-m", "gptcore", "prepare", "shakespeare_char"], cwd=tmp_path, env=offline,
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    assert "train has 1,003,854 tokens" in p.stdout and "val has 111,540 tokens" in p.stdout
+    assert "vocab size: 65" in p.stdout and "download" not in p.stdout + p.stderr
+    folder = tmp_path / "data" / "shakespeare_char"
+    assert np.fromfile(folder / "val.bin", dtype=np.uint16).size == 111_540
+    digest = hashlib.sha256((folder / "train.bin").read_bytes()).hexdigest()
+    assert digest == "6ec305602a99ac2802745a134e1f5e33e2231b4855525b00b9aebb730ac2626f"
+
+
+def test_prepare_from_an_unreachable_url(tmp_path, run_gptcore):
+    url = "http://127.0.0.1:9/x.txt"  # the discard port: refused at once
+    p = run_gptcore("prepare", "mine", "--input", url, cwd=tmp_path, timeout=60)
+    assert_user_error(p, f"--input {url}: could not download it", "Connection refused")
+    assert not (tmp_path / "data" / "mine" / "train.bin").exists()
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -60,7 +76,7 @@ def test_prepare_offline_without_a_source(tmp_path, run_gptcore):
 ])
 def test_prepare_refuses_bad_texts(tmp_path, capsys, content, needle):
     (tmp_path / "in.txt").write_bytes(content)
-    # in-process (the offline case above runs the same error path in a subprocess)
+    # in-process (the unreachable URL above runs the same error path in a subprocess)
     assert main(["prepare", "mine", f"--input={tmp_path / 'in.txt'}", f"--data_dir={tmp_path / 'data'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
@@ -94,7 +110,7 @@ def test_train_command_writes_its_files(cli_run):
     assert conf["n_embd"] == 16 and conf["dataset"] == "shakespeare_char" and conf["eval_iters"] == 2
     assert {"code_version", "python", "torch"} <= set(conf)
     events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in events] == ["eval", "iter", "iter", "eval", "iter", "iter", "eval", "done"]
+    assert [e["event"] for e in events] == ["eval", "iter", "iter", "eval", "iter", "iter", "eval", "end"]
 
 
 def test_resume_command_continues_the_log(cli_run, run_gptcore, tmp_path):
@@ -123,7 +139,7 @@ def test_diverged_run_exits_3_and_keeps_its_logs(tmp_path, data_dir, run_gptcore
     log = (tmp_path / "boom" / "train.log").read_text()
     assert "step 0: train loss" in log and f"training diverged at step {step}: loss is" in log
     events = [json.loads(line) for line in (tmp_path / "boom" / "metrics.jsonl").read_text().splitlines()]
-    assert events[0]["event"] == "eval" and events[-1]["event"] == "diverged"
+    assert events[0]["event"] == "eval" and events[-1]["status"] == "diverged"
     assert events[-1]["iter"] == step and events[-1]["loss"] is None  # NaN is written as null
 
 

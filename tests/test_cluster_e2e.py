@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sweep_helpers import INPUT, RUN, by_name, needs_data, results_of, wait_for, write_experiment
+from sweep_helpers import RUN, by_name, results_of, wait_for, write_experiment
 
 RAY = str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").is_file() else "ray"
 
@@ -44,8 +44,7 @@ def env_for(tmp: Path, ray_tmp: str | None = None) -> dict[str, str]:
 
 
 def sweep_cmd(tmp: Path, exp: str, address: str, *args: str) -> list[str]:
-    return RUN + [exp, "--address", address, "--storage", str(tmp / "results"), "--data-source", str(INPUT),
-                  *args]
+    return RUN + [exp, "--address", address, "--storage", str(tmp / "results"), *args]
 
 
 def free_ports(n: int) -> list[int]:
@@ -221,7 +220,6 @@ print(json.dumps({"nodes": nodes, "actors": actors}))
 
 
 @pytest.mark.slow
-@needs_data
 def test_smoke_sweep_on_a_real_two_node_cluster(tmp_path, real_cluster):
     r = subprocess.run(sweep_cmd(tmp_path, "exp1", real_cluster.address, "--profile", "smoke"),
                        env=real_cluster.env, capture_output=True, text=True, cwd=tmp_path, timeout=240)
@@ -308,7 +306,6 @@ def _raylet_pid(node) -> int:
 
 
 @pytest.mark.slow
-@needs_data
 def test_a_sweep_survives_losing_a_node(tmp_path, sim_cluster):
     cluster, (doomed, _survivor), temp = sim_cluster
     max_iters = 240

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
-import io
+import http.server
 import pickle
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,45 +59,171 @@ def test_prepare_reports_nanogpts_numbers(tmp_path, shakespeare_input, capsys):
         assert line in out
 
 
-def test_source_from_the_cache(tmp_path, shakespeare_input, monkeypatch):
-    cache = tmp_path / "cache"
-    (cache / "tinyshakespeare").mkdir(parents=True)
-    (cache / "tinyshakespeare" / "input.txt").write_bytes(shakespeare_input.read_bytes())
-    monkeypatch.setenv("GPTCORE_CACHE", str(cache))
+def test_the_packaged_text_is_nanogpts_input_txt():
+    raw = gdata.shakespeare_text()
+    assert len(raw) == 1_115_394
+    assert hashlib.sha256(raw).hexdigest() == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    gz = (Path(gdata.__file__).parent / gdata.SHAKESPEARE_ASSET).read_bytes()
+    assert gz[:2] == b"\x1f\x8b" and gz[4:8] == b"\x00" * 4  # gzip -n: no timestamp, so the file is reproducible
+
+
+def _no_network(monkeypatch):
+    def refuse(*a, **kw):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_shakespeare_char_is_prepared_offline_from_the_packaged_text(tmp_path, monkeypatch):
+    _no_network(monkeypatch)
     folder = ensure_prepared("shakespeare_char", tmp_path / "data", quiet=True)
+    assert sha256(folder / "train.bin") == NANOGPT_SHA256["train.bin"]
     assert sha256(folder / "val.bin") == NANOGPT_SHA256["val.bin"]
+    assert load_meta(folder)["vocab_size"] == 65
+    assert prepare("shakespeare_char", tmp_path / "again", quiet=True)["source"] == gdata.SHAKESPEARE_LABEL
 
 
-def test_download_is_verified_and_cached(tmp_path, shakespeare_input, monkeypatch):
-    body = shakespeare_input.read_bytes()
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
-    info = prepare("shakespeare_char", tmp_path / "data", quiet=True)
-    cached = gdata.cache_dir() / "tinyshakespeare" / "input.txt"
-    assert info["source"] == str(cached) and cached.read_bytes() == body
-    assert sha256(tmp_path / "data" / "shakespeare_char" / "train.bin") == NANOGPT_SHA256["train.bin"]
+def test_an_input_txt_in_the_folder_comes_before_the_packaged_text(tmp_path, monkeypatch):
+    _no_network(monkeypatch)
+    folder = tmp_path / "data" / "shakespeare_char"
+    folder.mkdir(parents=True)
+    (folder / "input.txt").write_text("Friends, Romans, countrymen\n" * 100)
+    info = prepare("shakespeare_char", tmp_path / "data", block_size=16, quiet=True)
+    assert info["source"] == str(folder / "input.txt") and info["characters"] == 2800
+    # and an --input given comes before both
+    other = tmp_path / "other.txt"
+    other.write_text("lend me your ears\n" * 100)
+    assert prepare("shakespeare_char", tmp_path / "data", input_path=str(other), block_size=16,
+                   quiet=True)["source"] == str(other)
 
 
-def test_a_wrong_download_is_refused_and_not_cached(tmp_path, monkeypatch):
-    page = b"<html>please log in to the wifi</html>" * 100
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(page))
-    with pytest.raises(UserError, match="--input"):
-        prepare("shakespeare_char", tmp_path / "data", quiet=True)
-    assert list((gdata.cache_dir() / "tinyshakespeare").iterdir()) == []
-
-
-@pytest.mark.parametrize("how", ["unreachable_url", "urlopen_fails"])
-def test_offline_without_a_source_says_what_to_do(tmp_path, monkeypatch, how):
-    if how == "unreachable_url":
-        monkeypatch.setenv("GPTCORE_SHAKESPEARE_URL", "")
-        monkeypatch.setattr(gdata, "SHAKESPEARE_URL", "http://127.0.0.1:9/input.txt")
-    else:
-        def offline(url, timeout):
-            raise urllib.error.URLError("Temporary failure in name resolution")
-        monkeypatch.setattr(urllib.request, "urlopen", offline)
+@pytest.mark.parametrize("how", ["missing", "not_gzip", "truncated", "other_text"])
+def test_a_damaged_packaged_text_says_reinstall(tmp_path, monkeypatch, how):
+    gz = (Path(gdata.__file__).parent / gdata.SHAKESPEARE_ASSET).read_bytes()
+    fake = tmp_path / "pkg"
+    (fake / "assets").mkdir(parents=True)
+    damaged = {"not_gzip": b"not gzip at all", "truncated": gz[: len(gz) // 2],
+               "other_text": gzip.compress(b"To be, or not to be\n" * 1000)}
+    if how in damaged:
+        (fake / gdata.SHAKESPEARE_ASSET).write_bytes(damaged[how])
+    monkeypatch.setattr(gdata.resources, "files", lambda package: fake)
     with pytest.raises(UserError) as e:
         prepare("shakespeare_char", tmp_path / "data", quiet=True)
     msg = str(e.value)
-    assert "--input" in msg and str(gdata.cache_dir()) in msg and "\n" not in msg
+    assert "reinstall" in msg and "\n" not in msg and str(fake / gdata.SHAKESPEARE_ASSET) in msg, msg
+    assert not (tmp_path / "data" / "shakespeare_char" / "meta.pkl").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# an --input URL
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path, monkeypatch):
+    """`http_server(handler=None)` -> the base URL of a local HTTP server (default: the files of tmp_path/www)."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "www").mkdir()
+    servers = []
+
+    def start(handler=None) -> str:
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), handler or functools.partial(_Quiet, directory=str(tmp_path / "www")))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_input_url_is_downloaded_once_into_the_cache(tmp_path, http_server, monkeypatch, capsys):
+    text = "Now is the winter of our discontent\n" * 200
+    (tmp_path / "www" / "richard.txt").write_text(text)
+    url = http_server() + "/richard.txt"
+    info = prepare("richard", tmp_path / "data", input_path=url, block_size=16)
+    assert info["source"] == url and info["characters"] == len(text)
+    downloaded = list((gdata.cache_dir() / "downloads").glob("*/richard.txt"))
+    assert len(downloaded) == 1 and downloaded[0].read_text() == text
+    assert f"downloaded {url} to {downloaded[0]}" in capsys.readouterr().out
+    assert not list((gdata.cache_dir() / "downloads").glob("*/.download-*"))
+    # later preparations reuse it, offline too
+    _no_network(monkeypatch)
+    again = prepare("richard", tmp_path / "again", input_path=url, block_size=16, quiet=True)
+    assert sha256(tmp_path / "again" / "richard" / "train.bin") == sha256(tmp_path / "data" / "richard" / "train.bin")
+    assert again["characters"] == len(text)
+
+
+def _download_error(tmp_path, url: str) -> str:
+    with pytest.raises(UserError) as e:
+        prepare("web", tmp_path / "data", input_path=url, block_size=16, quiet=True)
+    msg = str(e.value)
+    assert msg.startswith(f"--input {url}: could not download it (") and "\n" not in msg, msg
+    assert not (tmp_path / "data" / "web" / "meta.pkl").exists()
+    assert not list((gdata.cache_dir() / "downloads").glob("*/*"))  # nothing half-written is kept
+    return msg
+
+
+def test_an_unreachable_url_is_one_line(tmp_path):
+    from conftest import UNREACHABLE_URL
+
+    assert "Connection refused" in _download_error(tmp_path, UNREACHABLE_URL)
+    assert "no host given" in _download_error(tmp_path, "https://")
+
+
+def test_an_offline_machine_is_one_line(tmp_path, monkeypatch):
+    def offline(url, timeout):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert "Temporary failure in name resolution" in _download_error(tmp_path, "https://example.org/input.txt")
+
+
+def test_a_missing_page_is_one_line(tmp_path, http_server):
+    assert "HTTP 404" in _download_error(tmp_path, http_server() + "/nope.txt")
+
+
+def test_a_stalled_server_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    monkeypatch.setattr(gdata, "STALL_SECONDS", 0.5)
+    with socket.socket() as listener:  # accepts the connection (the kernel does) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        started = time.monotonic()
+        msg = _download_error(tmp_path, f"http://127.0.0.1:{listener.getsockname()[1]}/input.txt")
+    assert "timed out" in msg and time.monotonic() - started < 5
+
+
+def test_a_download_that_drags_on_is_stopped(tmp_path, http_server, monkeypatch):
+    import time
+
+    class Drip(_Quiet):  # a short line every 0.1 s, for a minute
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b"drip\n")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+    monkeypatch.setattr(gdata, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(gdata, "DOWNLOAD_SECONDS", 1.5)
+    started = time.monotonic()
+    assert "still going after" in _download_error(tmp_path, http_server(Drip) + "/input.txt")
+    assert time.monotonic() - started < 5
 
 
 def test_any_utf8_text(tmp_path):
@@ -171,6 +300,71 @@ def test_meta_pkl_cannot_run_code(tmp_path, data_dir):
     with pytest.raises(UserError, match="meta.pkl"):
         load_meta(folder)
     assert not sentinel.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# shipping a prepared dataset to another process or machine
+
+
+def _install(args):
+    files, cache = args
+    import os
+
+    os.environ["GPTCORE_CACHE"] = cache
+    return gdata.install_dataset(files, "tiny")
+
+
+def _small_dataset(folder: Path) -> dict[str, bytes]:
+    folder.mkdir(parents=True)
+    (folder / "train.bin").write_bytes(b"\x01\x00" * 5000)
+    (folder / "val.bin").write_bytes(b"\x02\x00" * 600)
+    (folder / "meta.pkl").write_bytes(b"not read here")
+    return gdata.dataset_files(folder)
+
+
+def test_installs_starting_together_write_the_dataset_once(tmp_path):
+    import multiprocessing as mp
+
+    files = _small_dataset(tmp_path / "src")
+    assert list(files) == ["train.bin", "val.bin", "meta.pkl"]
+    cache = str(tmp_path / "cache")
+    with mp.get_context("spawn").Pool(2) as pool:
+        dirs = pool.map(_install, [(files, cache)] * 4)
+    assert len(set(dirs)) == 1  # one folder, named by the content's hash, under the cache
+    assert Path(dirs[0]).parent == tmp_path / "cache" / "datasets"
+    folder = Path(dirs[0]) / "tiny"
+    assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == {"train.bin", "val.bin", "meta.pkl"}
+    assert not list(folder.glob(".*.tmp"))
+    assert gdata.dataset_files(folder) == files
+
+
+def test_an_installed_dataset_is_written_once_and_a_changed_one_apart(tmp_path):
+    a = _small_dataset(tmp_path / "a")
+    b = dict(a, **{"val.bin": b"\x03\x00" * 600})
+    where = gdata.install_dataset(a, "tiny")
+    before = (Path(where) / "tiny" / "train.bin").stat().st_mtime_ns
+    assert gdata.install_dataset(a, "tiny") == where
+    assert (Path(where) / "tiny" / "train.bin").stat().st_mtime_ns == before
+    assert gdata.install_dataset(b, "tiny") != where
+
+
+def test_a_prepared_dataset_travels_intact(data_dir, tmp_path):
+    files = gdata.dataset_files(data_dir / "shakespeare_char")
+    folder = Path(gdata.install_dataset(files, "shakespeare_char")) / "shakespeare_char"
+    assert sha256(folder / "train.bin") == NANOGPT_SHA256["train.bin"]
+    assert check_dataset(folder, block_size=16)["vocab_size"] == 65
+
+
+def test_locked_makes_the_folder_and_excludes_others(tmp_path):
+    import fcntl
+
+    folder = tmp_path / "new" / "dataset"
+    with gdata.locked(folder):
+        assert (folder / ".lock").is_file()
+        with open(folder / ".lock") as f, pytest.raises(BlockingIOError):
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: what another process sees
+    with open(folder / ".lock") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 from sweep_helpers import (
-    INPUT,
     RUN,
     all_trials,
     by_name,
     env_for,
-    needs_data,
     results_of,
     run,
     sweep_args,
@@ -35,14 +33,12 @@ from sweep_helpers import (
 from gptcore.data import prepare
 from sweeps.analysis.load import load_sweep
 
-pytestmark = needs_data
-
 SLOW = "  - {name: quick, max_iters: 40, lr_decay_iters: 40}\n  - {name: slow1}\n  - {name: slow2}"
 
 
 def with_storage(tmp: Path, storage: Path, *args: str) -> list[str]:
     """The sweep command with a results folder of the test's choosing."""
-    return RUN + list(args) + ["--storage", str(storage), "--data-source", str(INPUT), "--num-cpus", "2"]
+    return RUN + list(args) + ["--storage", str(storage), "--num-cpus", "2"]
 
 
 def start(tmp: Path, *args: str, group: bool = False) -> subprocess.Popen:
@@ -98,7 +94,7 @@ def damage(folder: Path, how: str) -> str:
 @pytest.mark.parametrize("how", ["odd", "empty", "missing", "meta"])
 def test_a_damaged_dataset_is_one_line_before_ray_starts(tmp_path, how):
     folder = tmp_path / "cache" / "data" / "shakespeare_char"
-    prepare("shakespeare_char", folder.parent, input_path=str(INPUT), quiet=True)
+    prepare("shakespeare_char", folder.parent, quiet=True)
     name = damage(folder, how)
     r = subprocess.run(RUN + ["exp1", "--profile", "smoke", "--storage", str(tmp_path / "results"), "--num-cpus", "2"],
                        env=env_for(tmp_path), capture_output=True, text=True, timeout=120, cwd=tmp_path)

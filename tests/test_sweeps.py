@@ -18,7 +18,6 @@ from sweep_helpers import (
     all_trials,
     by_name,
     env_for,
-    needs_data,
     results_of,
     run,
     sweep_args,
@@ -28,10 +27,6 @@ from sweep_helpers import (
 )
 
 from sweeps.analysis.load import load_sweep
-
-pytestmark = needs_data
-
-
 
 
 @pytest.fixture(scope="module")
