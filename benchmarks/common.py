@@ -18,16 +18,12 @@ from sweeps.render import text_table
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
-# the text the tests use: the project's shared folder beside the repository
-DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+SOURCE_HELP = "a text file or URL to prepare the dataset from (default: the Tiny Shakespeare gptcore ships)"
 
 
-def data_source(given: str | None) -> str | None:
-    """The Tiny Shakespeare text to prepare from: the one given, else the shared copy, else
-    None (gptcore then uses its cache or downloads it)."""
-    if given:
-        return given
-    return str(DEFAULT_SOURCE) if DEFAULT_SOURCE.is_file() else None
+def source_args(given: str | None) -> list[str]:
+    """The sweep command's `--data-source` for a text given on the benchmark's command line (none: gptcore's own)."""
+    return ["--data-source", given] if given else []
 
 
 def prepare_data(data_dir: Path, source: str | None) -> Path:
@@ -36,7 +32,7 @@ def prepare_data(data_dir: Path, source: str | None) -> Path:
 
     folder = Path(data_dir) / "shakespeare_char"
     if not is_prepared(folder):
-        prepare("shakespeare_char", data_dir, input_path=data_source(source), quiet=True)
+        prepare("shakespeare_char", data_dir, input_path=source, quiet=True)
     return folder
 
 

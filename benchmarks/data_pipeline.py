@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import median, prepare_data, table, write_json
+from common import SOURCE_HELP, median, prepare_data, table, write_json
 
 from gptcore.config import build_config, find_config, read_config_file
 from gptcore.train import Trainer
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--configs", default="cpu,shakespeare", help="comma list of: cpu, shakespeare")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default %(default)s)")
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy, else gptcore's cache)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import REPO, data_source, ratio, table, write_json
+from common import REPO, SOURCE_HELP, ratio, source_args, table, write_json
 
 from sweeps.analysis.load import load_sweep
 from sweeps.spaces import load_experiment, shape_of
@@ -98,12 +98,9 @@ def main(argv=None) -> int:
     p.add_argument("--reduction-factor", type=int, help="override the file's ASHA reduction factor")
     p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed (default 0)")
     p.add_argument("--omp-wait-policy", help="set OMP_WAIT_POLICY for the sweeps (trials use 1 thread each)")
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     profile = a.profile or ("smoke" if a.quick else "cpu")
-    source = data_source(a.data_source)
-    if not source:
-        p.error("no Tiny Shakespeare text found: pass --data-source PATH")
     exp_file = Path(a.experiment).resolve()
     exp = load_experiment(exp_file)
     searched = sorted(exp.space(profile))
@@ -129,7 +126,7 @@ def main(argv=None) -> int:
         if a.omp_wait_policy:
             env["OMP_WAIT_POLICY"] = a.omp_wait_policy
         (tmp / "ray").mkdir()
-        common_args = ["--profile", profile, "--max-concurrent", str(a.max_concurrent), "--data-source", source,
+        common_args = ["--profile", profile, "--max-concurrent", str(a.max_concurrent), *source_args(a.data_source),
                        "--no-analyze", "--seeds", "1", "--confirm", "0"]  # one trial per config, as before
 
         print(f"== Optuna + ASHA: {a.num_samples} samples of {exp.name} ({profile}), {a.max_concurrent} at once, "

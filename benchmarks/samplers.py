@@ -5,7 +5,7 @@ Each pass is the command users run, `python -m sweeps exp1 --search optuna --sam
 best-so-far curve is about the sampler alone (no early stopping in between); trials run 2 at
 a time. The study each pass leaves (`optuna.journal`) gives each trial's value by its number:
 "best after 16" is the lowest val loss among trials 0-15. `--sampler auto`'s rule
-(`sweeps.searcher.choose_sampler`) was set from these figures (benchmarks/README.md).
+(`sweeps.sampling.choose_sampler`) was set from these figures (benchmarks/README.md).
 
     python benchmarks/samplers.py                   # smoke profile: 3 samplers x 3 seeds, ~12 minutes on 2 cores
     python benchmarks/samplers.py --seeds 5 --profile cpu
@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 
 import optuna
-from common import REPO, data_source, table, write_json
+from common import REPO, SOURCE_HELP, source_args, table, write_json
 
 from sweeps.searcher import open_study
 
 
-def one_pass(exp: str, sampler: str, seed: int, samples: int, profile: str, tmp: Path, source: str) -> dict:
+def one_pass(exp: str, sampler: str, seed: int, samples: int, profile: str, tmp: Path, source: str | None) -> dict:
     storage = tmp / f"{sampler}-{seed}"
     cmd = [sys.executable, "-m", "sweeps", exp, "--search", "optuna", "--sampler", sampler, "--seed", str(seed),
            "--num-samples", str(samples), "--profile", profile, "--scheduler", "none", "--confirm", "0",
-           "--max-concurrent", "2", "--no-analyze", "--storage", str(storage), "--data-source", source]
+           "--max-concurrent", "2", "--no-analyze", "--storage", str(storage), *source_args(source)]
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                        env={**_env(tmp), "PYTHONUNBUFFERED": "1"})
@@ -72,11 +72,9 @@ def main(argv=None) -> int:
     p.add_argument("--samplers", default="tpe,gp,random")
     p.add_argument("--seeds", type=int, default=3, help="sampler seeds per sampler (default 3)")
     p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     a = p.parse_args(argv)
-    source = data_source(a.data_source)
-    if not source:
-        p.error("no Tiny Shakespeare text found: pass --data-source PATH")
+    source = a.data_source
     runs = []
     with tempfile.TemporaryDirectory(prefix="bsamp-") as name:
         tmp = Path(name)

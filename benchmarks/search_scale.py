@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, data_source, table, write_json
+from common import REPO, SOURCE_HELP, source_args, table, write_json
 
 from sweeps.analysis.load import load_sweep, result_rows, trial_dirs
 
@@ -36,9 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--experiment", default="exp1")
     p.add_argument("--profile", default="smoke")
     p.add_argument("--slots", type=int, default=2)
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     a = p.parse_args(argv)
-    source = data_source(a.data_source)
     with tempfile.TemporaryDirectory(prefix="bscale-") as name:
         tmp = Path(name)
         env = dict(os.environ, GPTCORE_CACHE=str(tmp / "cache"), RAY_AUTH_MODE="disabled",
@@ -47,7 +46,7 @@ def main(argv=None) -> int:
         (tmp / "ray").mkdir()
         cmd = [sys.executable, "-m", "sweeps", a.experiment, "--search", "optuna", "--num-samples", str(a.samples),
                "--profile", a.profile, "--scheduler", "asha", "--max-concurrent", str(a.slots), "--num-cpus",
-               str(a.slots), "--no-analyze", "--storage", str(tmp / "results"), "--data-source", source]
+               str(a.slots), "--no-analyze", "--storage", str(tmp / "results"), *source_args(a.data_source)]
         t0 = time.perf_counter()
         lines = []
         with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

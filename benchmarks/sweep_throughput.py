@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, data_source, median, prepare_data, ratio, table, write_json
+from common import REPO, SOURCE_HELP, median, prepare_data, ratio, source_args, table, write_json
 
 from sweeps.plan import ORDERS
 from sweeps.spaces import expand_shape, load_experiment
@@ -69,12 +69,12 @@ def run_logged(cmd: list[str], env: dict, log: Path) -> tuple[float, int, list[t
 
 
 def read_done(metrics: Path) -> dict:
-    """The `done` event of a run's metrics.jsonl (or, for a trial ASHA stopped, its last evaluation),
+    """The `end` event of a run's metrics.jsonl (or, for a trial ASHA stopped, its last evaluation),
     plus the median tokens/s of its logged steps."""
     done, tps = {}, []
     for line in metrics.read_text().splitlines():
         m = json.loads(line)
-        if m.get("event") in ("eval", "done"):  # `done` is the last line when there is one
+        if m.get("event") in ("eval", "end"):  # `end` is the last line when there is one
             done = m
         elif m.get("event") == "iter" and m.get("tokens_per_s"):
             tps.append(m["tokens_per_s"])
@@ -129,10 +129,10 @@ def sweep_command(exp: str, profile: str, asha: bool, order: str) -> list[str]:
             + ([] if order == "auto" else ["--order", order]))
 
 
-def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str, asha: bool, order: str) -> dict:
+def sweep(exp: str, profile: str, tmp: Path, env: dict, source: str | None, asha: bool, order: str) -> dict:
     storage = tmp / f"storage-{order}"
     cmd = [sys.executable] + sweep_command(exp, profile, asha, order) + \
-          ["--storage", str(storage), "--data-source", source, "--no-analyze"]
+          ["--storage", str(storage), *source_args(source), "--no-analyze"]
     wall, rc, lines = run_logged(cmd, env, tmp / f"sweep-{order}.log")
     if rc != 0:
         tail = "\n".join(line for _, line in lines[-15:])
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
                    help="comma list of sweep passes by --order: auto (the command as users run it), file, "
                         "longest-first")
     p.add_argument("--noop-trials", type=int, default=8, help="no-op trials for Ray's per-trial cost (0: skip)")
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     profile = a.profile or ("smoke" if a.quick else "cpu")
     modes = a.seq_modes.split(",")
@@ -228,9 +228,7 @@ def main(argv=None) -> int:
     for o in orders:
         if o not in ORDERS:
             p.error(f"--orders: {o!r} is not one of {', '.join(ORDERS)}")
-    source = data_source(a.data_source)
-    if not source:
-        p.error("no Tiny Shakespeare text found: pass --data-source PATH (the sweep runs offline from it)")
+    source = a.data_source
     runs = load_experiment(a.exp).grid_runs(profile)
     result: dict = {"exp": a.exp, "profile": profile, "asha": a.asha, "runs": [r["name"] for r in runs],
                     "sequential": {}}

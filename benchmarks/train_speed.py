@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import median, prepare_data, ratio, table, write_json
+from common import SOURCE_HELP, median, prepare_data, ratio, table, write_json
 
 from gptcore.config import build_config, find_config, read_config_file
 from gptcore.train import Trainer, resolve_device
@@ -187,7 +187,7 @@ class Runner:
         for m in self.gen:
             if m["event"] == "iter":
                 return m["time_ms"] / 1000
-            if m["event"] == "diverged":
+            if m["event"] == "end" and m["status"] == "diverged":
                 raise RuntimeError(f"{self.label} diverged at step {m['iter']}")
         raise RuntimeError(f"{self.label}: the run ended early")
 
@@ -366,7 +366,7 @@ def quality(name: str, steps: int, threads: int, data_dir: Path, tmp: Path, eval
         for m in trainer.run(eval_at_start=False, save_best=False):
             if m["event"] == "eval":
                 val, train = m["val_loss"], m["train_loss"]
-            elif m["event"] == "diverged":
+            elif m["event"] == "end" and m["status"] == "diverged":
                 val = float("nan")
         wall = time.perf_counter() - t
         out[label] = {"dtype": dt, "compile": cfg.compile, "val_loss": val, "train_loss": train, "wall_s": wall}
@@ -462,7 +462,7 @@ def parse_args(argv):
                    help="use torch.compile's usual cache (default: a fresh one, so compile time is a first run's)")
     p.add_argument("--pack", action="store_true", help="CUDA: 4 packed trainings vs 1 alone")
     p.add_argument("--pack-seconds", type=float, default=30.0)
-    p.add_argument("--data-source", help="Tiny Shakespeare input.txt (default: the shared copy, else gptcore's cache)")
+    p.add_argument("--data-source", help=SOURCE_HELP)
     # child modes (internal)
     p.add_argument("--wait-policy-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--pack-child", action="store_true", help=argparse.SUPPRESS)

@@ -12,12 +12,10 @@ exits 3; Ctrl-C exits 130 after saying how to resume.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from .config import load_config
-from .errors import UserError, write_error
+from .errors import UserError
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -34,7 +32,8 @@ def cmd_prepare(args: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m gptcore prepare",
                                 description="Encode a text into train.bin, val.bin and meta.pkl (nanoGPT's format).")
     p.add_argument("name", help="dataset name: shakespeare_char, or any name for your own --input text")
-    p.add_argument("--input", help="the UTF-8 text to encode (default for shakespeare_char: cache, then download)")
+    p.add_argument("--input", help="the UTF-8 text to encode, a file or an http(s) URL (default: data_dir/NAME/"
+                                   "input.txt, else for shakespeare_char the copy that ships with gptcore)")
     p.add_argument("--data_dir", default="data", help="folder that holds datasets (default: data)")
     p.add_argument("--block_size", type=int, default=256, help="refuse texts too short for one block of this size")
     a = p.parse_args(args)
@@ -46,64 +45,37 @@ def cmd_prepare(args: list[str]) -> int:
 def cmd_train(args: list[str]) -> int:
     config, overrides = _split_config(args)
     cfg, notes = load_config(config, overrides)  # before importing torch: a typo is answered at once
-    from .sinks import Console, Jsonl
-    from .train import Trainer, resolve_device
-    from .version import environment
+    from . import record
+    from .run import Run
+    from .train import resolve_device
 
-    device, _, dtype = resolve_device(cfg)  # refuse an impossible device/dtype before any work
-    # lines said before the run folder exists are printed now and written to train.log once the
-    # Trainer has accepted the data and the checkpoint, so a mistake leaves no folder behind
-    early: list[str] = []
-
-    def say_early(line: str) -> None:
-        print(line, flush=True)
-        early.append(line)
-
+    resolve_device(cfg)  # refuse an impossible device/dtype before any work
+    run = Run(cfg)
     for note in notes:
-        say_early(note)
+        run.say(note)
     if config:
-        say_early(f"Overriding config with {config}")
+        run.say(f"Overriding config with {config}")
     for o in overrides:
-        say_early(f"Overriding: {o.lstrip('-')}")
-    trainer = Trainer(cfg, say=say_early)
-    cfg = trainer.cfg  # with a resumed checkpoint's shape, which config.json records
-    out = Path(cfg.out_dir)
-    resuming = cfg.init_from == "resume"
-    resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype, **environment()}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        console = Console(out / "train.log", append=resuming)
-        (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
-        jsonl = Jsonl(out / "metrics.jsonl", append=resuming)
-    except OSError as e:
-        raise write_error(e.filename or out, e) from None
-    console.write_file(early)
-    trainer.say = console.say
-    sinks = [console, jsonl]
+        run.say(f"Overriding: {o.lstrip('-')}")
+    run.start()  # checks the data and the checkpoint before the run folder is made
+    out = run.out_dir
     status = 0
-    saved_at = trainer.iter_num if resuming else None  # the step out/ckpt.pt holds, as far as this run knows
     try:
-        for m in trainer.run():
-            if m["event"] == "eval" and m["saved"]:
-                saved_at = m["iter"]
-            for s in sinks:
-                s.log(m)
-            if m["event"] == "diverged":
+        for m in run.events():
+            if m["event"] == record.END and m["status"] == record.DIVERGED:
                 print(f"error: training diverged at step {m['iter']} (loss {m['loss']}); everything logged so "
                       f"far is in {out}: lower --learning_rate or keep --grad_clip on", file=sys.stderr)
                 status = 3
     except KeyboardInterrupt:
-        # a save under way when Ctrl-C came was abandoned whole (Trainer.save): the file holds the one before
-        if saved_at is None:
-            print(f"\ninterrupted at step {trainer.iter_num}, before this run saved a checkpoint: run the same "
+        if run.saved_at is None:
+            print(f"\ninterrupted at step {run.trainer.iter_num}, before this run saved a checkpoint: run the same "
                   "command again to start over", file=sys.stderr)
         else:
-            print(f"\ninterrupted at step {trainer.iter_num}; {out / 'ckpt.pt'} holds step {saved_at}: continue "
-                  "from it with the same command plus --init_from=resume", file=sys.stderr)
+            print(f"\ninterrupted at step {run.trainer.iter_num}; {out / 'ckpt.pt'} holds step {run.saved_at}: "
+                  "continue from it with the same command plus --init_from=resume", file=sys.stderr)
         status = 130
     finally:
-        for s in sinks:
-            s.close()
+        run.close()
     return status
 
 

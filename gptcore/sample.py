@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def generate(cfg: SampleConfig) -> list[str]:
     ckpt = load_checkpoint(path, device)
     model = model_from_checkpoint(ckpt, dropout=0.0).to(device).eval()
     meta = _vocabulary(ckpt, cfg, path)
-    stoi, itos = meta["stoi"], meta["itos"]
+    stoi = meta["stoi"]
     start = cfg.start
     if start.startswith("FILE:"):
         try:
@@ -94,13 +95,26 @@ def generate(cfg: SampleConfig) -> list[str]:
                         "remove them")
     if not start:
         raise UserError("the start text is empty: give at least one character, e.g. --start='ROMEO:'")
+    return sample_texts(model, meta, start, cfg.num_samples, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
+                        cfg.seed, device, autocast_context(device_type, dtype))
+
+
+def sample_texts(model, meta: dict, start: str, num_samples: int, max_new_tokens: int, temperature: float = 0.8,
+                 top_k: int = 200, seed: int = 1337, device: str = "cpu",
+                 autocast: AbstractContextManager | None = None) -> list[str]:
+    """`num_samples` texts generated after `start` (every character of it in `meta`'s vocabulary), prompt included.
+
+    One generator seeded with `seed` draws them all, so the same call gives the same texts.
+    The model is put in eval mode (no dropout) and left there.
+    """
+    stoi, itos = meta["stoi"], meta["itos"]
+    model.eval()
     ids = torch.tensor([[stoi[c] for c in start]], dtype=torch.long, device=device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     out = []
-    with autocast_context(device_type, dtype):
-        for _ in range(cfg.num_samples):
-            y = model.generate(ids, cfg.max_new_tokens, temperature=cfg.temperature,
-                               top_k=cfg.top_k or None, generator=gen)
+    with torch.no_grad(), autocast or nullcontext():
+        for _ in range(num_samples):
+            y = model.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k or None, generator=gen)
             out.append("".join(itos[int(i)] for i in y[0].tolist()))
     return out
 

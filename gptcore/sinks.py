@@ -1,11 +1,12 @@
-"""Where the trainer's metrics dicts go: the console (the tutorial's log lines) and a JSONL file.
+"""Where a run's events (`gptcore.record`) go: the console (the tutorial's log lines) and a JSONL file.
 
-A sink has `log(metrics)` and `close()`. The console lines are a contract, parsed by the
+A sink has `log(event)` and `close()`. The console lines are a contract, parsed by the
 tutorial's `plot_loss.py` and `summarize_experiments.py` and by `sweeps/analyze.py`:
 
     step {n}: train loss {x:.4f}, val loss {y:.4f}
     iter {n}: loss {x:.4f}, time {ms:.2f}ms, mfu {pct:.2f}%, {tok/s:.0f} tok/s
     training took {seconds:.2f} seconds
+    training diverged at step {n}: loss is {loss}
 """
 
 from __future__ import annotations
@@ -17,34 +18,36 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import record
 from .errors import write_error
 
 
 def format_line(m: dict[str, Any]) -> str | None:
-    """The console line for one metrics dict (None for events with no line)."""
+    """The console line for one event (None for events with no line: an interrupted end says its own)."""
     ev = m.get("event")
-    if ev == "eval":
+    if ev == record.EVAL:
         return f"step {m['iter']}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f}"
-    if ev == "iter":
+    if ev == record.STEP:
         return (f"iter {m['iter']}: loss {m['loss']:.4f}, time {m['time_ms']:.2f}ms, mfu {m['mfu']:.2f}%, "
                 f"{m['tokens_per_s']:.0f} tok/s")
-    if ev == "done":
+    if ev == record.END and m["status"] == record.COMPLETED:
         return f"training took {m['elapsed_s']:.2f} seconds"
-    if ev == "diverged":
+    if ev == record.END and m["status"] == record.DIVERGED:
         return f"training diverged at step {m['iter']}: loss is {m['loss']}"
     return None
 
 
 class Console:
-    """Prints lines to a stream and, when given a path, appends them to a log file too (like `tee`)."""
+    """Prints lines to a stream (None: none) and, when given a path, writes them to a log file too (like `tee`)."""
 
-    def __init__(self, log_path: Path | None = None, stream: TextIO = sys.stdout, append: bool = False):
+    def __init__(self, log_path: Path | None = None, stream: TextIO | None = sys.stdout, append: bool = False):
         self.stream = stream
         self.path = log_path
         self.file = open(log_path, "a" if append else "w", encoding="utf-8") if log_path else None
 
     def say(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        if self.stream is not None:
+            print(line, file=self.stream, flush=True)
         self._write([line])
 
     def write_file(self, lines: list[str]) -> None:

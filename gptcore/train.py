@@ -1,8 +1,9 @@
 """The training loop of the tutorial (chapter section 1.2), as a generator of metrics.
 
-`Trainer(cfg).run()` yields one flat dict per logged iteration (`event: "iter"`), per
-evaluation (`event: "eval"`) and at the end (`event: "done"` or `event: "diverged"`). It never
-prints metrics itself: sinks (console, JSONL, Ray Tune) turn the dicts into lines or reports.
+`Trainer(cfg).run()` yields the events of `gptcore.record`: one per logged iteration
+(`event: "iter"`), per evaluation (`event: "eval"`) and one at the end (`event: "end"`, with
+`status` completed or diverged). It never prints metrics itself: the run's sinks (console, JSONL,
+a sweep's reporter) turn them into lines or reports (`gptcore.run.Run` drives them).
 
 Step semantics: iteration `it` is the optimizer update number `it`; the evaluation labelled
 `step N` measures the model after N updates, and a run ends with an evaluation at `max_iters`
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import diagnostics
+from . import diagnostics, record
 from .checkpoint import CKPT_FIX, MODEL_ARGS, SHAPE_ARGS, load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .data import Batches, check_dataset, ensure_prepared
@@ -125,11 +126,25 @@ def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
     return dev, device_type, dtype
 
 
+def reset_peak_memory(device_type: str) -> None:
+    """Start measuring peak memory afresh: a process may train several runs (a sweep reuses its workers)."""
+    if device_type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        return
+    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory_mb(device_type: str) -> float:
-    """Peak memory of this process: GPU memory allocated on cuda, resident set size elsewhere."""
+    """Peak memory since `reset_peak_memory`: GPU memory allocated on cuda, resident set size elsewhere."""
     if device_type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: the process's peak (KiB on Linux)
 
 
 # what to do about a checkpoint that cannot be used, in every message about one
@@ -167,13 +182,15 @@ class Trainer:
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: same as nanoGPT
             torch.backends.cudnn.allow_tf32 = True
-            # peak memory is this run's, not the process's (a sweep may run several trials in one)
-            torch.cuda.reset_peak_memory_stats()
+        # peak memory is this run's, not the process's (a sweep may run several trials in one)
+        reset_peak_memory(self.device_type)
         self.autocast = autocast_context(self.device_type, self.dtype)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
         self.iter_num = 0
         self.best_val_loss = float("inf")
+        self.t_start: float | None = None  # when run() began, and its seconds in optimizer steps
+        self.train_time = 0.0
         ckpt = None
         if resume_from is not None:
             self.say(f"Resuming training from {resume_from}")
@@ -331,11 +348,8 @@ class Trainer:
                 self.say(f"saving checkpoint to {cfg.out_dir}")
                 self.save(self.out_dir / "ckpt.pt")
                 saved = True
-        return {"event": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
-                "gap": losses["val"] - losses["train"], "lr": lr, "tokens": it * self.tokens_per_iter,
-                "elapsed_s": time.time() - t_start, "train_time_s": train_time_s,
-                "tokens_per_s": (steps * self.tokens_per_iter / train_time_s) if train_time_s else 0.0,
-                "best_val_loss": self.best_val_loss, "saved": saved, "mem_mb": peak_memory_mb(self.device_type)}
+        return record.evaluation(it, self.tokens_per_iter, losses["train"], losses["val"], lr, time.time() - t_start,
+                                 train_time_s, steps, self.best_val_loss, peak_memory_mb(self.device_type), saved)
 
     def _gradient_health(self, it: int) -> None:
         """The tutorial's gradient checks (`debug=True`), said as lines, before the update."""
@@ -357,8 +371,8 @@ class Trainer:
         if cfg.debug:
             for line in diagnostics.run_all(self.model, self.batches, self.meta, self.autocast)[1]:
                 self.say(line)
-        t_start = time.time()
-        train_time = 0.0  # seconds spent in optimizer steps, excluding evaluations
+        self.t_start = t_start = time.time()
+        self.train_time = 0.0  # seconds spent in optimizer steps, excluding evaluations
         running_mfu = -1.0
         local_iter = 0  # optimizer steps made by this call
         first_iter = self.iter_num
@@ -368,7 +382,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and (eval_at_start or it != first_iter):
-                yield self._evaluate(it, lr, save_best, t_start, train_time, local_iter)
+                yield self._evaluate(it, lr, save_best, t_start, self.train_time, local_iter)
             if it >= cfg.max_iters or cfg.eval_only:  # eval_only: also after a resume (nanoGPT trains on)
                 break
 
@@ -389,20 +403,22 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             lossf = loss_sum.item()  # a sync point: the step's work is done after this
             dt = time.time() - t0
-            train_time += dt
+            self.train_time += dt
             local_iter += 1
             self.iter_num = it + 1
             if not math.isfinite(lossf):
-                yield {"event": "diverged", "iter": it, "loss": lossf, "elapsed_s": time.time() - t_start}
+                yield self.end_event(record.DIVERGED, it, loss=lossf)
                 return
             if local_iter >= 5:  # the first steps include warm-up costs; let the average settle
                 mfu = self.model.estimate_mfu(cfg.batch_size * cfg.gradient_accumulation_steps, dt,
                                               cfg.mfu_peak_flops)
                 running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
             if it % cfg.log_interval == 0:
-                yield {"event": "iter", "iter": it, "loss": lossf, "lr": lr, "time_ms": dt * 1000,
-                       "tokens_per_s": self.tokens_per_iter / dt, "mfu": running_mfu * 100,
-                       "tokens": (it + 1) * self.tokens_per_iter}
-        yield {"event": "done", "iter": self.iter_num, "elapsed_s": time.time() - t_start,
-               "train_time_s": train_time, "best_val_loss": self.best_val_loss,
-               "mem_mb": peak_memory_mb(self.device_type)}
+                yield record.step(it, self.tokens_per_iter, lossf, lr, dt, running_mfu * 100)
+        yield self.end_event(record.COMPLETED, self.iter_num)
+
+    def end_event(self, status: str, it: int, loss: float | None = None) -> dict[str, Any]:
+        """The `end` event of this run (gptcore.record.end), with its clock and peak memory so far."""
+        elapsed = time.time() - self.t_start if self.t_start is not None else 0.0
+        return record.end(status, it, elapsed, self.train_time, self.best_val_loss, peak_memory_mb(self.device_type),
+                          loss=loss)

@@ -15,18 +15,17 @@ otherwise. Mistakes end with a one-line `error: ...` and exit status 2.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from gptcore.errors import UserError
-from sweeps.analysis.load import Results, load_sweep
+from sweeps.analysis.load import load_sweep
 from sweeps.analysis.logs import infer_log_experiment, load_logs
-from sweeps.analysis.report import read_sweep_info, summary_text, write_outputs
-from sweeps.analysis.verdicts import Verdict
-from sweeps.spaces import Experiment, experiment_names, load_experiment
+from sweeps.analysis.pipeline import analyse, analyse_sweep
+from sweeps.analysis.report import summary_text
+from sweeps.spaces import experiment_names, load_experiment
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -34,61 +33,21 @@ USAGE = __doc__.split("\n\n")[1]
 def load_results(exp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, history) of a sweep's experiment folder, read from the raw files (no Ray needed).
 
-    trials has one row per trial, history one row per evaluation; see sweeps/analysis/load.py
+    trials has one row per trial, history one row per evaluation; see sweeps/analysis/results.py
     for the columns. Raises UserError when the folder is missing or holds no trials.
     """
     res = load_sweep(Path(exp_dir))
     return res.trials, res.history
 
 
-def experiment_of(exp_dir: Path, name: str | None = None) -> Experiment | None:
-    """The experiment file a folder's verdicts come from.
-
-    `name` (exp1 ... or a YAML path) when given; else the copy of the file the sweep saved
-    beside its results (`<exp_dir>/<exp>.yaml`, so a later edit of the file does not change an
-    old sweep's verdicts); else the shipped file named like the folder (`exp1`, `exp1.old-...`).
-    """
-    if name:
-        return load_experiment(name)
-    info = read_sweep_info(exp_dir) or {}
-    exp = info.get("exp")
-    if isinstance(exp, str) and (Path(exp_dir) / f"{exp}.yaml").is_file():
-        try:
-            return load_experiment(Path(exp_dir) / f"{exp}.yaml")
-        except UserError as e:
-            if exp not in experiment_names():
-                raise
-            # a copy written by an older version of this program: the shipped file of that name
-            print(f"note: the sweep's copy of its experiment file cannot be read by this version ({e}); "
-                  f"judging it by the shipped {exp}", file=sys.stderr)
-            return load_experiment(exp)
-    m = re.match(r"^(exp\d+)", Path(exp_dir).name)
-    if m and m.group(1) in experiment_names():
-        return load_experiment(m.group(1))
-    return None
-
-
-def _analyze_dir(exp_dir: Path, exp: str | None) -> tuple[Results, Experiment | None, Path, list[Verdict]]:
-    res = load_sweep(exp_dir)
-    experiment = experiment_of(exp_dir, exp)
-    report, vs = write_outputs(res, experiment, exp_dir, read_sweep_info(exp_dir))
-    return res, experiment, report, vs
-
-
 def analyze(exp_dir: Path, exp: str | None = None) -> Path:
     """Analyse a sweep's experiment folder in place; returns the path of its report.md.
 
     Writes trials.csv, history.csv, plots/*.png and report.md into exp_dir. `exp` (exp1 ...
-    exp5, or an experiment file) selects the verdicts; by default `experiment_of` finds them.
+    exp5, or an experiment file) selects the verdicts; by default the sweep's own copy.
     Raises UserError when the folder is missing or holds no trials.
     """
-    return _analyze_dir(Path(exp_dir), exp)[2]
-
-
-def analyze_and_summarize(exp_dir: Path, exp: str | None = None) -> tuple[Path, str]:
-    """`analyze`, plus the summary table and verdicts as text for the terminal."""
-    res, experiment, report, vs = _analyze_dir(Path(exp_dir), exp)
-    return report, summary_text(res, experiment, vs)
+    return analyse_sweep(Path(exp_dir), exp)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,15 +71,15 @@ def main(argv: list[str] | None = None) -> int:
             if experiment is None:
                 print("note: the log names share no expN_ prefix: pass --exp exp1 ... exp5 for the chapter's verdicts")
             out_dir = Path(a.out) if a.out else files[0].parent / f"{name or 'logs'}_report"
-            report, vs = write_outputs(res, experiment, out_dir)
+            analysis, report = analyse(res, experiment, out_dir)
         else:
             if not a.exp:
                 raise UserError("name an experiment (e.g. exp1) or an experiment folder, or pass --logs FILE...")
             exp_dir = Path(a.results) / a.exp
             if not exp_dir.is_dir() and Path(a.exp).is_dir():
                 exp_dir = Path(a.exp)  # a direct path to an experiment folder
-            res, experiment, report, vs = _analyze_dir(exp_dir, a.exp_name)
-        print(summary_text(res, experiment, vs))
+            analysis, report = analyse_sweep(exp_dir, a.exp_name)
+        print(summary_text(analysis))
         print(f"report: {report}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -63,22 +63,20 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
 
 def prepare_dataset(trials: list[dict], source: str | None) -> dict[str, bytes]:
     """The prepared dataset's files, to ship to every node; prepared here first when it is not cached."""
-    from gptcore.data import cache_dir, ensure_prepared, prepare
-
-    from .trainable import dataset_files
+    from gptcore.data import cache_dir, dataset_files, ensure_prepared, prepare
 
     names = {t["dataset"] for t in trials}
     if len(names) != 1:
         raise UserError(f"one sweep trains on one dataset, this one names {', '.join(sorted(names))}")
     name = names.pop()
     data_dir = cache_dir() / "data"
-    if source:
-        prepare(name, data_dir, input_path=source, quiet=True)
-    else:
-        try:
+    try:
+        if source:
+            prepare(name, data_dir, input_path=source, quiet=True)
+        else:
             ensure_prepared(name, data_dir, quiet=True)
-        except UserError as e:  # gptcore names its own option; say this command's
-            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH)") from None
+    except UserError as e:  # gptcore names its own option (--input); say this command's
+        raise UserError(str(e).replace("--input", "--data-source")) from None
     from gptcore.data import check_dataset
 
     folder = data_dir / name
@@ -88,7 +86,7 @@ def prepare_dataset(trials: list[dict], source: str | None) -> dict[str, bytes]:
         try:
             check_dataset(folder, block, tokens)
         except UserError as e:
-            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source PATH prepares it again)") from None
+            raise UserError(f"{e} (here: python sweeps/run.py ... --data-source FILE|URL prepares it again)") from None
     return dataset_files(folder)
 
 
@@ -143,21 +141,6 @@ def default_concurrency(plan: Plan) -> int:
     return max(1, int(slots))
 
 
-def _trim_callback():
-    """A Tune callback: a trial that ended keeps only its newest checkpoint (it needs no more)."""
-    from ray import tune
-
-    from .storage import prune_checkpoints
-
-    class TrimCheckpoints(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            path = trial.path
-            if path and not is_remote(path) and Path(path).is_dir():
-                prune_checkpoints(Path(path), 1)
-
-    return TrimCheckpoints()
-
-
 def _trial_name(t) -> str:
     return f"{t.config.get('name', 'trial')}_s{t.config.get('seed', '')}_{t.trial_id}"
 
@@ -168,6 +151,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
+    from .callbacks import TrialStatus, TrimCheckpoints
     from .trainable import train_gpt
 
     resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
@@ -189,8 +173,8 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         param_space.pop("name", None)
         journal = journal_path(exp_path, plan.exp.name)
         print(f"Optuna study: {journal} (live: optuna-dashboard {journal})")
-        search_alg = StudySearcher(space, journal, plan.exp.name, plan.num_search, plan.max_iters, plan.sampler,
-                                   seed, plan.confirm, metric=METRIC, mode=MODE)
+        search_alg = StudySearcher(space, journal, plan.exp.name, plan.num_search, plan.sampler, seed, plan.confirm,
+                                   metric=METRIC, mode=MODE)
     scheduler = None
     if plan.scheduler and plan.search == "grid":
         from .scheduler import SeedGroupHalving
@@ -221,15 +205,16 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=search_alg, scheduler=scheduler,
                                     num_samples=plan.num_samples, max_concurrent_trials=concurrent,
-                                    # a grid's trials are measurements (time, peak memory): each gets a
-                                    # process of its own; a search's many short trials share them
-                                    reuse_actors=plan.search != "grid", trial_name_creator=_trial_name,
+                                    # a trial, or a paused one going on, takes over an idle worker: a fresh
+                                    # process costs seconds of imports each time (a smoke grid ran 2.3x as
+                                    # long). Each run measures its own time and peak memory (gptcore.train)
+                                    reuse_actors=True, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=plan.exp.name, storage_path=storage_root(storage),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # two while a trial runs, so a damaged newest one leaves an older one to continue from
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[_trim_callback()],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[TrialStatus(), TrimCheckpoints()],
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=reporter, verbose=1),
     )

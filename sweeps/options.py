@@ -70,7 +70,7 @@ class SweepOptions:
     max_failures: int = 3  # restarts of a crashed trial from its checkpoint
     # results
     storage: str = "results"  # the results root: a path, an NFS path or s3://...
-    data_source: str | None = None  # the text to prepare when the dataset is not cached yet
+    data_source: str | None = None  # a text file or URL to prepare the dataset from (default: gptcore's own)
     resume: bool = False  # continue the interrupted sweep in the results folder
     fresh: bool = False  # move an existing sweep aside and start over (never with resume)
     dry_run: bool = False  # print the trials and the total work; start nothing
@@ -135,7 +135,9 @@ def _parser() -> _Parser:
                    help="local mode: GPUs Ray may schedule (default: what torch sees); logical ones can be declared "
                         "without a GPU, to test packing (trials then train on the CPU)")
     p.add_argument("--seed", type=int, help="the Optuna sampler's seed (default 0)")
-    p.add_argument("--data-source", help="text file for the dataset when it is not prepared or cached yet")
+    p.add_argument("--data-source", metavar="FILE|URL",
+                   help="a text file or an http(s) URL to prepare the dataset from (default: the Tiny Shakespeare "
+                        "that ships with gptcore)")
     p.add_argument("--max-failures", type=int, help="restarts of a crashed trial from its checkpoint")
     p.add_argument("--dashboard-host",
                    help="local mode: where the dashboard listens (default 127.0.0.1; 0.0.0.0 exposes it)")

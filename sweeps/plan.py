@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from gptcore.config import build_config
 from gptcore.errors import UserError
+from gptcore.record import estimated_params
 
 from .options import ORDERS, SCHEDULERS, SEARCHERS, SweepOptions
 from .render import text_table
@@ -131,7 +132,7 @@ def estimated_flops(t: dict, vocab_size: int = 65) -> float:
     from gptcore.model import flops_per_token
 
     L, E, T = t["n_layer"], t["n_embd"], t["block_size"]
-    per_token = flops_per_token(12 * L * E * E + vocab_size * E, L, E, T)
+    per_token = flops_per_token(estimated_params(L, E) + vocab_size * E, L, E, T)
     train = t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * T * per_token
     evals = t["max_iters"] // t["eval_interval"] + 1
     evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3

@@ -179,9 +179,8 @@ class SeedGroupHalving(TrialScheduler):
         """
         t = float(result.get(self._time_attr, 0))
         value = result.get(self._metric)
+        # a diverged seed reports no loss (NaN): it drags its run to the bottom
         score = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
-        if result.get("diverged"):
-            score = math.inf  # a diverged seed drags its run to the bottom
         if self._mode == "max":
             score = -score
         for rung in self._rungs:

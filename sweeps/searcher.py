@@ -8,10 +8,10 @@ reports intermediate values by Ray's report counter, not by the optimizer step. 
   written as the sweep runs: `optuna-dashboard results/exp1/optuna.journal` shows it live and
   `optuna.load_study` reads it afterwards; `--resume` reopens the same study;
 - every evaluation is reported at its optimizer step (`iter`);
-- a trial that reached max_iters is COMPLETE with its final val loss; one the scheduler stopped
-  before (Tune ends a trial early only on the scheduler's STOP) is PRUNED at its last value; a
-  diverged or errored trial is FAIL; a trial the sweep was interrupted in is left RUNNING and
-  told when `--resume` finishes it;
+- as its record says (`gptcore.record`): a trial whose last report is `completed` is COMPLETE with
+  its final val loss; a diverged or errored one is FAIL; one that ended while still `running` (Tune
+  ends a trial early only on the scheduler's STOP) is PRUNED at its last value; a trial the sweep
+  was interrupted in is left RUNNING and told when `--resume` finishes it;
 - after the search's trials, the *confirm* stage re-runs the best K configurations and the
   experiment's reference run to the full budget over the sweep's seeds (the best of N noisy
   trials is optimistic: the winner's curse), in the same sweep, with `stage: confirm`.
@@ -28,6 +28,8 @@ from typing import Any
 
 import optuna
 from ray.tune.search import Searcher
+
+from gptcore import record
 
 from .sampling import SAMPLERS, Confirm
 from .spaces import Distribution
@@ -81,13 +83,13 @@ class StudySearcher(Searcher):
     """Ask-and-tell on the study in `journal` (module docstring); `num_search` trials, then the confirm stage."""
 
     def __init__(self, space: dict[str, Distribution], journal: str, study_name: str, num_search: int,
-                 max_iters: int, sampler: str = "tpe", seed: int = 0, confirm: Confirm | None = None,
+                 sampler: str = "tpe", seed: int = 0, confirm: Confirm | None = None,
                  metric: str = "val_loss", mode: str = "min"):
         super().__init__(metric=metric, mode=mode)
         self._space = dict(space)
         self._journal, self._study_name = str(journal), study_name
         self._sampler, self._seed = sampler, seed
-        self._num_search, self._max_iters = num_search, max_iters
+        self._num_search = num_search
         self._confirm = confirm
         self._state = _State()
         self._study: optuna.Study | None = None
@@ -154,8 +156,8 @@ class StudySearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         entry = self._state.trials.get(trial_id)
         value, step = result.get(self.metric), result.get("iter")
-        if entry is None or not _finite(value) or not isinstance(step, (int, float)) or result.get("diverged"):
-            return
+        if entry is None or not _finite(value) or not isinstance(step, (int, float)):
+            return  # a diverged trial's last row holds no loss
         trial = optuna.trial.Trial(self.study, entry[1])  # the same trial, after a restore too
         if int(step) not in trial.storage.get_trial(entry[1]).intermediate_values:
             trial.report(float(value), int(step))
@@ -169,12 +171,13 @@ class StudySearcher(Searcher):
         if trial_id in st.told:
             return
         State = optuna.trial.TrialState
-        if error or not result or result.get("diverged") or not _finite(result.get(self.metric)):
+        status = (result or {}).get("status")
+        if error or not result or status == record.DIVERGED or not _finite(result.get(self.metric)):
             self.study.tell(entry[0], state=State.FAIL)
-        elif result.get("iter", 0) >= self._max_iters:
+        elif status == record.COMPLETED:
             self.on_trial_result(trial_id, result)
             self.study.tell(entry[0], float(result[self.metric]), state=State.COMPLETE)
-        else:  # Tune ends a trial short of max_iters only on the scheduler's STOP
+        else:  # ended while running: Tune ends a trial early only on the scheduler's STOP
             self.on_trial_result(trial_id, result)
             self.study.tell(entry[0], state=State.PRUNED)
         st.told.add(trial_id)

@@ -44,7 +44,18 @@ from gptcore.config import FIELD_TYPES, build_config, coerce, find_config, read_
 from gptcore.errors import UserError
 
 # the data model of an experiment file lives in specs.py; it is imported from here too
-from .specs import KNOBS, SHAPE, Distribution, EarlyStopping, Experiment, Profile, VerdictSpec, expand_shape, shape_of
+from .specs import (
+    CHECK_NEEDS,
+    KNOBS,
+    SHAPE,
+    Distribution,
+    EarlyStopping,
+    Experiment,
+    Profile,
+    VerdictSpec,
+    expand_shape,
+    shape_of,
+)
 
 __all__ = ["KNOBS", "PROFILES", "PROFILES_FILE", "SHAPE", "Distribution", "EarlyStopping", "Experiment", "Profile",
            "VerdictSpec", "expand_shape", "experiment_names", "load_experiment", "shape_of"]
@@ -145,8 +156,6 @@ def _parse_early_stopping(d: Any, where: str, partial: bool = False) -> dict[str
 
 
 def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) -> list[VerdictSpec]:
-    from .analysis.verdicts import CHECKS  # the registry of checks, and what each needs
-
     if d is None:
         return []
     if not isinstance(d, list):
@@ -156,20 +165,20 @@ def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) 
         w = f"{where}[{i}]"
         item = _mapping(item, VERDICT_KEYS, w)
         check = item.get("check")
-        if check not in CHECKS:
-            raise UserError(f"{w}: unknown check {check!r}: choose one of {', '.join(sorted(CHECKS))}")
+        if check not in CHECK_NEEDS:
+            raise UserError(f"{w}: unknown check {check!r}: choose one of {', '.join(sorted(CHECK_NEEDS))}")
         spec = VerdictSpec(check, item.get("run"), item.get("against"), item.get("param"), item.get("metric"),
                            item.get("expect"))
         for key, valid in (("metric", METRICS), ("expect", EXPECTS)):
             if item.get(key) is not None and item[key] not in valid:
                 raise UserError(f"{w}: {key} {item[key]!r} is not one of {', '.join(valid)}")
-        if "param" in CHECKS[check].needs:
+        needs = CHECK_NEEDS[check]
+        if "param" in needs:
             if spec.param not in set(FIELD_TYPES) | {"params"}:
                 raise UserError(f"{w}: {check} needs `param:` a searched TrainConfig field or `params` "
                                 f"(the model's size), found {spec.param!r}")
         elif "param" in item:
             raise UserError(f"{w}: {check} takes no `param`")
-        needs = CHECKS[check].needs
         if "against" in needs and spec.against is None:
             if reference is None:
                 raise UserError(f"{w}: {check} compares two runs: give `against: RUN` or a top-level `reference`")

@@ -18,6 +18,31 @@ KNOBS = ("seed", "learning_rate", "batch_size", "gradient_accumulation_steps", "
          "dropout", "weight_decay", "warmup_iters", "decay_lr", "lr_decay_iters", "min_lr", "max_iters", "block_size",
          "eval_interval")
 
+# the chapter's expectations a file can ask for (`verdicts:`), and the runs each needs named: "run" (the run
+# judged), "against" (the run it is compared with), "param" (a searched parameter). What each check
+# measures is sweeps/analysis/verdicts.py (CHECKS); docs/verdicts.md has their rules.
+CHECK_NEEDS: dict[str, tuple[str, ...]] = {
+    "falls_steadily": ("run",),
+    "oscillates_or_worse": ("run", "against"),
+    "converges_slower": ("run", "against"),
+    "noisier": ("run", "against"),
+    "lower_loss": ("run", "against"),
+    "same_curve": ("run", "against"),
+    "overfits": ("run",),
+    "narrower_gap": ("run", "against"),
+    "trend": ("param",),
+    "best_range": ("param",),
+    "lower_at_start": ("run", "against"),
+    "lower_at_end": ("run", "against"),
+    "lowest": ("run",),
+    "scaling": (),
+}
+# the chapter's numbers that its expectations are judged against
+RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation
+EQUIV_TOL = 0.01  # the bound on the difference of experiment 2's two curves
+OVERFIT_GAP = 0.1  # the line between healthy and slight overfitting
+
+
 def expand_shape(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Replace `shape: "L/H/E"` by n_layer, n_head and n_embd."""
     if "shape" not in values:
@@ -58,7 +83,7 @@ class EarlyStopping:
 
 @dataclass(frozen=True)
 class VerdictSpec:
-    """One expectation to judge: a check of `sweeps.analysis.verdicts.CHECKS` and the runs it needs."""
+    """One expectation to judge: a check of `CHECK_NEEDS` and the runs it needs."""
 
     check: str
     run: str | None = None

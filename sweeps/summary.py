@@ -33,30 +33,30 @@ def _summarise(opts: SweepOptions, exp_path: str) -> int:
     if is_remote(exp_path):
         print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
         return 0
+    from sweeps.analysis import pipeline
     from sweeps.analysis.load import load_sweep
-    from sweeps.analysis.report import read_sweep_info, summary_text, write_outputs
-    from sweeps.analyze import experiment_of
+    from sweeps.analysis.report import runs_table, summary_text
 
     res = load_sweep(Path(exp_path))
-    exp = experiment_of(Path(exp_path))
+    exp = pipeline.experiment_of(Path(exp_path))
     status = res.trials["status"]
     freed = apply_checkpoint_policy(Path(exp_path), res.trials, opts.keep_checkpoints, worth_keeping(res))
     if freed:
         print(f"checkpoints: kept per --keep-checkpoints {opts.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
     print()
     if status.isin(["interrupted", "not started"]).any():
-        print(summary_text(res, exp, []))
+        print(runs_table(res, exp))
         print(f"\nthe sweep was interrupted; continue it with: {resume_command(opts)}")
         return 130
     if opts.no_analyze:
-        print(summary_text(res, exp, []))
+        print(runs_table(res, exp))
     else:
         report = None
         try:
             # the line is inside the try: a Ctrl-C may come the moment it appears
             print("writing the report...", flush=True)
-            report, vs = write_outputs(res, exp, Path(exp_path), read_sweep_info(Path(exp_path)))
-            print(summary_text(res, exp, vs))
+            analysis, report = pipeline.analyse(res, exp, Path(exp_path), pipeline.read_sweep_info(Path(exp_path)))
+            print(summary_text(analysis))
             print(f"\nreport: {report}")
         except KeyboardInterrupt:
             # the sweep itself is done and on disk; at most the report is missing

@@ -1,67 +1,37 @@
-"""The Ray Tune trainable: gptcore's training loop as one trial.
+"""The Ray Tune trainable: gptcore's run lifecycle (`gptcore.run.Run`) as one trial, and a sink that reports to Tune.
 
 This is the only module that calls Tune's session API (`tune.report`, `tune.get_checkpoint`,
 `tune.get_context`); Ray has renamed that API several times, so a rename is a one-file change.
 
-A trial's config is flat: `name` plus TrainConfig values (see docs/outputs.md). The trial
-reports at every evaluation, with a checkpoint, so a crashed trial restarts from its last
-evaluation and ASHA can compare trials at its rungs (its time attribute is `iter`).
+A trial's config is flat: `name` (and `stage` in a search) plus TrainConfig values (see
+docs/outputs.md). The trial reports a `gptcore.record.report_row` at every evaluation, with a
+checkpoint that carries the run's history, so a crashed trial restarts from its last evaluation
+(on any node) and the scheduler compares trials at its rungs (its time attribute is `iter`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from ray import tune
 
+from gptcore import record
 from gptcore.config import build_config
-from gptcore.data import _locked, cache_dir, is_prepared
+from gptcore.data import install_dataset
 from gptcore.errors import UserError
-from gptcore.sinks import Console, Jsonl
-from gptcore.train import Trainer, resolve_device
-from gptcore.version import environment
+from gptcore.run import HISTORY_FILES, Run
 
-from .spaces import expand_shape
+from .specs import expand_shape
 
 NON_CONFIG_KEYS = ("name", "stage")  # the run's label and, in a search, search or confirm
 SAMPLE_CHARS = 300
-# the trial's history; a copy travels in every checkpoint (see `train_gpt`)
-HISTORY_FILES = ("train.log", "metrics.jsonl")
-
-
-def dataset_files(folder: Path) -> dict[str, bytes]:
-    """The prepared dataset's three files, to ship to every node through Ray's object store."""
-    return {n: (folder / n).read_bytes() for n in ("train.bin", "val.bin", "meta.pkl")}
-
-
-def materialise(files: dict[str, bytes], dataset: str) -> str:
-    """Write the shipped dataset on this node once, and return the data_dir that holds it.
-
-    The folder is named by the content's hash, so concurrent trials on one node share one
-    copy (under a lock) and a changed dataset never mixes with an old one.
-    """
-    digest = hashlib.sha256()
-    for n in sorted(files):
-        digest.update(n.encode())
-        digest.update(files[n])
-    data_dir = cache_dir() / "datasets" / digest.hexdigest()[:16]
-    folder = data_dir / dataset
-    if not is_prepared(folder):
-        with _locked(folder):
-            if not is_prepared(folder):
-                for n in ("train.bin", "val.bin", "meta.pkl"):  # meta.pkl last: it marks completion
-                    tmp = folder / f".{n}.tmp"
-                    tmp.write_bytes(files[n])
-                    os.replace(tmp, folder / n)
-    return str(data_dir)
 
 
 def _synced_dir() -> Path:
@@ -87,79 +57,61 @@ def _trial_config(config: dict[str, Any], trial_dir: Path, data_dir: str):
     return build_config(values, where=f"trial {config.get('name', '')}")
 
 
-def _sample(trainer: Trainer) -> str:
-    """A short text from the trained model, for the report (exp5 compares sizes by it)."""
-    model = trainer.model
-    model.eval()
-    itos = trainer.meta.get("itos")
-    stoi = trainer.meta.get("stoi", {})
-    if not itos:
-        return ""
-    start = "\n" if "\n" in stoi else next(iter(stoi))
-    idx = torch.tensor([[stoi[start]]], dtype=torch.long, device=trainer.device)
-    gen = torch.Generator(device=trainer.device).manual_seed(trainer.cfg.seed)
-    with torch.no_grad(), trainer.autocast:
-        out = model.generate(idx, SAMPLE_CHARS, temperature=0.8, top_k=200, generator=gen)
-    return "".join(itos[int(i)] for i in out[0].tolist())
-
-
-def _candidates(checkpoint) -> list[Path]:
-    """The checkpoint Tune gives, then the older ones beside it (local storage), newest first."""
-    path = Path(checkpoint.path)
-    if not path.is_dir():  # remote storage: only the one Tune gives
-        return []
-    older = sorted((p for p in path.parent.glob("checkpoint_*") if p.is_dir() and p.name < path.name), reverse=True)
-    return [path, *older]
-
-
-def _start(checkpoint, cfg, trial_dir: Path, devnull) -> tuple[Trainer, Console, bool]:
-    """The trainer of this attempt: from the newest loadable checkpoint, else from scratch, saying which.
-
-    A checkpoint can be damaged (a disk that filled, a copy cut short); Ray offers only its
-    newest. The older ones Ray kept beside it (num_to_keep 2) are tried next, and with none
-    loadable the trial starts over; the trial's train.log says what happened (`resume: ...`).
-    """
+@contextlib.contextmanager
+def _candidates(checkpoint) -> Iterator[list[Path]]:
+    """The ckpt.pt files to resume from, newest first: the checkpoint Tune gives, then (local storage) the
+    older ones Ray kept beside it (num_to_keep 2), in case the newest is damaged."""
     if checkpoint is None:
-        console = Console(trial_dir / "train.log", stream=devnull)
-        return Trainer(cfg, say=console.say), console, False
-    paths = _candidates(checkpoint)
-    problems = []
-    for path in paths or [None]:
-        with (checkpoint.as_directory() if path is None else _local(path)) as d:
-            d = Path(d)
-            console = None
-            try:
-                # Ray uploads the local files as they are, and a retry on another node (or after
-                # --resume, in a new Ray session) starts with none: take the history up to the
-                # checkpoint from it, so the log goes on instead of being replaced by the rest
-                for n in HISTORY_FILES:
-                    if (d / n).is_file():
-                        shutil.copyfile(d / n, trial_dir / n)
-                console = Console(trial_dir / "train.log", stream=devnull, append=True)
-                for p in problems:
-                    console.say(p)
-                if problems:
-                    console.say(f"resume: continuing from {d.name}")
-                # Trainer reads the whole checkpoint in its constructor, so the directory may go
-                return Trainer(cfg, resume_from=d / "ckpt.pt", say=console.say), console, True
-            except UserError as e:
-                problems.append(f"resume: {d.name} cannot be loaded ({e})")
-                if console is not None:
-                    console.close()
-    console = Console(trial_dir / "train.log", stream=devnull)
-    for p in problems:
-        console.say(p)
-    console.say("resume: no loadable checkpoint: this trial starts over")
-    return Trainer(cfg, say=console.say), console, False
+        yield []
+        return
+    path = Path(checkpoint.path)
+    if path.is_dir():
+        older = sorted((p for p in path.parent.glob("checkpoint_*") if p.is_dir() and p.name < path.name),
+                       reverse=True)
+        yield [p / "ckpt.pt" for p in (path, *older)]
+        return
+    with checkpoint.as_directory() as d:  # remote storage: only the one Tune gives, downloaded
+        yield [Path(d) / "ckpt.pt"]
 
 
-@contextmanager
-def _local(path: Path):
-    yield path
+class TuneReporter:
+    """A run sink: a report row and a checkpoint to Tune at every evaluation, the trial's end with its last row.
+
+    The evaluation at max_iters is held back until the run's end event, so that the checkpoint of
+    the last report carries the whole log and sample.txt is written before Ray sees the trial end.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        t = run.trainer
+        self.constants = {"n_params": t.model.get_num_params(), "max_iters": t.cfg.max_iters}
+        self.last_eval: dict[str, Any] | None = None
+
+    def log(self, m: dict[str, Any]) -> None:
+        kind, n, last = m["event"], self.constants["n_params"], self.constants["max_iters"]
+        if kind == record.EVAL:
+            self.last_eval = m
+            if m["iter"] < last:
+                self._report(record.report_row(m, n, last))
+        elif kind == record.END and m["status"] == record.COMPLETED and self.last_eval is not None:
+            self._report(record.report_row(self.last_eval, n, last, record.COMPLETED))
+        elif kind == record.END and m["status"] == record.DIVERGED:
+            self._report(record.divergence_row(m, self.run.trainer.tokens_per_iter, n, last))
+
+    def _report(self, row: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.run.trainer.save(Path(tmp) / "ckpt.pt")
+            for name in HISTORY_FILES:  # flushed line by line, so complete up to this evaluation
+                shutil.copyfile(self.run.out_dir / name, Path(tmp) / name)
+            # Ray copies the checkpoint to storage, and the trial's files (train.log, ...) with it
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def close(self) -> None:
+        pass
 
 
 def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -> None:
-    """Run one trial. `dataset` is the prepared dataset's files (see `dataset_files`)."""
+    """Run one trial. `dataset` is the prepared dataset's files (`gptcore.data.dataset_files`)."""
     ctx = tune.get_context()
     # the cluster launcher exports OMP_NUM_THREADS=1 on every node; use the CPUs this trial holds
     cpus = ctx.get_trial_resources().required_resources.get("CPU", 1)
@@ -168,50 +120,15 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
     trial_dir.mkdir(parents=True, exist_ok=True)
     if dataset is None:
         raise UserError("the trainable needs the dataset's files: build it with tune.with_parameters")
-    cfg = _trial_config(config, trial_dir, materialise(dataset, config.get("dataset", "shakespeare_char")))
-
-    devnull = open(os.devnull, "w")
-    trainer, console, resumed = _start(tune.get_checkpoint(), cfg, trial_dir, devnull)
-    jsonl = Jsonl(trial_dir / "metrics.jsonl", append=resumed)
-    device, _, dtype = resolve_device(cfg)
-    meta = {**cfg.as_dict(), "name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
-            "resolved_device": device, "resolved_dtype": dtype, "torch_threads": torch.get_num_threads(),
-            # which process this is, and which GPUs Ray gave it: for the fault and packing tests
-            "pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            **environment()}
-    (trial_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-
-    constant = {"n_params": trainer.model.get_num_params(), "max_iters": cfg.max_iters, "diverged": 0}
-    last_eval: dict[str, Any] = {}
-
-    def report(metrics: dict[str, Any]) -> None:
-        metrics = {**metrics, **constant, **({"diverged": 1} if metrics.get("diverged") else {})}
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer.save(Path(tmp) / "ckpt.pt")
-            for n in HISTORY_FILES:  # flushed line by line, so complete up to this evaluation
-                shutil.copyfile(trial_dir / n, Path(tmp) / n)
-            # Ray copies the checkpoint to storage, and the trial's files (train.log, ...) with it
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
+    cfg = _trial_config(config, trial_dir, install_dataset(dataset, config.get("dataset", "shakespeare_char")))
+    facts = {"name": config.get("name", ""), "trial_id": ctx.get_trial_id(),
+             # which GPUs Ray gave this process: for the packing tests
+             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    run = Run(cfg, stream=None, facts=facts, sample_chars=SAMPLE_CHARS)
     try:
-        for m in trainer.run(eval_at_start=not resumed, save_best=False):
-            console.log(m)
-            jsonl.log(m)
-            if m["event"] == "eval":
-                last_eval = {k: v for k, v in m.items() if k not in ("event", "saved")}
-                if m["iter"] < cfg.max_iters:
-                    report(last_eval)
-                # the final evaluation is reported after "done", once the log and sample are complete
-            elif m["event"] == "diverged":
-                # end this trial as diverged; the sweep goes on with the others
-                report({**last_eval, "iter": m["iter"], "diverged": 1,
-                        "val_loss": last_eval.get("val_loss", float("nan"))})
-                return
-            elif m["event"] == "done":
-                (trial_dir / "sample.txt").write_text(_sample(trainer), encoding="utf-8")
-                if last_eval:
-                    report(last_eval)
+        with _candidates(tune.get_checkpoint()) as candidates:
+            run.start(candidates)
+        for _ in run.events([TuneReporter(run)], eval_at_start=not run.resumed, save_best=False):
+            pass
     finally:
-        console.close()
-        jsonl.close()
-        devnull.close()
+        run.close()

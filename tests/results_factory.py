@@ -1,8 +1,10 @@
 """Synthetic sweep results for the analysis tests: trial folders as docs/outputs.md describes them.
 
-`make_trial` fabricates a trial folder (result.json lines, params.json, config.json from
-TrainConfig, optional metrics.jsonl, sample.txt, error.txt); `make_run` the trials of one run over
-several seeds, each seed's curve shifted by its own (deterministic) noise; no training, no Ray.
+`make_trial` fabricates a trial folder (result.json lines built by gptcore.record, params.json,
+config.json from TrainConfig, status.json as the sweep writes it, optional metrics.jsonl,
+sample.txt, error.txt; or, with `legacy=True`, the rows of a sweep written before the record
+had a status); `make_run` the trials of one run over several seeds, each seed's curve shifted by
+its own (deterministic) noise; no training, no Ray.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gptcore import record
 from gptcore.config import TrainConfig
 from sweeps.analysis.load import load_sweep
 from sweeps.analysis.verdicts import verdicts
@@ -39,8 +42,13 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
                mem_mb: float = 100.0, time_s: float | None = None, per_iter: list[float] | None = None,
                sample: str | None = None, error: str | None = None, diverged_at: int | None = None,
                extra_rows: list[dict] | None = None, config_json: bool = True, seed: int = 1337,
-               stage: str | None = None) -> Path:
-    """Write one trial folder the way a sweep leaves it (docs/outputs.md) and return it."""
+               stage: str | None = None, status: str | None = None, legacy: bool = False) -> Path:
+    """Write one trial folder the way a sweep leaves it (docs/outputs.md) and return it.
+
+    `status` is how the trial ended (by default what the sweep would have written: errored with an
+    `error`, diverged with `diverged_at`, completed at max_iters, else stopped early; nothing without
+    evaluations); `interrupted` writes no status.json and leaves the last row `running`.
+    """
     index = len([d for d in exp_dir.iterdir() if d.is_dir()]) if exp_dir.is_dir() else 0
     trial_id = trial_id or f"ab{index:03d}_{index:05d}"
     d = exp_dir / f"{name}_s{seed}_{trial_id}"
@@ -54,26 +62,41 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
     (d / "params.json").write_text(json.dumps({"name": name, **over, **({"stage": stage} if stage else {})}))
     if config_json:
         (d / "config.json").write_text(json.dumps({**cfg, "resolved_device": "cpu", "resolved_dtype": "float32"}))
+    if status is None and (evals or diverged_at is not None):
+        status = (record.ERRORED if error else record.DIVERGED if diverged_at is not None
+                  else record.COMPLETED if evals[-1][0] >= max_iters else record.STOPPED)
     rows, best = [], math.inf
     for k, (it, tr, va) in enumerate(evals):
         best = min(best, va)
         elapsed = (time_s if time_s is not None else max_iters / 100) * it / max(max_iters, 1)
-        rows.append({"iter": it, "tokens": it * tpi, "train_loss": tr, "val_loss": va, "gap": va - tr, "lr": 1e-3,
-                     "tokens_per_s": 1000.0, "elapsed_s": elapsed, "best_val_loss": best, "mem_mb": mem_mb,
-                     "n_params": n_params, "max_iters": max_iters, "diverged": 0, "training_iteration": k + 1,
-                     "trial_id": trial_id, "time_total_s": elapsed + 1.0, "done": False})
+        ray = {"training_iteration": k + 1, "trial_id": trial_id, "time_total_s": elapsed + 1.0, "done": False}
+        if legacy:  # a sweep written before the record: no status, a `diverged` flag
+            rows.append({"iter": it, "tokens": it * tpi, "train_loss": tr, "val_loss": va, "gap": va - tr,
+                         "lr": 1e-3, "tokens_per_s": 1000.0, "elapsed_s": elapsed, "best_val_loss": best,
+                         "mem_mb": mem_mb, "n_params": n_params, "max_iters": max_iters, "diverged": 0, **ray})
+            continue
+        ev = record.evaluation(it, tpi, tr, va, 1e-3, elapsed, elapsed, it, best, mem_mb, saved=False)
+        said = status if k == len(evals) - 1 and status == record.COMPLETED else record.RUNNING
+        rows.append({**record.report_row(ev, n_params, max_iters, said), **ray})
     if diverged_at is not None:
-        last = evals[-1][2] if evals else math.nan
-        rows.append({"iter": diverged_at, "tokens": diverged_at * tpi, "train_loss": math.nan, "val_loss": last,
-                     "gap": math.nan, "diverged": 1, "n_params": n_params, "max_iters": max_iters,
-                     "trial_id": trial_id, "time_total_s": 5.0, "mem_mb": mem_mb})
+        if legacy:  # the old divergence row: the last finite val loss stamped on the divergence step
+            last = evals[-1][2] if evals else math.nan
+            rows.append({"iter": diverged_at, "tokens": diverged_at * tpi, "train_loss": math.nan, "val_loss": last,
+                         "gap": math.nan, "diverged": 1, "n_params": n_params, "max_iters": max_iters,
+                         "trial_id": trial_id, "time_total_s": 5.0, "mem_mb": mem_mb})
+        else:
+            end = record.end(record.DIVERGED, diverged_at, 4.0, 4.0, best, mem_mb, loss=math.nan)
+            rows.append({**record.divergence_row(end, tpi, n_params, max_iters), "trial_id": trial_id,
+                         "time_total_s": 5.0})
     rows += extra_rows or []
+    if status in record.FINAL and not legacy:  # what the sweep writes when a trial ends
+        (d / record.STATUS_FILE).write_text(json.dumps({"status": status, "iter": (rows[-1] if rows else {})
+                                                        .get("iter")}))
     if rows:
         # json.dumps writes NaN as `NaN`, exactly as Ray does
         (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if per_iter is not None:
-        events = [{"event": "iter", "iter": i * 10, "loss": x, "lr": 1e-3, "time_ms": 5.0, "tokens_per_s": 1.0,
-                   "mfu": 1.0, "tokens": (i * 10 + 1) * tpi} for i, x in enumerate(per_iter)]
+        events = [record.step(i * 10, tpi, x, 1e-3, 0.005, 1.0) for i, x in enumerate(per_iter)]
         (d / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     if sample is not None:
         (d / "sample.txt").write_text(sample)

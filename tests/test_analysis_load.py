@@ -10,7 +10,7 @@ import pytest
 from results_factory import by_expectation, curve, judge, make_trial
 
 from gptcore.errors import UserError
-from sweeps.analysis.load import load_sweep, trial_status
+from sweeps.analysis.load import legacy_status, load_sweep
 from sweeps.analysis.verdicts import verdicts
 from sweeps.analyze import analyze, load_results
 from sweeps.spaces import load_experiment
@@ -25,18 +25,50 @@ from sweeps.spaces import load_experiment
     ((0, 1000, False, False, False), "not started"),
     ((0, 1000, False, True, False), "errored"),
 ])
-def test_trial_status(args, status):
-    assert trial_status(*args) == status
+def test_the_status_of_a_sweep_written_before_the_record(args, status):
+    assert legacy_status(*args) == status
+
+
+def test_the_status_is_the_one_the_record_holds(tmp_path):
+    exp = tmp_path / "exp1"
+    make_trial(exp, "baseline", curve(1.6))  # its last row says completed, and so does status.json
+    make_trial(exp, "small_lr", curve(2.3)[:2], max_iters=1000)  # the sweep wrote: stopped early
+    make_trial(exp, "large_lr", curve(1.9)[:3], max_iters=1000, status="interrupted")  # no ending written
+    make_trial(exp, "small_batch", curve(2.5)[:2], max_iters=1000, diverged_at=300)
+    make_trial(exp, "large_model", [])
+    t = load_sweep(exp).trials.set_index("name")
+    assert dict(t["status"]) == {"baseline": "completed", "small_lr": "stopped early", "large_lr": "interrupted",
+                                 "small_batch": "diverged", "large_model": "not started"}
+    # a diverged trial is a status: its divergence row is no evaluation
+    assert t.loc["small_batch", "diverged_at"] == 300 and t.loc["small_batch", "n_evals"] == 2
+    assert t.loc["small_batch", "final_iter"] == 300 and math.isfinite(t.loc["small_batch", "final_val_loss"])
+    # status.json, when there, is the last word (a trial's latest attempt)
+    d = next(p for p in exp.iterdir() if p.name.startswith("large_lr"))
+    (d / "status.json").write_text(json.dumps({"status": "errored", "iter": 500}))
+    assert load_sweep(exp).trials.set_index("name").loc["large_lr", "status"] == "errored"
+
+
+def test_a_sweep_written_before_the_record_still_loads(tmp_path):
+    exp = tmp_path / "exp1"
+    make_trial(exp, "baseline", curve(1.6), legacy=True)
+    make_trial(exp, "large_lr", curve(2.5)[:2], max_iters=1000, diverged_at=300, legacy=True)
+    make_trial(exp, "small_lr", curve(2.3)[:2], max_iters=1000, legacy=True)
+    res = load_sweep(exp)
+    t = res.trials.set_index("name")
+    assert dict(t["status"]) == {"baseline": "completed", "large_lr": "diverged", "small_lr": "stopped early"}
+    # the old divergence row (the last finite loss stamped on the step) is not an evaluation
+    assert list(res.history[res.history["name"] == "large_lr"]["iter"]) == [0, 250]
+    assert t.loc["large_lr", "final_val_loss"] == res.history[res.history["name"] == "large_lr"]["val_loss"].iloc[-1]
 
 
 def test_load_results_frames_and_dedup(tmp_path):
     exp = tmp_path / "exp1"
     evals = curve(1.6)
     # a retry re-reports step 500 and 750 with new values: the later ones must win
-    retry = [{"iter": 500, "train_loss": 1.9, "val_loss": 2.0, "diverged": 0},
-             {"iter": 750, "train_loss": 1.7, "val_loss": 1.8, "diverged": 0}]
-    make_trial(exp, "baseline", evals[:4], max_iters=1000, extra_rows=retry + [
-        {"iter": 1000, "train_loss": 1.55, "val_loss": 1.6, "diverged": 0, "tokens": 64000}])
+    retry = [{"iter": 500, "train_loss": 1.9, "val_loss": 2.0, "status": "running"},
+             {"iter": 750, "train_loss": 1.7, "val_loss": 1.8, "status": "running"}]
+    make_trial(exp, "baseline", evals[:4], max_iters=1000, status="completed", extra_rows=retry + [
+        {"iter": 1000, "train_loss": 1.55, "val_loss": 1.6, "tokens": 64000, "status": "completed"}])
     with open(next(exp.iterdir()) / "result.json", "a") as f:
         f.write('{"iter": 12')  # a line cut short by a crash
     trials, history = load_results(exp)
@@ -126,9 +158,9 @@ def write_ray_state(exp_dir: Path, trials: list[tuple[str, str, str, dict]]) -> 
 
 def test_rays_record_tells_stopped_from_interrupted_and_not_started(tmp_path):
     exp = tmp_path / "exp1"
-    done = make_trial(exp, "baseline", curve(1.6), trial_id="aa000_00000")
-    stopped = make_trial(exp, "small_lr", curve(2.3)[:2], max_iters=1000, trial_id="aa000_00001")
-    cut = make_trial(exp, "large_lr", curve(1.9)[:3], max_iters=1000, trial_id="aa000_00002")
+    done = make_trial(exp, "baseline", curve(1.6), trial_id="aa000_00000", legacy=True)
+    stopped = make_trial(exp, "small_lr", curve(2.3)[:2], max_iters=1000, trial_id="aa000_00001", legacy=True)
+    cut = make_trial(exp, "large_lr", curve(1.9)[:3], max_iters=1000, trial_id="aa000_00002", legacy=True)
     write_ray_state(exp, [("aa000_00000", "TERMINATED", done.name, {"name": "baseline"}),
                           ("aa000_00001", "TERMINATED", stopped.name, {"name": "small_lr"}),
                           ("aa000_00002", "RUNNING", cut.name, {"name": "large_lr"}),
@@ -145,6 +177,6 @@ def test_rays_record_tells_stopped_from_interrupted_and_not_started(tmp_path):
 
 def test_an_errored_trial_is_errored_by_rays_record(tmp_path):
     exp = tmp_path / "exp1"
-    d = make_trial(exp, "baseline", curve(1.6)[:2], max_iters=1000, trial_id="aa000_00000")
+    d = make_trial(exp, "baseline", curve(1.6)[:2], max_iters=1000, trial_id="aa000_00000", legacy=True)
     write_ray_state(exp, [("aa000_00000", "ERROR", d.name, {"name": "baseline"})])
     assert load_sweep(exp).trials.iloc[0]["status"] == "errored"  # even without an error.txt copied along

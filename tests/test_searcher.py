@@ -16,14 +16,20 @@ SPACE = {"learning_rate": Distribution("loguniform", (1e-4, 1e-2)), "shape": Dis
 
 
 def searcher(tmp_path, n=4, confirm=None, sampler="random") -> StudySearcher:
-    return StudySearcher(SPACE, str(tmp_path / "optuna.journal"), "exp1", n, max_iters=30, sampler=sampler, seed=0,
+    return StudySearcher(SPACE, str(tmp_path / "optuna.journal"), "exp1", n, sampler=sampler, seed=0,
                          confirm=confirm)
 
 
+MAX_ITERS = 30
+
+
 def reports(s: StudySearcher, tid: str, iters, value=2.0):
+    """A trial's report rows as the trainable sends them (gptcore.record): the last at max_iters says completed."""
     for it in iters:
-        s.on_trial_result(tid, {"iter": it, "val_loss": value - it / 100, "training_iteration": it // 10 + 1})
-    return {"iter": iters[-1], "val_loss": value - iters[-1] / 100, "diverged": 0}
+        s.on_trial_result(tid, {"iter": it, "val_loss": value - it / 100, "training_iteration": it // 10 + 1,
+                                "status": "completed" if it == MAX_ITERS else "running"})
+    return {"iter": iters[-1], "val_loss": value - iters[-1] / 100,
+            "status": "completed" if iters[-1] == MAX_ITERS else "running"}
 
 
 def test_the_journal_holds_the_truth_of_every_trial(tmp_path):
@@ -33,8 +39,8 @@ def test_the_journal_holds_the_truth_of_every_trial(tmp_path):
     assert all(c["stage"] == "search" and 1e-4 <= c["learning_rate"] <= 1e-2 for c in configs)
     s.on_trial_complete("r0", reports(s, "r0", [0, 10, 20, 30]))  # to max_iters: COMPLETE
     s.on_trial_complete("r1", reports(s, "r1", [0, 10]))  # ended at 10 by the scheduler: PRUNED
-    last = reports(s, "r2", [0, 10, 20])
-    s.on_trial_complete("r2", {**last, "diverged": 1})  # diverged: FAIL
+    reports(s, "r2", [0, 10, 20])
+    s.on_trial_complete("r2", {"iter": 23, "val_loss": float("nan"), "status": "diverged"})  # diverged: FAIL
     s.on_trial_complete("r3", None, error=True)  # errored: FAIL
     study = optuna.load_study(study_name="exp1", storage=open_study(tmp_path / "optuna.journal", "exp1")._storage)
     t = {tr.number: tr for tr in study.trials}

@@ -10,7 +10,7 @@ import time
 import pytest
 from results_factory import make_exp2
 
-import sweeps.analysis.report as report_module
+import sweeps.analysis.pipeline as pipeline_module
 from sweeps.options import SweepOptions
 from sweeps.summary import summarise
 
@@ -34,7 +34,7 @@ def test_a_finished_sweep_writes_its_report_and_exits_0(tmp_path, capsys):
 def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish(tmp_path, capsys, monkeypatch, at):
     # CI once sent the Ctrl-C while "writing the report..." was still being printed: a traceback, exit -2
     exp = finished_exp2(tmp_path)
-    real_print, real_write = builtins.print, report_module.write_outputs
+    real_print, real_write = builtins.print, pipeline_module.write
 
     def print_(*a, **k):
         if a and ((at == "the line" and str(a[0]).startswith("writing the report"))
@@ -48,7 +48,7 @@ def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish
         return real_write(*a, **k)
 
     monkeypatch.setattr(builtins, "print", print_)
-    monkeypatch.setattr(report_module, "write_outputs", write)
+    monkeypatch.setattr(pipeline_module, "write", write)
     assert summarise(args(), str(exp)) == 130
     err = capsys.readouterr().err
     assert f"the results are complete in {exp}" in err and f"gptsweep analyze {exp}" in err

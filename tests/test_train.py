@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import DISK_FULL_RUN
 
+from gptcore import record
 from gptcore.errors import UserError
 from gptcore.model import GPT, GPTConfig
 from gptcore.train import (
@@ -97,12 +98,14 @@ def test_run_steps_evals_and_metrics(tiny_config):
     t, ev = train(cfg)
     kinds = [(m["event"], m["iter"]) for m in ev]
     assert kinds == [("eval", 0), ("iter", 0), ("iter", 1), ("eval", 2), ("iter", 2), ("iter", 3), ("eval", 4),
-                     ("done", 4)]
+                     ("end", 4)]
+    assert ev[-1]["status"] == "completed"
     assert t.iter_num == 4
     for m in ev:
         if m["event"] == "iter":
             assert m["lr"] == get_lr(m["iter"], cfg) and math.isfinite(m["loss"])
-            assert m["tokens"] == (m["iter"] + 1) * 4 * 16 and m["tokens_per_s"] > 0
+            # one clock: the loss of update N is measured on the weights after N updates, like `step N`
+            assert m["tokens"] == m["iter"] * 4 * 16 and m["tokens_per_s"] > 0
         if m["event"] == "eval":
             assert m["gap"] == pytest.approx(m["val_loss"] - m["train_loss"])
             assert m["tokens"] == m["iter"] * 64 and m["saved"] == (m["iter"] > 0)
@@ -117,10 +120,10 @@ def test_run_steps_evals_and_metrics(tiny_config):
 def _documented_keys() -> dict[str, set[str]]:
     rows = {}
     for line in DOCS.read_text().splitlines():
-        m = re.match(r"\| `(eval|iter|done|diverged)` \| (.*) \|$", line)
+        m = re.match(r"\| `(eval|iter|end)` \| (.*) \|$", line)
         if m:
             rows[m.group(1)] = set(re.findall(r"`(\w+)`", m.group(2))) | {"event"}
-    assert set(rows) == {"eval", "iter", "done", "diverged"}, "docs/outputs.md lost its metrics table"
+    assert set(rows) == {"eval", "iter", "end"}, "docs/outputs.md lost its metrics table"
     return rows
 
 
@@ -130,7 +133,11 @@ def test_metrics_keys_are_the_documented_ones(tiny_config, monkeypatch):
     for m in ev:
         assert set(m) == keys[m["event"]], m["event"]
     _, ev = train(_nan_at(monkeypatch, tiny_config(max_iters=3), step=1))
-    assert ev[-1]["event"] == "diverged" and set(ev[-1]) == keys["diverged"]
+    assert ev[-1]["status"] == "diverged" and set(ev[-1]) == keys["end"]
+    # the record's own definition (gptcore/record.py) is the documented one
+    for kind, fields_ in ((record.EVAL, record.EVAL_FIELDS), (record.STEP, record.STEP_FIELDS),
+                          (record.END, record.END_FIELDS)):
+        assert set(fields_) | {"event"} == keys[kind], kind
 
 
 def test_decay_lr_false_keeps_the_rate(tiny_config):
@@ -359,7 +366,7 @@ def test_eval_only(tiny_config):
     t, _ = train(cfg)
     before = params(t)
     t2, ev = train(tiny_config(max_iters=10, eval_only=True, init_from="resume"))
-    assert [m["event"] for m in ev] == ["eval", "done"] and t2.iter_num == 2  # no training after a resume either
+    assert [m["event"] for m in ev] == ["eval", "end"] and t2.iter_num == 2  # no training after a resume either
     assert max_diff(before, params(t2)) == 0
 
 
@@ -488,14 +495,14 @@ def _nan_at(monkeypatch, cfg, step):
 def test_a_nan_loss_ends_the_run_as_diverged(tiny_config, monkeypatch):
     cfg = _nan_at(monkeypatch, tiny_config(max_iters=6, eval_interval=2, always_save_checkpoint=True), step=3)
     t, ev = train(cfg)
-    assert [(m["event"], m["iter"]) for m in ev][-3:] == [("eval", 2), ("iter", 2), ("diverged", 3)]
-    assert math.isnan(ev[-1]["loss"]) and "done" not in [m["event"] for m in ev]
+    assert [(m["event"], m["iter"]) for m in ev][-3:] == [("eval", 2), ("iter", 2), ("end", 3)]
+    assert ev[-1]["status"] == "diverged" and math.isnan(ev[-1]["loss"])
     assert torch.load(Path(cfg.out_dir) / "ckpt.pt", weights_only=True)["iter_num"] == 2  # the last good one
 
 
 def test_an_exploding_learning_rate_diverges(tiny_config):
     _, ev = train(tiny_config(max_iters=20, learning_rate=1e6, grad_clip=0.0, warmup_iters=0, decay_lr=False))
-    assert ev[-1]["event"] == "diverged" and not math.isfinite(ev[-1]["loss"])
+    assert ev[-1]["status"] == "diverged" and not math.isfinite(ev[-1]["loss"])
 
 
 def test_debug_runs_the_diagnostics_inside_training(tiny_config):
@@ -527,6 +534,6 @@ def test_cuda_bfloat16_training(tiny_config):
     t, ev = train(tiny_config(device="cuda", dtype="auto", max_iters=10, eval_interval=5, n_layer=2, n_embd=32))
     assert (t.device_type, t.dtype) == ("cuda", "bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     evals = [m for m in ev if m["event"] == "eval"]
-    assert ev[-1]["event"] == "done" and all(math.isfinite(m["val_loss"]) for m in evals)
+    assert ev[-1]["status"] == "completed" and all(math.isfinite(m["val_loss"]) for m in evals)
     assert evals[-1]["train_loss"] < evals[0]["train_loss"] and evals[-1]["mem_mb"] > 0
     assert isinstance(t.model, GPT) and next(t.model.parameters()).is_cuda

@@ -8,12 +8,14 @@ the number of seeds on each side, the step it was judged at, and one outcome of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .load import Results, finite_curve
+from .results import Results, finite_curve
 from .stats import HOLDS, NOT, RULE, UNKNOWN, Sample, sample
 
 
@@ -60,13 +62,22 @@ def cannot_tell(expectation: str, why: str, check: str = "", n_seeds: dict[str, 
 class Runs:
     """The trials of one experiment by run name; each run's trials are its seeds.
 
-    `order` is the experiment file's run order.
+    `order` is the experiment file's run order. One Runs serves one analysis: what several
+    checks, the report and the plots need (a scaling fit, a search's facts) is computed once,
+    on first use (`once`).
     """
 
     def __init__(self, res: Results, order: list[str] | None = None):
         self.res = res
         self.names = set(res.trials["name"])
         self.order = list(order or [])
+        self._once: dict[str, Any] = {}
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, the first time `key` is asked for in this analysis; the same value afterwards."""
+        if key not in self._once:
+            self._once[key] = compute()
+        return self._once[key]
 
     def trials(self, name: str) -> pd.DataFrame:
         return self.res.trials[self.res.trials["name"] == name]

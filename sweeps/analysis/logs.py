@@ -15,10 +15,12 @@ from typing import Any
 
 import pandas as pd
 
+from gptcore import record
 from gptcore.config import FIELD_TYPES, SHIPPED_DIR, TrainConfig, coerce, read_config_file, shipped_configs
 from gptcore.errors import UserError
 
-from .load import ITER_COLUMNS, Results, assemble, config_fields, history_frame, read_json, summary_row, tokens_per_iter
+from .files import read_json
+from .results import ITER_COLUMNS, Results, assemble, config_fields, history_frame, summary_row, tokens_per_iter
 
 # `search`, not `match`, as the tutorial's own parser does
 STEP_RE = re.compile(r"step (\d+): train loss ([^\s,]+), val loss ([^\s,]+)")
@@ -117,20 +119,18 @@ def load_logs(files: list[Path]) -> Results:
             notes.append(f"{f.name}: max_iters unknown (the log does not echo the config): "
                          "completion and compute accounting are not judged")
         tpi = parsed.tokens_per_iter or tokens_per_iter(cfg)
-        recs = [{"iter": it, "train_loss": tr, "val_loss": va, "tokens": it * tpi} for it, tr, va in parsed.evals]
         diverged_at = parsed.diverged_at
         for it, tr, va in parsed.evals:
             # nanoGPT keeps going after a NaN loss: the first non-finite evaluation is where it diverged
             if math.isnan(diverged_at) and not (math.isfinite(tr) and math.isfinite(va)):
                 diverged_at = float(it)
+        recs = [{"iter": it, "train_loss": tr, "val_loss": va, "tokens": record.tokens(it, tpi)}
+                for it, tr, va in parsed.evals if math.isnan(diverged_at) or it < diverged_at]
         hist, dup = history_frame(trial_id, name, cfg.get("seed"), recs)
-        if not math.isnan(diverged_at):
-            hist.loc[hist["iter"] >= diverged_at, "diverged"] = 1.0
-        row = summary_row(trial_id, name, cfg, hist, diverged_at=diverged_at, has_error=False, error="",
-                          sample="", time_s=parsed.took_s, n_params=parsed.n_params_m * 1e6, mem_mb=math.nan,
-                          max_iters_known=max_known, where=str(f), retried_rows=dup, sweep=False)
-        if not math.isnan(parsed.took_s) and row["status"] == "interrupted":
-            row["status"] = "completed"  # the run said it finished, whatever max_iters we guessed
+        row = summary_row(trial_id, name, cfg, hist, status=_status(parsed, hist, diverged_at, cfg, max_known),
+                          diverged_at=diverged_at, error="", sample="", time_s=parsed.took_s,
+                          n_params=parsed.n_params_m * 1e6, mem_mb=math.nan, max_iters_known=max_known, where=str(f),
+                          retried_rows=dup)
         rows.append(row)
         hists.append(hist)
         its = [{"trial_id": trial_id, "iter": float(it), "loss": loss} for it, loss, *_ in parsed.iters]
@@ -139,6 +139,16 @@ def load_logs(files: list[Path]) -> Results:
     if not rows:
         raise UserError("no log files given: pass one or more, e.g. --logs experiments/exp1_*.log")
     return assemble(rows, hists, iters, configs, "logs", notes)
+
+
+def _status(parsed: ParsedLog, hist: pd.DataFrame, diverged_at: float, cfg: dict[str, Any], max_known: bool) -> str:
+    """How a logged run ended: diverged, completed (it said `training took`, or reached max_iters), else
+    interrupted (the log simply ends)."""
+    if not math.isnan(diverged_at):
+        return record.DIVERGED
+    if not math.isnan(parsed.took_s) or (max_known and len(hist) and hist["iter"].max() >= cfg["max_iters"]):
+        return record.COMPLETED
+    return record.INTERRUPTED if len(hist) else record.NOT_STARTED
 
 
 def infer_log_experiment(files: list[Path]) -> str | None:

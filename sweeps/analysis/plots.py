@@ -1,9 +1,9 @@
 """The report's figures: PNG files, each a matplotlib Figure of its own (no display, no pyplot state).
 
 Curves are drawn per run: the mean over its seeds, with a band of one standard deviation (each
-seed as a thin line when there are few). `make_plots` writes an experiment's figures into
-`<exp_dir>/plots/` and returns (caption, path) pairs for the report; which comparison figures it
-draws follows the checks the experiment file asks for.
+seed as a thin line when there are few). `make_plots` draws a judged experiment (`judgement.Analysis`)
+into `<exp_dir>/plots/` and returns (caption, path) pairs for the report; which comparison figures
+it draws follows the checks the experiment file asks for. Nothing here judges or fits.
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from ..specs import EQUIV_TOL
 from . import search
 from .judge import Runs
-from .load import Results
-from .metrics import OVERFIT_CLASSES
+from .judgement import Analysis
+from .metrics import OVERFIT_CLASSES, overfit_class
+from .results import Results, lr_schedule
 from .scaling import Scaling
-from .stats import grouped_history
-from .verdicts import EQUIV_TOL, schedule
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from ..spaces import Experiment
 
 DPI = 100
 MAX_LEGEND = 12  # more curves than this: no legend over the plot (the report's tables name them)
@@ -158,7 +156,7 @@ def lr_schedules(res: Results, runs: Runs, names: list[str], path: Path) -> Path
     fig, ax = _axes("Learning-rate schedules", ylabel="learning rate")
     styles = ["-", "--", "-.", ":"]
     for i, n in enumerate(names):
-        lr = schedule(res, runs.row(n)["trial_id"])
+        lr = lr_schedule(res, runs.row(n)["trial_id"])
         # identical schedules would hide each other: vary the line style
         ax.plot(np.arange(len(lr)), lr, ls=styles[i % len(styles)], lw=2, label=n)
     _legend(ax)
@@ -189,8 +187,6 @@ def scaling_plot(fit: Scaling, points: pd.DataFrame, path: Path) -> Path:
 
 def gaps(runs: Runs, names: list[str], path: Path) -> Path:
     """Final gap (val − train) per run as bars with the seeds' std, and the chapter's class thresholds."""
-    from .metrics import overfit_class
-
     fig, ax = _axes("Overfitting: final gap = val − train", xlabel="run", ylabel="gap")
     means, stds, ticks = [], [], []
     for n in names:
@@ -207,16 +203,14 @@ def gaps(runs: Runs, names: list[str], path: Path) -> Path:
     return _save(fig, path)
 
 
-def make_plots(res: Results, exp: Experiment | None, exp_dir: Path, names: list[str],
-               fit: tuple[Scaling, pd.DataFrame] | None = None) -> list[tuple[str, Path]]:
-    """Write every figure for this experiment into exp_dir/plots; (caption, path) pairs, comparisons first."""
+def make_plots(a: Analysis, exp_dir: Path) -> list[tuple[str, Path]]:
+    """Write every figure of this analysis into exp_dir/plots; (caption, path) pairs, comparisons first."""
     out_dir = Path(exp_dir) / "plots"
     made: list[tuple[str, Path]] = []
+    res, exp, names, runs, grouped, fit = a.res, a.exp, a.names, a.runs, a.grouped, a.scaling
     title = exp.title if exp else "experiment"
-    runs = Runs(res, names)
-    grouped = grouped_history(res.history)
-    if search.is_search(res):
-        return _search_plots(res, runs, grouped, names, out_dir, title, fit)
+    if a.search is not None:
+        return _search_plots(a, out_dir, title)
     with_results = [n for n in names if not runs.missing([n])]
     if with_results:
         made.append(("Val loss of every run", val_comparison(grouped, with_results, out_dir / "val_loss_comparison.png",
@@ -332,24 +326,22 @@ def top_curves(runs: Runs, names: list[str], path: Path, title: str) -> Path:
 TOP_CURVES = 8  # a search's best trials drawn in one figure
 
 
-def _search_plots(res: Results, runs: Runs, grouped: pd.DataFrame, names: list[str], out_dir: Path, title: str,
-                  fit) -> list[tuple[str, Path]]:
+def _search_plots(a: Analysis, out_dir: Path, title: str) -> list[tuple[str, Path]]:
     """A search's figures, a fixed number whatever its size: the best trials, slices, parallel coordinates,
     importance, the confirm stage, the scaling fit, and one figure per confirmed configuration."""
     made: list[tuple[str, Path]] = []
-    best = list(search.ranked(res)["name"][:TOP_CURVES])
+    res, runs, grouped, names, fit, facts = a.res, a.runs, a.grouped, a.names, a.scaling, a.search
+    best = list(facts.ranked["name"][:TOP_CURVES])
     if best:
         made.append((f"Val loss of the {len(best)} best trials", top_curves(runs, best, out_dir / "search_best.png",
                                                                              f"{title}: the best trials")))
-    trials = search.search_trials(res)
-    step = search.judging_step(res, trials)
-    params = search.searched(res)
+    trials, step, params = facts.trials, facts.step, facts.params
     if step is not None and params:
         y = search.values_at(res, trials, step).to_numpy()
         completed = (trials["status"] == "completed").to_numpy()
         made.append((f"Slices at step {step:.0f}", slices(params, y, completed, step, out_dir / "search_slices.png")))
         made.append(("Parallel coordinates", parallel(params, y, out_dir / "search_parallel.png")))
-        imp, _ = search.importance(res)
+        imp = facts.importance
         if imp:
             made.append(("Parameter importance", importance_bars(imp, step, out_dir / "search_importance.png")))
     confirmed = [n for n in names if n.startswith("confirm_")]

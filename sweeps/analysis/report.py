@@ -1,15 +1,13 @@
-"""`report.md` for one experiment, the same summary as plain text for the terminal, and the JSON records.
+"""The render step: `report.md` and the terminal summary of a judged experiment (`judgement.Analysis`).
 
 The report is Markdown that reads well on GitHub: tables, then the figures by relative link
 (`plots/x.png`), so the experiment folder can be committed or copied as it is. Runs are summarised
 over their seeds (mean ± std); every verdict shows its effect, its standard error, the seeds and
-the step it was judged at. `verdicts.json` (and `scaling.json` where the file asks for a scaling
-fit) hold the same figures for programs.
+the step it was judged at. Nothing here judges: every figure comes from the Analysis.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,64 +15,42 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..render import markdown_table, md_cell, text_table
-from .judge import Runs, Verdict
-from .load import CONFIG_COLUMNS, STATUS_NOTES, Results, read_json
-from .metrics import Compute, compute_accounting, overfit_class
-from .plots import make_plots
-from .scaling import fit_scaling, size_points
-from .search import TOP, confirm_table, importance, is_search, judging_step, ranked, search_trials, searched
-from .stats import RULE, grouped_history, sample
-from .verdicts import best_run, verdicts
+from . import search
+from .judge import Verdict
+from .judgement import Analysis, order_trials, run_names
+from .metrics import Compute, overfit_class
+from .results import CONFIG_COLUMNS, STATUS_NOTES, Results
+from .search import TOP
+from .stats import RULE, sample
 
 if TYPE_CHECKING:
-    from ..spaces import Experiment
+    from ..specs import Experiment
 
 SAMPLE_CHARS = 120
 SUMMARY_HEADERS = ["name", "seeds", "train loss", "val loss", "gap", "training time", "status"]
 
 
-def order_trials(trials: pd.DataFrame, exp: Experiment | None) -> pd.DataFrame:
-    """The experiment file's run order (each run's seeds together), then everything else by name and id."""
-    rank = {n: i for i, n in enumerate(exp.run_names if exp else ())}
-    key = trials["name"].map(lambda n: rank.get(n, len(rank)))
-    return (trials.assign(_k=key).sort_values(["_k", "name", "seed", "trial_id"], kind="stable")
-            .drop(columns="_k"))
-
-
-def run_names(res: Results, exp: Experiment | None) -> list[str]:
-    """The runs of these results: the file's order first, then any other names.
-
-    In a search every trial is a run of its own: only the confirm stage's runs are listed (the
-    search's trials have a section of their own, its best first).
-    """
-    names = list(dict.fromkeys(order_trials(res.trials, exp)["name"]))
-    if is_search(res):
-        names = [n for n in names if n.startswith("confirm_")]
-    return names
-
-
-def _search_section(res: Results, sweep_info: dict[str, Any] | None) -> list[str]:
+def _search_section(a: Analysis) -> list[str]:
     """The search's trials (the best TOP, every searched value, the step each reached), importance, confirm."""
-    trials = ranked(res)
-    params = searched(res)
-    step = judging_step(res, search_trials(res))
-    info = sweep_info or {}
+    facts = a.search
+    trials, params, step = facts.ranked, facts.params, facts.step
+    info = a.info or {}
     lines = ["## Search", "", f"{len(trials)} trials, sampler {info.get('sampler') or '?'}, "
              f"scheduler {_setting(info.get('scheduler'))}. The best {min(TOP, len(trials))}, those trained furthest "
              "first and then by val loss at their last evaluation (every trial is in `trials.csv`; the study is "
              "`optuna.journal`, for `optuna-dashboard` or `optuna.load_study`):", ""]
-    values = {k: dict(zip(search_trials(res)["trial_id"], v)) for k, v in params.items()}
+    values = {k: dict(zip(facts.trials["trial_id"], v)) for k, v in params.items()}
     rows = [[r["name"], r["status"], _f(r["final_iter"], 0), _f(r["final_val_loss"]), _f(r["final_gap"])]
             + [_value(values[k].get(r["trial_id"])) for k in params] for _, r in trials.head(TOP).iterrows()]
     lines += markdown_table(["trial", "status", "step", "val loss", "gap"] + list(params), rows) + [""]
-    imp, _ = importance(res)
+    imp = facts.importance
     if imp:
         lines += [f"Parameter importance (Optuna's PED-ANOVA) of the val loss at step {step:.0f}, which "
                   "every judged trial reached:", ""]
         lines += markdown_table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in imp.items()]) + [""]
     elif step is not None:
         lines += [f"Parameter importance: fewer than 5 trials at step {step:.0f}, not computed.", ""]
-    table = confirm_table(res)
+    table = facts.confirm
     if table:
         lines += ["### Searched against confirmed", "",
                   "The best of many noisy trials is optimistic (the winner's curse): each of the best configurations "
@@ -202,20 +178,10 @@ def _sample_cell(text: str) -> str:
 # the report
 
 
-def _scaling(res: Results, exp: Experiment | None):
-    """(fit, points) of loss against size, where the file asks for a scaling fit and two sizes have results."""
-    if exp is None or not exp.asks("scaling"):
-        return None
-    runs = Runs(res, exp.run_names)
-    points, step = size_points(runs, bool(runs.names & set(exp.run_names)))
-    fit = fit_scaling(points, step) if len(points) else None
-    return (fit, points) if fit is not None else None
-
-
-def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
+def _sizes_section(a: Analysis) -> list[str]:
     lines = ["## Model sizes", ""]
-    runs = Runs(res, exp.run_names)
-    names = [n for n in exp.run_names if n in runs.names]
+    runs, fit = a.runs, a.scaling
+    names = [n for n in a.exp.run_names if n in runs.names]
     if names:
         rows = []
         for n in names:
@@ -259,14 +225,12 @@ def _sizes_section(res: Results, exp: Experiment, fit) -> list[str]:
     return lines + ["In `scaling.json`.", ""]
 
 
-def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots: list[tuple[str, Path]],
-                  exp_dir: Path, sweep_info: dict[str, Any] | None = None, fit=None) -> str:
+def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> str:
     """The report as Markdown text; plot links are relative to exp_dir."""
+    res, exp, vs, names, sweep_info = a.res, a.exp, a.verdicts, a.names, a.info
     trials = order_trials(res.trials, exp)
-    names = run_names(res, exp)
     counts = trials["status"].value_counts()
-    heading = exp.title if exp else f"{(sweep_info or {}).get('exp') or 'Experiment'}: results"
-    lines = [f"# {heading}", ""]
+    lines = [f"# {a.title}", ""]
     source = "hand-made training logs" if res.source == "logs" else "the sweep's trial folders"
     lines.append(f"{len(names)} run(s), {len(trials)} trial(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                  + f". Read from {source}.")
@@ -279,8 +243,8 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
             lines += ["", f"Command: `{' '.join(cmd) if isinstance(cmd, list) else cmd}`"]
     lines.append("")
 
-    if is_search(res):
-        lines += _search_section(res, sweep_info)
+    if a.search is not None:
+        lines += _search_section(a)
     lines += ["## Summary", "", "The chapter's summary table, at each trial's last evaluation: mean ± std over a run's "
               "seeds.", ""]
     lines += markdown_table(SUMMARY_HEADERS, summary_rows(res, names))
@@ -301,9 +265,8 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
                      "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
-    best = best_run(res) if not is_search(res) else None
-    if best is not None:
-        name, step, val = best
+    if a.best is not None:
+        name, step, val = a.best
         row = res.trials[res.trials["name"] == name].iloc[0]
         cfg = ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
                         for k in CONFIG_COLUMNS if k in row and k not in ("seed", "max_iters", "block_size",
@@ -326,9 +289,9 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
     lines.append("")
 
     if exp is not None and exp.asks("scaling"):
-        lines += _sizes_section(res, exp, fit)
+        lines += _sizes_section(a)
 
-    lines += ["## Compute", ""] + compute_lines(compute_accounting(trials)) + [""]
+    lines += ["## Compute", ""] + compute_lines(a.compute) + [""]
 
     lines += ["## Plots", ""]
     for caption, p in plots:
@@ -342,63 +305,26 @@ def render_report(res: Results, exp: Experiment | None, vs: list[Verdict], plots
     return "\n".join(lines)
 
 
-def summary_text(res: Results, exp: Experiment | None, vs: list[Verdict]) -> str:
-    """The summary table and verdicts as plain text, for the terminal at the end of a sweep."""
+def runs_table(res: Results, exp: Experiment | None) -> str:
+    """The summary table alone, nothing judged (a search's best trials first): for a sweep that did not
+    finish, or --no-analyze."""
     out = []
-    if is_search(res):
-        best = ranked(res).head(10)
+    if search.is_search(res):
+        best = search.ranked(res).head(10)
         out.append(text_table(["trial", "status", "step", "val loss"],
                               [[r["name"], r["status"], _f(r["final_iter"], 0), _f(r["final_val_loss"])]
                                for _, r in best.iterrows()]))
-        out.append(f"(the best {len(best)} of {len(search_trials(res))} searched trials; all in trials.csv)")
-    if run_names(res, exp):
-        out.append(text_table(SUMMARY_HEADERS, summary_rows(res, run_names(res, exp)),
-                              align="l" * len(SUMMARY_HEADERS)))
-    for v in vs:
-        effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
-        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")
+        out.append(f"(the best {len(best)} of {len(search.search_trials(res))} searched trials; all in trials.csv)")
+    names = run_names(res, exp)
+    if names:
+        out.append(text_table(SUMMARY_HEADERS, summary_rows(res, names), align="l" * len(SUMMARY_HEADERS)))
     return "\n".join(out)
 
 
-def write_outputs(res: Results, exp: Experiment | None, exp_dir: Path,
-                  sweep_info: dict[str, Any] | None = None) -> tuple[Path, list[Verdict]]:
-    """Write trials.csv, history.csv, curves.csv, verdicts.json (scaling.json), plots/*.png and report.md."""
-    exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    res.trials.to_csv(exp_dir / "trials.csv", index=False)
-    res.history.to_csv(exp_dir / "history.csv", index=False)
-    grouped_history(res.history).to_csv(exp_dir / "curves.csv", index=False)
-    vs = verdicts(exp, res)
-    _write_json(exp_dir / "verdicts.json", [v.to_json() for v in vs])
-    fit = _scaling(res, exp)
-    if fit is not None:
-        _write_json(exp_dir / "scaling.json", fit[0].to_json())
-    plots = make_plots(res, exp, exp_dir, run_names(res, exp), fit)
-    made = {p for _, p in plots}
-    for old in (exp_dir / "plots").glob("*.png"):  # figures of an earlier analysis that this one did not draw
-        if old not in made:
-            old.unlink()
-    report = exp_dir / "report.md"
-    report.write_text(render_report(res, exp, vs, plots, exp_dir, sweep_info, fit) + "\n", encoding="utf-8")
-    return report, vs
-
-
-def _write_json(path: Path, data) -> None:
-    """Write JSON atomically (a reader never sees half a file); NaN and infinities as null."""
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean(data), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def read_sweep_info(exp_dir: Path) -> dict[str, Any] | None:
-    """sweep.json (how the sweep was started), or None when absent or unreadable."""
-    return read_json(Path(exp_dir) / "sweep.json")
+def summary_text(a: Analysis) -> str:
+    """The summary table and the verdicts as plain text, for the terminal."""
+    out = [runs_table(a.res, a.exp)] if len(a.res.trials) else []
+    for v in a.verdicts:
+        effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
+        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")
+    return "\n".join(o for o in out if o)

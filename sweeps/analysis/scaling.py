@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar, nnls
 
-from ..spaces import shape_of
+from gptcore.record import estimated_params
+
+from ..specs import shape_of
 from .judge import Runs, Verdict, cannot_tell, n_seeds
 from .search import search_trials
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, all_of, welch
@@ -133,22 +135,8 @@ class Scaling:
 def fit_scaling(points: pd.DataFrame, step: float, n_boot: int = N_BOOT, seed: int = 0) -> Scaling | None:
     """Fit both laws to `points` (columns label, params, loss: one row per size and seed); None below 2 sizes.
 
-    The same points give the same fit (the bootstrap's seed is fixed), so it is computed once per
-    analysis: the verdicts, the report and the plot all ask for it.
+    The same points give the same fit, whatever their order: the bootstrap's seed is fixed.
     """
-    rows = sorted(map(tuple, points[["params", "loss", "label"]].itertuples(index=False)))
-    key = (tuple(rows), step, n_boot, seed)
-    if key not in _CACHE:
-        if len(_CACHE) > 8:
-            _CACHE.clear()
-        _CACHE[key] = _fit(points, step, n_boot, seed)
-    return _CACHE[key]
-
-
-_CACHE: dict[tuple, Scaling | None] = {}
-
-
-def _fit(points: pd.DataFrame, step: float, n_boot: int, seed: int) -> Scaling | None:
     # the order of the rows must not change the bootstrap's draws
     points = points.sort_values(["params", "loss"], kind="stable").reset_index(drop=True)
     points = points[np.isfinite(points["loss"].astype(float)) & (points["params"] > 0)]
@@ -182,9 +170,20 @@ def _fit(points: pd.DataFrame, step: float, n_boot: int, seed: int) -> Scaling |
 
 
 def _params(row: pd.Series) -> float:
-    """A trial's reported parameter count, else nanoGPT's non-embedding estimate 12 * n_layer * n_embd^2."""
+    """A trial's reported parameter count, else nanoGPT's non-embedding estimate."""
     n = float(row["n_params"])
-    return n if math.isfinite(n) else 12 * float(row["n_layer"]) * float(row["n_embd"]) ** 2
+    return n if math.isfinite(n) else estimated_params(float(row["n_layer"]), float(row["n_embd"]))
+
+
+def fit_of(runs: Runs) -> tuple[Scaling, pd.DataFrame] | None:
+    """(fit, points) of loss against size for this analysis, where two sizes have results; computed once
+    (1,000 bootstrap draws) however many of the checks, the report and the plots ask for it."""
+    def compute():
+        points, step = size_points(runs, bool(runs.names & set(runs.order)))
+        fit = fit_scaling(points, step) if len(points) else None
+        return (fit, points) if fit is not None else None
+
+    return runs.once("scaling", compute)
 
 
 def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
@@ -234,7 +233,8 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory."""
     named = bool(runs.names & set(runs.order))
     points, step = size_points(runs, named)
-    fit = fit_scaling(points, step) if len(points) else None
+    fitted = fit_of(runs)
+    fit = fitted[0] if fitted else None
     out = []
     sizes = [n for n in runs.order if named and not runs.missing([n])]
     if named:

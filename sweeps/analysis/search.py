@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from gptcore.record import estimated_params
+
 from .judge import Runs, Verdict, cannot_tell
-from .load import Results
+from .results import Results
 from .stats import HOLDS, NOISE, NOT, welch
 
 if TYPE_CHECKING:
@@ -35,13 +37,14 @@ def search_trials(res: Results) -> pd.DataFrame:
     """The search stage's trials (not the confirm stage's), with their parameter count."""
     t = res.trials[res.trials["stage"] == "search"].copy()
     t["params"] = t["n_params"].astype(float).where(np.isfinite(t["n_params"].astype(float)),
-                                                    12 * t["n_layer"].astype(float) * t["n_embd"].astype(float) ** 2)
+                                                    estimated_params(t["n_layer"].astype(float),
+                                                                     t["n_embd"].astype(float)))
     return t
 
 
 def values_at(res: Results, trials: pd.DataFrame, step: float, column: str = "val_loss") -> pd.Series:
     """Each trial's `column` at `step` (NaN where it has no evaluation there), indexed like `trials`."""
-    h = res.history[(res.history["iter"] == step) & (res.history["diverged"] == 0)]
+    h = res.history[res.history["iter"] == step]
     by_id = dict(zip(h["trial_id"], h[column]))
     return trials["trial_id"].map(by_id).astype(float)
 
@@ -49,7 +52,7 @@ def values_at(res: Results, trials: pd.DataFrame, step: float, column: str = "va
 def judging_step(res: Results, trials: pd.DataFrame) -> float | None:
     """The step the search's verdicts are judged at: the full budget when at least MIN_TRIALS trials
     reached it, else the largest evaluation step at least half of the trials (and MIN_TRIALS) reached."""
-    h = res.history[res.history["trial_id"].isin(trials["trial_id"]) & (res.history["diverged"] == 0)]
+    h = res.history[res.history["trial_id"].isin(trials["trial_id"])]
     if h.empty:
         return None
     counts = h.groupby("iter")["trial_id"].nunique().sort_index()

@@ -138,7 +138,7 @@ def any_of(outcomes: list[str]) -> str:
 
 def grouped_history(history: pd.DataFrame) -> pd.DataFrame:
     """Per run and evaluation step: mean, std and n over seeds of train loss, val loss and gap."""
-    h = history[(history["diverged"] == 0) & np.isfinite(history["val_loss"].astype(float))]
+    h = history[np.isfinite(history["val_loss"].astype(float))]
     if h.empty:
         return pd.DataFrame(columns=["name", "iter", "n", "train_mean", "train_std", "val_mean", "val_std",
                                      "gap_mean", "gap_std"])

@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..specs import EQUIV_TOL, OVERFIT_GAP, RISE_TOL
 from .judge import Runs, Verdict, cannot_tell, n_seeds
-from .load import Results, config_of
 from .metrics import loss_noise, overfit_class
+from .results import Results, lr_schedule
 from .scaling import scaling
 from .search import best_range, confirm_verdict, is_search, trend
 from .stats import HOLDS, NOISE, NOT, UNKNOWN, Sample, against, all_of, any_of, sample, t_crit, welch
 
 if TYPE_CHECKING:
-    from ..spaces import Experiment, VerdictSpec
-
-RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation
-EQUIV_TOL = 0.01  # the chapter's bound on the difference of the two exp2 curves
-OVERFIT_GAP = 0.1  # the chapter's line between healthy and slight overfitting
+    from ..specs import Experiment, VerdictSpec
 
 
 def _compare(runs: Runs, spec: VerdictSpec, expectation: str, expect: int, column: str = "val_loss",
@@ -228,14 +224,6 @@ def narrower_gap(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     return [v]
 
 
-def schedule(res: Results, trial_id: str) -> np.ndarray:
-    """The learning rate at every iteration 0..max_iters of a trial, from gptcore's own get_lr."""
-    from gptcore.train import get_lr  # imports torch: only when a schedule is needed
-
-    cfg = config_of(res, trial_id)
-    return np.array([get_lr(it, cfg) for it in range(cfg.max_iters + 1)])
-
-
 def _schedule_pair(runs: Runs, spec: VerdictSpec, at_start: bool) -> list[Verdict]:
     treated, control = spec.run, spec.against
     if at_start:
@@ -244,7 +232,7 @@ def _schedule_pair(runs: Runs, spec: VerdictSpec, at_start: bool) -> list[Verdic
         e = f"decay helps the end: {treated} ends at a lower val loss than {control}"
     if why := runs.missing([treated, control]):
         return [cannot_tell(e, why, spec.check, n_seeds(runs, treated, control))]
-    sa, sb = (schedule(runs.res, runs.row(n)["trial_id"]) for n in (treated, control))
+    sa, sb = (lr_schedule(runs.res, runs.row(n)["trial_id"]) for n in (treated, control))
     if len(sa) == len(sb) and np.allclose(sa, sb):
         # nanoGPT's get_lr ignores warmup when decay_lr=False (the chapter's warmup_only command):
         # such a pair tests nothing
@@ -287,51 +275,45 @@ def lowest(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Check:
-    """A kind of expectation: its function and the runs an experiment file must name for it."""
-
-    fn: Callable[[Runs, VerdictSpec], list[Verdict]]
-    needs: tuple[str, ...]  # "run" (the run judged), "against" (the run it compares with), "param" (searched)
-
-
-CHECKS: dict[str, Check] = {
-    "falls_steadily": Check(falls_steadily, ("run",)),
-    "oscillates_or_worse": Check(oscillates_or_worse, ("run", "against")),
-    "converges_slower": Check(converges_slower, ("run", "against")),
-    "noisier": Check(noisier, ("run", "against")),
-    "lower_loss": Check(lower_loss, ("run", "against")),
-    "same_curve": Check(same_curve, ("run", "against")),
-    "overfits": Check(overfits, ("run",)),
-    "narrower_gap": Check(narrower_gap, ("run", "against")),
-    "trend": Check(trend, ("param",)),
-    "best_range": Check(best_range, ("param",)),
-    "lower_at_start": Check(lower_at_start, ("run", "against")),
-    "lower_at_end": Check(lower_at_end, ("run", "against")),
-    "lowest": Check(lowest, ("run",)),
-    "scaling": Check(scaling, ()),
+# what each check of the experiment files (sweeps.specs.CHECK_NEEDS) measures
+CHECKS: dict[str, Callable[[Runs, VerdictSpec], list[Verdict]]] = {
+    "falls_steadily": falls_steadily,
+    "oscillates_or_worse": oscillates_or_worse,
+    "converges_slower": converges_slower,
+    "noisier": noisier,
+    "lower_loss": lower_loss,
+    "same_curve": same_curve,
+    "overfits": overfits,
+    "narrower_gap": narrower_gap,
+    "trend": trend,
+    "best_range": best_range,
+    "lower_at_start": lower_at_start,
+    "lower_at_end": lower_at_end,
+    "lowest": lowest,
+    "scaling": scaling,
 }
 
 
-def verdicts(exp: Experiment | None, res: Results) -> list[Verdict]:
+def verdicts(exp: Experiment | None, res: Results, runs: Runs | None = None) -> list[Verdict]:
     """The expectations the experiment file lists, judged on `res` (empty without an experiment).
 
-    A search (its trials are named by number) is judged by the file's search verdicts
+    `runs` is the analysis's view of `res` (by default a new one, in the file's run order). A
+    search (its trials are named by number) is judged by the file's search verdicts
     (`optuna.verdicts`) and the confirm stage's. Results holding none of the file's runs and no
     search get one verdict saying so.
     """
     if exp is None:
         return []
-    runs = Runs(res, exp.run_names)
+    runs = runs or Runs(res, exp.run_names)
     if is_search(res):
-        return ([v for spec in exp.search_verdicts for v in CHECKS[spec.check].fn(runs, spec)]
+        return ([v for spec in exp.search_verdicts for v in CHECKS[spec.check](runs, spec)]
                 + confirm_verdict(runs, exp.reference))
     if not runs.names & set(exp.run_names):
         found = res.trials["name"].value_counts()
         listed = ", ".join(f"{n} ×{c}" for n, c in found.items())
         return [cannot_tell(f"the chapter's {exp.name} runs ({', '.join(exp.run_names)}) are compared",
                             f"none of them is in this sweep (trials: {listed})")]
-    return [v for spec in exp.verdicts for v in CHECKS[spec.check].fn(runs, spec)]
+    return [v for spec in exp.verdicts for v in CHECKS[spec.check](runs, spec)]
 
 
 def best_run(res: Results) -> tuple[str, float, Sample] | None:
