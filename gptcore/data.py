@@ -188,7 +188,6 @@ def locked(folder: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-_locked = locked  # the old name, until its last importer moves to `locked`
 
 
 def is_prepared(folder: Path) -> bool:

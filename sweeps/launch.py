@@ -13,7 +13,9 @@ import logging
 import os
 import shlex
 import shutil
+import socket
 import sys
+import time
 from pathlib import Path
 
 from gptcore.errors import UserError
@@ -106,7 +108,9 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
               "confirm": plan.confirm.k if plan.confirm else 0,
               "confirm_per": (plan.confirm.per if plan.confirm else "") or None, "cpus_per_trial": plan.cpus,
               "gpus_per_trial": plan.gpus,
-              "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:])}
+              "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]),
+              "planned_trials": plan.num_samples if plan.search != "grid" else len(plan.trials),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "pid": os.getpid()}
     (folder / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
     (folder / f"{plan.exp.name}.yaml").write_text(plan.exp.path.read_text(encoding="utf-8"), encoding="utf-8")
 

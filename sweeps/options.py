@@ -75,6 +75,7 @@ class SweepOptions:
     fresh: bool = False  # move an existing sweep aside and start over (never with resume)
     dry_run: bool = False  # print the trials and the total work; start nothing
     no_analyze: bool = False  # skip the report at the end
+    verbose: bool = False  # Ray's own status table and warnings on the screen, instead of the live view
     keep_checkpoints: str = "last"  # one of KEEP_CHECKPOINTS: what stays of the finished trials' checkpoints
     # what the command should say about the options it was given (a GPU fraction rounded to 1/k)
     notes: tuple[str, ...] = ()
@@ -146,6 +147,8 @@ def _parser() -> _Parser:
     mode.add_argument("--fresh", action="store_true", help="move an existing sweep aside and start over")
     p.add_argument("--dry-run", action="store_true", help="print the trials and the total work; start nothing")
     p.add_argument("--no-analyze", action="store_true", help="skip the report at the end")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's own status table and messages instead of the live view of the runs")
     p.add_argument("--keep-checkpoints", choices=KEEP_CHECKPOINTS,
                    help="what stays of the finished trials' checkpoints: last (each one's newest; default), best "
                         "(only the best run's, or a search's confirmed runs'), none. Unfinished trials keep theirs "

@@ -27,8 +27,8 @@ from .files import num
 from .metrics import overfit_class
 
 STATUSES, STATUS_NOTES = record.STATUSES, record.STATUS_NOTES
-HISTORY_COLUMNS = ("trial_id", "name", "seed", "iter", "tokens", "train_loss", "val_loss", "gap", "lr", "elapsed_s",
-                   "tokens_per_s", "best_val_loss", "mem_mb")
+# one row per evaluation: the trial, then the record's evaluation fields
+HISTORY_COLUMNS = ("trial_id", "name", "seed") + tuple(f for f in record.EVAL_FIELDS if f != "saved")
 ITER_COLUMNS = ("trial_id", "iter", "loss")
 
 
