@@ -102,9 +102,21 @@ def _mapping(d: Any, valid, where: str) -> dict:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not an experiment file: give a .yaml file (or exp1 ... exp5)") from None
     except OSError as e:
-        raise UserError(f"cannot read {path} ({e.strerror})") from None
+        raise UserError(f"cannot read {path} ({e.strerror or e}): check that it exists and is readable") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path} is UTF-16 text, not UTF-8: save it as UTF-8")
+    if b"\x00" in raw[:65536]:
+        raise UserError(f"{path} looks binary (it has NUL bytes), not a YAML experiment file: give a text file")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is fine
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (bad byte at offset {e.start}): save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -218,10 +230,14 @@ def _scales() -> dict[str, dict]:
 def load_experiment(name_or_path: str | Path) -> Experiment:
     """Load and validate an experiment file by name (`exp1`) or path."""
     path = Path(name_or_path)
+    if not path.suffix and "/" in str(name_or_path) and path.is_dir():  # a path; a bare name is an experiment's
+        raise UserError(f"{path} is a folder, not an experiment file: give a .yaml file (or exp1 ... exp5)")
     if not path.suffix:
         path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file() or path == PROFILES_FILE:
             raise UserError(f"unknown experiment {str(name_or_path)!r}: choose one of {', '.join(experiment_names())}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an experiment file: give a .yaml file (or exp1 ... exp5)")
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
     w = str(path)

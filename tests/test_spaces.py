@@ -191,3 +191,36 @@ def test_every_reference_and_verdict_run_is_in_the_grid():
 ])
 def test_malformed_files_are_one_line(tmp_path, edit, expect):
     assert_refused(tmp_path, edit, expect)
+
+
+# what is not a YAML text at all: each one line naming the path and the fix, never a traceback
+NOT_TEXT = {
+    "latin-1": (GOOD.replace("a test experiment", "une expérience").encode("latin-1"), "is not UTF-8 text"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "looks binary"),
+    "utf-16": (GOOD.encode("utf-16"), "is UTF-16 text, not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_TEXT))
+def test_a_file_that_is_not_utf8_text_is_one_line(tmp_path, kind):
+    data, expect = NOT_TEXT[kind]
+    path = tmp_path / "expt.yaml"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as e:
+        load_experiment(path)
+    msg = str(e.value)
+    assert str(path) in msg and expect in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("name", ["expt.yaml", "sub/expt"])
+def test_a_folder_is_not_an_experiment_file(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir(parents=True)
+    with pytest.raises(UserError, match=r"is a folder, not an experiment file"):
+        load_experiment(name)
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path):
+    path = tmp_path / "expt.yaml"
+    path.write_bytes(GOOD.encode("utf-8-sig"))
+    assert load_experiment(path).description == "a test experiment"
