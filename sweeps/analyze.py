@@ -15,6 +15,7 @@ otherwise. Mistakes end with a one-line `error: ...` and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def analyze(exp_dir: Path, exp: str | None = None) -> Path:
     return analyse_sweep(Path(exp_dir), exp)[1]
 
 
+def check_out_dir(out_dir: Path, what: str) -> None:
+    """Refuse a report folder that cannot be made: a file where it or a folder above it should be, or
+    a folder this user cannot write to (checked before anything is written)."""
+    for parent in [out_dir, *out_dir.absolute().parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {out_dir}: {parent} is a file, not a folder: choose another --out")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{what} {out_dir}: {parent} is not writable by this user: choose another --out")
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gptsweep analyze", description=USAGE,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             if experiment is None:
                 print("note: the log names share no expN_ prefix: pass --exp exp1 ... exp5 for the chapter's verdicts")
             out_dir = Path(a.out) if a.out else files[0].parent / f"{name or 'logs'}_report"
+            check_out_dir(out_dir, "--out" if a.out else "the report folder")
             analysis, report = analyse(res, experiment, out_dir)
         else:
             if not a.exp:

@@ -78,3 +78,54 @@ def test_logs_cli(tmp_path, capsys):
     assert "# exp1: effect of learning rate, batch size and model size" in text
     assert "| baseline | 1 | 1.3500 | 1.5600 | 0.2100 | N/A |" in text
     assert "123.5s" in text
+
+
+# files that hold no training log -> what the one line says about each
+NOT_LOGS = {
+    "empty.log": (b"", "(empty)"),
+    "blank.log": (b"\n  \n", "(empty)"),
+    "binary.log": (b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)), "(binary)"),
+    "notes.log": (b"hello\nthis is not a training log\n", "(no `step N: train loss X, val loss Y` line)"),
+    "iters_only.log": (b"iter 0: loss 4.1975, time 12345.67ms, mfu -100.00%\n", "(no `step N"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_LOGS))
+def test_a_file_without_a_training_log_is_one_line_and_writes_nothing(tmp_path, capsys, name):
+    data, expect = NOT_LOGS[name]
+    path = tmp_path / f"exp1_{name}"
+    path.write_bytes(data)
+    assert main(["--logs", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no training log in ") and err.count("\n") == 1, err
+    assert f"{path} {expect}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no report folder
+
+
+def test_every_file_without_a_training_log_is_named_even_beside_good_ones(tmp_path, capsys):
+    good = tmp_path / "exp1_baseline.log"
+    good.write_text(NANOGPT_LOG)
+    empty, notes = tmp_path / "exp1_empty.log", tmp_path / "exp1_notes.log"
+    empty.write_bytes(b"")
+    notes.write_text("nothing here\n")
+    assert main(["--logs", str(good), str(empty), str(notes), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{empty} (empty)" in err and f"{notes} (no `step" in err
+    assert str(good) not in err and not (tmp_path / "out").exists()
+
+
+def test_a_log_that_diverged_at_once_is_still_a_log(tmp_path):
+    path = tmp_path / "exp1_large_lr.log"
+    path.write_text("training diverged at step 0: loss is nan\n")
+    assert load_logs([path]).trials.iloc[0]["status"] == "diverged"
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/sub"])
+def test_an_out_folder_that_is_a_file_is_one_line(tmp_path, capsys, out):
+    log = tmp_path / "exp1_baseline.log"
+    log.write_text(NANOGPT_LOG)
+    (tmp_path / "afile").write_text("x")
+    assert main(["--logs", str(log), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and "is a file, not a folder" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "exp1_baseline.log"]

@@ -28,3 +28,14 @@ def test_cli_direct_path_and_results(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_logs_that_hold_no_training_log_are_one_line_and_no_report(tmp_path):
+    from conftest import assert_user_error
+
+    (tmp_path / "exp1_baseline.log").write_bytes(b"")
+    (tmp_path / "exp1_large_lr.log").write_bytes(b"\x00\x01binary\xff")
+    r = subprocess.run([sys.executable, "-m", "sweeps", "analyze", "--logs", str(tmp_path / "exp1_baseline.log"),
+                        str(tmp_path / "exp1_large_lr.log")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert_user_error(r, "no training log in", "exp1_baseline.log (empty)", "exp1_large_lr.log (binary)")
+    assert r.stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["exp1_baseline.log", "exp1_large_lr.log"]

@@ -98,10 +98,7 @@ def load_logs(files: list[Path]) -> Results:
     beside the log (`experiments/exp1_baseline/` for `experiments/exp1_baseline.log`) wins.
     """
     rows, hists, iters, configs, notes = [], [], [], {}, []
-    for f in map(Path, files):
-        if not f.is_file():
-            raise UserError(f"no log file at {f}: give the files `tee` wrote, e.g. experiments/exp1_baseline.log")
-        parsed = parse_log(f.read_text(encoding="utf-8", errors="replace"))
+    for f, parsed in _read_logs([Path(f) for f in files]):
         _, name = log_name(f)
         trial_id = f.stem
         cfg = TrainConfig().as_dict()
@@ -139,6 +136,34 @@ def load_logs(files: list[Path]) -> Results:
     if not rows:
         raise UserError("no log files given: pass one or more, e.g. --logs experiments/exp1_*.log")
     return assemble(rows, hists, iters, configs, "logs", notes)
+
+
+def _read_logs(files: list[Path]) -> list[tuple[Path, ParsedLog]]:
+    """Each file parsed; a UserError naming every file that holds no training log (empty, binary, or
+    without one `step N: train loss ..., val loss ...` line), so that no report is written of nothing."""
+    out, bad = [], []
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"no log file at {f}: give the files `tee` wrote, e.g. experiments/exp1_baseline.log")
+        try:
+            raw = f.read_bytes()
+        except OSError as e:
+            raise UserError(f"cannot read {f} ({e.strerror or e}): check its permissions") from None
+        if not raw.strip():
+            bad.append(f"{f} (empty)")
+            continue
+        if b"\x00" in raw[:65536]:
+            bad.append(f"{f} (binary)")
+            continue
+        parsed = parse_log(raw.decode("utf-8", errors="replace"))
+        if not parsed.evals and math.isnan(parsed.diverged_at):
+            bad.append(f"{f} (no `step N: train loss X, val loss Y` line)")
+            continue
+        out.append((f, parsed))
+    if bad:
+        raise UserError(f"no training log in {', '.join(bad)}: give the console logs of training runs (`python -m "
+                        "gptcore train ... | tee experiments/exp1_baseline.log`, or nanoGPT's train.py)")
+    return out
 
 
 def _status(parsed: ParsedLog, hist: pd.DataFrame, diverged_at: float, cfg: dict[str, Any], max_known: bool) -> str:
