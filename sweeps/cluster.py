@@ -1,6 +1,7 @@
 """What the sweep command needs to run on a Ray cluster instead of one machine.
 
-- `resolve_address`: which cluster to connect to (None = start a local Ray instance).
+- `resolve_address`: which cluster to connect to (None = start a local Ray instance); an address
+  that does not parse (`:::`, `host:port:extra`, `host:notaport`) is one line (`check_address`).
 - `check_reachable`: fail at once when nothing listens at that address (Ray would retry for minutes).
 - `check_storage`: refuse a local results path when trials can land on other machines; since
   Ray 2.7 Tune does not copy trial directories back to the head, so every node must be able to
@@ -53,12 +54,39 @@ RUNTIME_ENV_EXCLUDES = [
 def resolve_address(address: str | None) -> str | None:
     """The cluster to connect to: `--address`, else $RAY_ADDRESS, else None (local mode).
 
-    "auto" connects to the cluster running on this machine (the head, after `ray up`).
+    "auto" connects to the cluster running on this machine (the head, after `ray up`). An address
+    that does not parse is a UserError naming where it came from (see `check_address`).
     """
-    for candidate in (address, os.environ.get("RAY_ADDRESS")):
+    for candidate, source in ((address, "--address"), (os.environ.get("RAY_ADDRESS"), "$RAY_ADDRESS")):
         if candidate is not None and candidate.strip():
-            return candidate.strip()
+            return check_address(candidate.strip(), source)
     return None
+
+
+# what ray.init takes besides host:port: its own words, and Ray Client's ray://host without a port
+_WORDS = ("auto", "local")
+_HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)"
+_ADDRESS = re.compile(rf"(?:ray://)?{_HOST}:(\d{{1,5}})/?|ray://{_HOST}/?")
+
+
+def check_address(address: str, source: str = "--address") -> str:
+    """`address` when Ray can connect to it ("auto", "local", "host:port", "[v6]:port", "ray://host[:port]");
+    otherwise a UserError saying what the address should look like (Ray's own error is a traceback)."""
+    if address in _WORDS:
+        return address
+    fix = "give host:port (the head's GCS port, 6379 by default), ray://host:10001 (Ray Client) or auto"
+    if source == "$RAY_ADDRESS":
+        fix = f"unset RAY_ADDRESS for a local Ray instance, or {fix}"
+    if re.match(r"https?://", address, re.IGNORECASE):
+        raise UserError(f"{source} {address} is a web address (the dashboard's, for `ray job submit`), not one the "
+                        f"sweep can join: {fix}")
+    m = _ADDRESS.fullmatch(address)
+    if m is None:
+        raise UserError(f"{source} {address!r} is not a Ray address: {fix}")
+    port = m.group(2)
+    if port is not None and not 0 < int(port) < 65536:
+        raise UserError(f"{source} {address}: port {int(port)} is out of range (1-65535): {fix}")
+    return address
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

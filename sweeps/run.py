@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from gptcore.errors import UserError
 from sweeps.options import parse_options
@@ -24,6 +25,41 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def check_data_source(source: str | None) -> None:
+    """Refuse a `--data-source` path that is no file to read, before the plan is printed (in a dry run
+    too): cheap, it reads nothing. Its text is checked when the dataset is prepared from it."""
+    if not source:
+        return
+    from gptcore.data import is_url
+
+    if is_url(source):
+        return
+    fix = "give the path of a UTF-8 text file (or an http(s) URL)"
+    p = Path(source).expanduser()
+    try:
+        if p.is_dir():
+            raise UserError(f"--data-source {source} is a folder, not a text file: {fix}")
+        if not p.is_file():
+            raise UserError(f"--data-source {source}: no such file: {fix}")
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise UserError(f"--data-source {source}: cannot read it ({e.strerror or e}): {fix}") from None
+
+
+def existing_sweep(exp_path: str, opts) -> bool:
+    """`check_existing` (True: restore the sweep there), with a remote --storage that cannot be opened
+    (an unknown scheme, a URI without a bucket) as one line."""
+    try:
+        return check_existing(exp_path, opts.resume, opts.fresh)
+    except (ValueError, OSError) as e:
+        if not is_remote(exp_path):
+            raise
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        raise UserError(f"--storage {opts.storage}: cannot open it ({why}): use s3://bucket/prefix, "
+                        "gs://bucket/prefix or a local path") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(sys.argv[1:] if argv is None else argv)
     if opts.list_experiments:
@@ -32,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from sweeps.cluster import resolve_address
     from sweeps.launch import build_tuner, disk_full, prepare_dataset, record_sweep, shutdown, start_ray
+    from sweeps.resources import check_ray
     from sweeps.summary import resume_command, summarise
 
-    address = resolve_address(opts.address)
+    check_data_source(opts.data_source)  # a missing file is one line before anything else, in a dry run too
+    address = resolve_address(opts.address)  # an address that does not parse: one line, before Ray
     ray = None
     if address and not opts.dry_run:
         # on a cluster the GPUs are the cluster's, so join it before choosing a profile
@@ -43,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         gpus = 0 if address else gpu_count()
     plan = make_plan(opts, gpus)
+    # the dataset before the plan: a damaged one is one line, not the last line after the whole table
+    dataset = None if opts.dry_run else prepare_dataset(plan.trials, opts.data_source)
     print("\n".join(opts.notes + plan.notes + (describe(plan),)))
     if opts.dry_run:
         return 0
@@ -50,29 +90,36 @@ def main(argv: list[str] | None = None) -> int:
     lock = SweepLock(exp_path)
     if not is_remote(exp_path):
         check_writable(exp_path)
-    dataset = prepare_dataset(plan.trials, opts.data_source)  # a damaged dataset: one line, nothing written
-    if not is_remote(exp_path):
         lock.acquire(shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]))
     try:
-        restore = check_existing(exp_path, opts.resume, opts.fresh)
+        # --fresh moves the old sweep aside: only once the trials are known to fit somewhere
+        restore = None if opts.fresh else existing_sweep(exp_path, opts)
         ray = ray or start_ray(None, opts.storage, opts.num_cpus, opts.dashboard_host, opts.num_gpus)
         try:
-            tuner = build_tuner(plan, opts.storage, exp_path, restore, dataset, seed=opts.seed,
-                                max_failures=opts.max_failures)
-            if not restore and not is_remote(exp_path):
-                record_sweep(plan, exp_path)
-            tuner.fit()
-        except KeyboardInterrupt:
-            # a second Ctrl-C while Tune was stopping: it skipped its last save, the one before stands
-            print(f"\ninterrupted again while stopping; continue with: {resume_command(opts)}", file=sys.stderr)
-            return 130
-        except Exception as e:
-            # Tune fails in many ways once the disk is full (an OSError, an EOFError reading a
-            # half-written error file): what the user needs to know is that the disk is full
-            if not disk_full(exp_path, e):
-                raise
-            raise UserError(f"the disk that holds {exp_path} is full (No space left on device): free space there, "
-                            f"then continue with: {resume_command(opts)}") from None
+            # a trial no node can hold would wait forever without a word: one line now instead
+            note = check_ray(ray, plan.cpus, plan.gpus, address)
+            if note:
+                print(f"note: {note}", flush=True)
+            if restore is None:
+                restore = existing_sweep(exp_path, opts)
+            try:
+                tuner = build_tuner(plan, opts.storage, exp_path, restore, dataset, seed=opts.seed,
+                                    max_failures=opts.max_failures)
+                if not restore and not is_remote(exp_path):
+                    record_sweep(plan, exp_path)
+                tuner.fit()
+            except KeyboardInterrupt:
+                # a second Ctrl-C while Tune was stopping: it skipped its last save, the one before stands
+                print(f"\ninterrupted again while stopping; continue with: {resume_command(opts)}",
+                      file=sys.stderr)
+                return 130
+            except Exception as e:
+                # Tune fails in many ways once the disk is full (an OSError, an EOFError reading a
+                # half-written error file): what the user needs to know is that the disk is full
+                if not disk_full(exp_path, e):
+                    raise
+                raise UserError(f"the disk that holds {exp_path} is full (No space left on device): free space "
+                                f"there, then continue with: {resume_command(opts)}") from None
         finally:
             shutdown(ray)
         return summarise(opts, exp_path)

@@ -147,3 +147,77 @@ def test_a_gpu_fraction_near_one_over_k_is_rounded_and_said():
     assert parse_options(["exp1", "--gpus-per-trial", "0.25"]).notes == ()
     with pytest.raises(UserError, match="not 1/k of a GPU"):
         parse_options(["exp1", "--gpus-per-trial", "0.3"])
+
+
+# --- bad input at the edge: one line, exit 2, before the plan and before Ray -----------------
+
+def _refused(r: subprocess.CompletedProcess, *needles: str) -> None:
+    from conftest import assert_user_error
+
+    assert_user_error(r, *needles)
+    assert "trial " not in r.stdout  # the plan's table was not printed
+
+
+@pytest.mark.parametrize("address, expect", [
+    (":::", "--address ':::' is not a Ray address"),
+    ("host:port:extra", "--address 'host:port:extra' is not a Ray address"),
+    ("127.0.0.1:notaport", "--address '127.0.0.1:notaport' is not a Ray address"),
+    ("head", "--address 'head' is not a Ray address"),
+    ("10.0.0.1:99999", "port 99999 is out of range"),
+    ("http://127.0.0.1:8265", "is a web address (the dashboard's"),
+])
+def test_an_address_that_does_not_parse_is_one_line(tmp_path, address, expect):
+    r = subprocess.run(RUN + ["exp1", "--address", address, "--dry-run"], capture_output=True, text=True,
+                       env=env_for(tmp_path), timeout=60)
+    _refused(r, expect, "host:port")
+
+
+def test_a_ray_address_variable_that_does_not_parse_is_named(tmp_path):
+    env = {**env_for(tmp_path), "RAY_ADDRESS": "10.0.0.1:6379:1"}
+    r = subprocess.run(RUN + ["exp1", "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    _refused(r, "$RAY_ADDRESS '10.0.0.1:6379:1' is not a Ray address", "unset RAY_ADDRESS")
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.mkdir(), "is a folder, not a text file"),
+])
+def test_a_data_source_that_is_no_file_is_refused_before_the_plan_even_in_a_dry_run(tmp_path, make, expect):
+    source = tmp_path / "input.txt"
+    make(source)
+    r = subprocess.run(RUN + ["exp1", "--profile", "smoke", "--data-source", str(source), "--dry-run"],
+                       capture_output=True, text=True, env=env_for(tmp_path), timeout=60)
+    _refused(r, f"--data-source {source}", expect)
+    assert r.stdout == ""
+
+
+def test_a_damaged_data_source_is_one_line_before_the_plan(tmp_path):
+    source = tmp_path / "input.txt"
+    source.write_bytes(b"\x00\x01\x02 not text")
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--data-source", str(source), timeout=120)
+    _refused(r, str(source), "looks binary")
+    assert r.stdout == "" and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("kind", ["latin-1", "binary", "folder"])
+def test_an_experiment_file_that_is_no_text_is_one_line(tmp_path, kind):
+    path = tmp_path / "bad.yaml"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes("description: une expérience\n".encode("latin-1") if kind == "latin-1"
+                         else bytes(range(256)))
+    r = subprocess.run(RUN + [str(path), "--dry-run"], capture_output=True, text=True, env=env_for(tmp_path),
+                       timeout=60)
+    _refused(r, str(path), {"latin-1": "is not UTF-8 text", "binary": "looks binary",
+                            "folder": "is a folder, not an experiment file"}[kind])
+
+
+def test_a_remote_storage_that_cannot_be_opened_is_one_line(tmp_path):
+    from sweeps.run import existing_sweep
+
+    opts = parse_options(["exp1", "--storage", "nosuchscheme://bucket/prefix"])
+    with pytest.raises(UserError) as e:
+        existing_sweep("nosuchscheme://bucket/prefix/exp1", opts)
+    msg = str(e.value)
+    assert msg.startswith("--storage nosuchscheme://bucket/prefix: cannot open it (") and "\n" not in msg, msg
