@@ -18,6 +18,18 @@ the same stops whatever the number of trials at once, the start order or the mac
 After `--resume` the scheduler rebuilds its state from the restored trials' last results:
 a trial that is past a rung shows that the rung was decided, and a trial waiting at a rung
 carries its value there.
+
+`SeedGroupHalving.decisions` lists the rungs decided, in order, for whoever shows them (the live
+view, sweeps/live.py); each is a plain dict:
+
+    {"rung": 10, "inferred": False, "reference": "baseline" or None,
+     "runs": [{"name": ..., "mean": ..., "std": ... or None, "n": ..., "rank": 1, "continues": True}, ...],
+     "continued": [names], "stopped": [names]}
+
+`runs` is in rank order (best first); `mean` and `std` are the metric over the run's seeds at the
+rung (inf when a seed diverged; std None below two seeds), `n` how many seeds it had there.
+`reference` is the protected run in the race, if any. A rung rebuilt after `--resume` is
+`inferred`: its figures are those the restored trials still carry (often none, n 0).
 """
 
 from __future__ import annotations
@@ -101,6 +113,11 @@ class SeedGroupHalving(TrialScheduler):
         self._waiting: set[str] = set()  # trials paused at a rung until it is decided
         self._release: set[str] = set()  # paused trials whose rung let them continue
         self._restored = False
+        self.decisions: list[dict] = []  # the rungs decided, in order (module docstring); only ever appended
+
+    def __setstate__(self, state: dict) -> None:  # a scheduler pickled before `decisions` existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("decisions", [])
 
     # -- Ray's TrialScheduler API ------------------------------------------------------
 
@@ -215,6 +232,7 @@ class SeedGroupHalving(TrialScheduler):
             scores[group] = sum(values) / len(values) if values else math.inf
         keep = survivors(scores, self._rf, self._protected)
         self._decided[rung] = keep
+        self.decisions.append(self._decision(rung, groups, keep, inferred=False))
         for group in sorted(set(groups) - keep):
             self._stopped[group] = rung
         self._release |= {t for t in self._waiting if t != current and self._group[t] in keep}
@@ -248,8 +266,28 @@ class SeedGroupHalving(TrialScheduler):
             keep = {g for g in groups
                     if any(t not in self._ended or self._last.get(t, 0) > rung for t in self._members[g])}
             self._decided[rung] = keep
+            self.decisions.append(self._decision(rung, groups, keep, inferred=True))
             for group in set(groups) - keep:
                 self._stopped[group] = rung
+
+    def _decision(self, rung: int, groups: list[str], keep: set[str], inferred: bool) -> dict:
+        """What was decided at `rung`, with each run's figures there (the module docstring's dict)."""
+        sign = -1.0 if self._mode == "max" else 1.0
+        figures = {}
+        for group in groups:
+            values = [sign * self._at[(t, rung)] for t in self._members[group] if (t, rung) in self._at]
+            n = len(values)
+            mean = sum(values) / n if n else math.inf
+            std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+                   if n > 1 and math.isfinite(mean) else None)
+            figures[group] = (mean if n else None, std, n)
+        order = sorted(groups, key=lambda g: (math.inf if figures[g][0] is None else sign * figures[g][0], g))
+        runs = [{"name": g, "mean": figures[g][0], "std": figures[g][1], "n": figures[g][2], "rank": i + 1,
+                 "continues": g in keep} for i, g in enumerate(order)]
+        reference = next((g for g in order if g in self._protected), None)
+        return {"rung": rung, "inferred": inferred, "reference": reference, "runs": runs,
+                "continued": [r["name"] for r in runs if r["continues"]],
+                "stopped": [r["name"] for r in runs if not r["continues"]]}
 
 
 class SearchASHA(AsyncHyperBandScheduler):
