@@ -149,9 +149,64 @@ def _trial_name(t) -> str:
     return f"{t.config.get('name', 'trial')}_s{t.config.get('seed', '')}_{t.trial_id}"
 
 
+_LOG_HANDLER = "gptsweep-driver-log"
+
+
+def ray_log_to_file(exp_path: str, exp: str) -> Path:
+    """Ray's driver-side messages (the `ray` logger and its children, `ray.tune` among them) into a file.
+
+    The file is `<experiment dir>/driver.log`; with remote storage (s3://...) it is kept on the
+    driver's machine, under the cache. Ray's handler that writes them on the screen is taken off.
+    Calling it again replaces the file of the previous call.
+    """
+    if is_remote(exp_path):
+        from gptcore.data import cache_dir
+
+        path = cache_dir() / "logs" / f"{exp}-{hashlib.sha256(exp_path.encode()).hexdigest()[:12]}-driver.log"
+    else:
+        path = Path(exp_path) / "driver.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("ray")
+    for h in list(logger.handlers):
+        if h.get_name() == _LOG_HANDLER or (isinstance(h, logging.StreamHandler)
+                                             and not isinstance(h, logging.FileHandler)):
+            logger.removeHandler(h)
+            if h.get_name() == _LOG_HANDLER:
+                h.close()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.set_name(_LOG_HANDLER)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    return path
+
+
+def _live_view(plan: Plan, exp_path: str, log: Path, scheduler):
+    """The callback that shows the sweep (sweeps/live.py) in place of Tune's status table."""
+    from .live_tune import LiveView
+
+    if plan.search == "grid":
+        title = (f"{plan.exp.name}: {len(plan.runs)} runs x {len(plan.seeds)} seeds, profile {plan.profile}, "
+                 f"{plan.max_iters} iterations each")
+        planned, searched = len(plan.trials), ()
+    else:
+        confirm = f" then the confirm stage ({plan.num_samples - plan.num_search} trials)" if plan.confirm else ""
+        title = f"{plan.exp.name}: Optuna search of {plan.num_search} trials{confirm}, profile {plan.profile}"
+        planned, searched = plan.num_samples, tuple(sorted(plan.exp.space(plan.profile)))
+    return LiveView({"title": title, "planned_trials": planned, "max_iters": plan.max_iters,
+                     "num_search": plan.num_search if plan.search != "grid" else 0, "sampler": plan.sampler,
+                     "searched": searched, "results": exp_path, "log": str(log)}, scheduler=scheduler)
+
+
 def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
-                seed: int = 0, max_failures: int = 3):
-    """The Tuner that runs the plan, or the restored one when `restore`."""
+                seed: int = 0, max_failures: int = 3, verbose: bool = False):
+    """The Tuner that runs the plan, or the restored one when `restore`.
+
+    `verbose` False (the default): the live view of the runs (sweeps/live.py) on the screen and
+    Ray's own messages in `driver.log` (`ray_log_to_file`); True: Tune's status table and Ray's
+    messages as Ray prints them. A restored Tuner shows what the sweep's first session chose (Tune
+    restores its callbacks and reporter); Ray's messages follow `verbose` either way.
+    """
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
@@ -160,6 +215,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
 
     resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
     trainable = tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources)
+    log = None if verbose else ray_log_to_file(exp_path, plan.exp.name)
     if restore:
         print(f"resuming the sweep in {exp_path}")
         return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
@@ -195,15 +251,21 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     if concurrent is None and plan.search == "optuna":
         concurrent = default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
 
-    # a compact live table: the trial's name, what it varies, and the metrics that matter
-    varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1} - {"name"})
-    if plan.search == "optuna":
-        varied = sorted(space)
-    reporter = tune.CLIReporter(
-        parameter_columns=["name"] + varied,
-        metric_columns={"iter": "iter", "train_loss": "train", "val_loss": "val", "gap": "gap",
-                        "tokens_per_s": "tok/s"},
-        max_report_frequency=15, sort_by_metric=False)
+    callbacks = [TrialStatus(), TrimCheckpoints()]
+    if verbose:
+        # Tune's table: the trial's name, what it varies, and the metrics that matter
+        varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1}
+                        - {"name"})
+        if plan.search == "optuna":
+            varied = sorted(space)
+        reporter = tune.CLIReporter(
+            parameter_columns=["name"] + varied,
+            metric_columns={"iter": "iter", "train_loss": "train", "val_loss": "val", "gap": "gap",
+                            "tokens_per_s": "tok/s"},
+            max_report_frequency=15, sort_by_metric=False)
+    else:
+        reporter = None  # with verbose=0 Tune prints no table
+        callbacks.append(_live_view(plan, exp_path, log, scheduler))
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -218,9 +280,9 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
             name=plan.exp.name, storage_path=storage_root(storage),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # two while a trial runs, so a damaged newest one leaves an older one to continue from
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[TrialStatus(), TrimCheckpoints()],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks,
             sync_config=tune.SyncConfig(sync_artifacts=True),
-            progress_reporter=reporter, verbose=1),
+            progress_reporter=reporter, verbose=1 if verbose else 0),
     )
 
 

@@ -1,0 +1,512 @@
+"""The live view of a sweep: what runs, how far each run is, what the scheduler decided, and how long is left.
+
+`View` holds the state and renders it; it is fed events (a trial added, started, its report rows,
+waiting at a rung, ended with its status; a scheduler decision; the time) and knows nothing of
+Ray, the screen or the clock: the same events give the same text. Its unit is the *run* (a grid's
+run is the trials that share a `name`, its seeds; a search trial is a run of one), shown as one
+line: a progress bar over its seeds' max_iters, the val loss mean ± std over its seeds at the
+latest evaluation all of them reached, and its state. A search (trials with `stage: search` or
+`confirm`) gets its own block: trials done, pruned and running, the best so far, the sampler,
+and the confirm stage as a phase of its own.
+
+Two outputs show a View: `TerminalOutput` redraws it in place (rich's Live) on a terminal;
+`PlainOutput` writes plain lines where the output is a file or a pipe (CI, `| tee`, `ray job
+logs`): one per decision and per finished run, and a progress line at most every `interval`
+seconds. The Tune side (a Callback that turns Tune's hooks into these events) is
+`sweeps/live_tune.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptcore import record
+
+PENDING, RUNNING, WAITING, ENDED = "pending", "running", "waiting", "ended"
+STAGES = ("search", "confirm")  # a search's trials carry one of these as `stage`
+BAR = 20  # the progress bar's width in characters
+
+
+@dataclass
+class _Trial:
+    tid: str
+    name: str
+    seed: Any
+    stage: str  # "" in a grid; "search" or "confirm" in a search
+    max_iters: int | None
+    config: dict[str, Any]
+    state: str = PENDING
+    status: str | None = None  # how it ended: one of gptcore.record.FINAL
+    iter: int = 0
+    vals: dict[int, float] = field(default_factory=dict)  # iter -> val loss (finite ones only)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return mean, std
+
+
+def fmt_loss(mean: float | None, std: float | None = None) -> str:
+    """`3.7527 ± 0.0140`; `3.7527` for one seed; `diverged` for an infinite mean, `—` for none."""
+    if mean is None:
+        return "—"
+    if not math.isfinite(mean):
+        return "diverged"
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None and math.isfinite(std) else "")
+
+
+def fmt_time(seconds: float) -> str:
+    """`41s`, `3m05s`, `1h02m`."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def fmt_value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def bar(fraction: float, width: int = BAR, full: str = "█", empty: str = "░") -> str:
+    filled = int(round(max(0.0, min(1.0, fraction)) * width))
+    return full * filled + empty * (width - filled)
+
+
+def trial_status(last_result: dict | None, errored: bool = False) -> str:
+    """How a trial that Tune ended, ended: its last report's word (completed, diverged), else stopped early."""
+    if errored:
+        return record.ERRORED
+    said = (last_result or {}).get("status")
+    return said if said in (record.COMPLETED, record.DIVERGED) else record.STOPPED
+
+
+class View:
+    """The state of a sweep as its events arrive, and its text (module docstring).
+
+    Args:
+        title: the first line (e.g. "exp1: grid of 5 runs x 2 seeds").
+        planned_trials: the trials the sweep will have (a search's, its confirm stage included).
+        max_iters: the budget of a trial whose own is not known yet.
+        num_search: a search's own trials (before the confirm stage); 0 for a grid.
+        sampler: a search's Optuna sampler, shown in its block.
+        searched: the config keys a search varies (the best trial's values); default: those that differ.
+        dashboard, results, log: where the dashboard is, where the results go, where Ray's messages go.
+    """
+
+    def __init__(self, title: str = "", planned_trials: int | None = None, max_iters: int | None = None,
+                 num_search: int = 0, sampler: str = "", searched: tuple[str, ...] = (), dashboard: str | None = None,
+                 results: str | None = None, log: str | None = None):
+        self.title, self.planned_trials, self.max_iters = title, planned_trials, max_iters
+        self.num_search, self.sampler, self.searched = num_search, sampler, tuple(searched)
+        self.dashboard, self.results, self.log = dashboard, results, log
+        self.trials: dict[str, _Trial] = {}
+        self.runs: dict[str, list[str]] = {}  # run name -> its trial ids, in order of arrival
+        self.decisions: list[str] = []  # one line per decision about a run, in order
+        self.stopped_at: dict[str, int] = {}  # run -> the rung the scheduler stopped it at
+        self.finished: list[str] = []  # runs whose every trial ended, in order
+        self.started: float | None = None
+        self.now: float | None = None
+        self._base_iters = 0  # iterations done before this session (a resumed sweep's)
+        self._notes: list[str] = []  # lines not yet taken by an output
+
+    # -- events ------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """The sweep (this session of it) starts."""
+        self.started = self.started if self.started is not None else now
+        self.now = now
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        if self.started is None:
+            self.started = now
+
+    def trial_added(self, tid: str, config: dict[str, Any], last: dict[str, Any] | None = None,
+                    ended: str | None = None) -> None:
+        """A trial exists (pending). A resumed sweep's restored trial comes with its last report row
+        (`last`) and, when it was over before, how it ended (`ended`: no line is written for it)."""
+        if tid in self.trials:
+            return
+        stage = str(config.get("stage", "") or "")
+        name = str(config.get("name", tid))
+        t = self.trials[tid] = _Trial(tid, name, config.get("seed"), stage, config.get("max_iters"), dict(config))
+        self.runs.setdefault(name, []).append(tid)
+        if last and "iter" in last:
+            self._row(t, last)
+            self._base_iters += t.iter
+        if ended:
+            t.state, t.status = ENDED, ended
+            if all(self.trials[u].state == ENDED for u in self.runs[name]) and name not in self.finished:
+                self.finished.append(name)
+
+    def trial_started(self, tid: str, config: dict[str, Any], now: float | None = None) -> None:
+        self.trial_added(tid, config)
+        t = self.trials[tid]
+        if t.state != ENDED:
+            t.state = RUNNING
+        self._tick(now)
+
+    def trial_result(self, tid: str, row: dict[str, Any], now: float | None = None) -> None:
+        t = self.trials.get(tid)
+        if t is None:
+            return
+        if t.state in (PENDING, WAITING):
+            t.state = RUNNING
+        self._row(t, row)
+        self._tick(now)
+
+    def trial_waiting(self, tid: str, now: float | None = None) -> None:
+        """The trial waits (paused) at a rung until the scheduler decides it."""
+        t = self.trials.get(tid)
+        if t is not None and t.state != ENDED:
+            t.state = WAITING
+        self._tick(now)
+
+    def trial_ended(self, tid: str, status: str, now: float | None = None) -> None:
+        """The trial is over: `status` is one of gptcore.record.FINAL."""
+        t = self.trials.get(tid)
+        if t is None or t.state == ENDED:
+            return
+        t.state, t.status = ENDED, status
+        self._tick(now)
+        run = self.runs[t.name]
+        if t.name not in self.finished and all(self.trials[u].state == ENDED for u in run):
+            self.finished.append(t.name)
+            self._notes.append(self.finished_line(t.name))
+
+    def decision(self, d: dict[str, Any], now: float | None = None) -> None:
+        """A rung decided by the scheduler (sweeps.scheduler.SeedGroupHalving.decisions' dicts)."""
+        self._tick(now)
+        for name in d["stopped"]:
+            self.stopped_at.setdefault(name, d["rung"])
+        lines = self.decision_lines(d)
+        self.decisions.extend(lines)
+        self._notes.extend(lines)
+
+    def _tick(self, now: float | None) -> None:
+        if now is not None:
+            self.tick(now)
+
+    def _row(self, t: _Trial, row: dict[str, Any]) -> None:
+        it = row.get("iter")
+        if isinstance(it, (int, float)):
+            t.iter = max(t.iter, int(it))
+            val = row.get("val_loss")
+            if record.is_evaluation(row) and isinstance(val, (int, float)) and math.isfinite(val):
+                t.vals[int(it)] = float(val)
+        if isinstance(row.get("max_iters"), (int, float)):
+            t.max_iters = int(row["max_iters"])
+
+    # -- what a run shows ----------------------------------------------------------------
+
+    def _budget(self, t: _Trial) -> int:
+        return int(t.max_iters or self.max_iters or max(t.iter, 1))
+
+    def run_loss(self, name: str) -> tuple[float | None, float | None, int | None, int]:
+        """The val loss mean and std over a run's seeds at the latest evaluation all of them reached, that
+        step, and n. A diverged or errored seed is left out (n says so); None while a seed has no evaluation."""
+        seeds = [self.trials[u] for u in self.runs[name] if self.trials[u].status not in (record.DIVERGED,
+                                                                                           record.ERRORED)]
+        if not seeds or any(not t.vals for t in seeds):
+            return None, None, None, 0
+        common = set.intersection(*(set(t.vals) for t in seeds))
+        if not common:
+            return None, None, None, 0
+        step = max(common)
+        mean, std = _mean_std([t.vals[step] for t in seeds])
+        return mean, std, step, len(seeds)
+
+    def run_state(self, name: str) -> str:
+        """running, waiting at N, pending, stopped at N, completed, diverged, errored."""
+        ts = [self.trials[u] for u in self.runs[name]]
+        if all(t.state == ENDED for t in ts):
+            for status in (record.ERRORED, record.DIVERGED, record.STOPPED, record.COMPLETED):
+                k = sum(t.status == status for t in ts)
+                if not k:
+                    continue
+                word = (f"stopped at {self.stopped_at.get(name, max(t.iter for t in ts))}"
+                        if status == record.STOPPED else status)
+                return word if k == len(ts) else f"{word} ({k} of {len(ts)} seeds)"
+        if name in self.stopped_at:
+            return f"stopped at {self.stopped_at[name]}"
+        if any(t.state == RUNNING for t in ts):
+            return "running"
+        if any(t.state == WAITING for t in ts):
+            return f"waiting at {max(t.iter for t in ts if t.state == WAITING)}"
+        return "pending"
+
+    def run_line(self, name: str, width: int, ascii_bar: bool = False) -> str:
+        ts = [self.trials[u] for u in self.runs[name]]
+        budget = sum(self._budget(t) for t in ts)
+        done = sum(min(t.iter, self._budget(t)) for t in ts)
+        frac = done / budget if budget else 0.0
+        mean, std, step, n = self.run_loss(name)
+        loss = fmt_loss(mean, std) + (f" at {step}" if step is not None else "")
+        if step is not None and n < len(ts):
+            loss += f" (n={n})"
+        b = bar(frac, full="#", empty="-") if ascii_bar else bar(frac)
+        return f"{name:<{width}}  {len(ts):>5}  {b} {frac:>4.0%}  {loss:<27}  {self.run_state(name)}"
+
+    def finished_line(self, name: str) -> str:
+        """The line of a run whose every trial ended: its state and its loss."""
+        mean, std, step, n = self.run_loss(name)
+        ts = self.runs[name]
+        kind = "trial" if len(ts) == 1 and self.trials[ts[0]].stage == "search" else "run"
+        loss = ""
+        if step is not None:
+            loss = f": val {fmt_loss(mean, std)} at {step}" + (f" (n={n})" if n < len(ts) else "")
+        state = self.run_state(name)
+        seeds = f" ({len(ts)} seeds)" if len(ts) > 1 and "seeds)" not in state else ""
+        return f"{kind} {name} {state}{seeds}{loss}"
+
+    def decision_lines(self, d: dict[str, Any]) -> list[str]:
+        """One line per run a decision stopped (its figure and the reference's), or one saying all continue."""
+        runs = {r["name"]: r for r in d["runs"]}
+        rung, total = d["rung"], len(d["runs"])
+        when = " (decided before the resume)" if d.get("inferred") else ""
+
+        def fig(r: dict[str, Any], named: bool = True) -> str:
+            value = f"{fmt_loss(r['mean'], r['std'])} (n={r['n']})" if r.get("n") else "(no value kept)"
+            return f"{r['name']} {value}" if named else value
+
+        ref = runs.get(d.get("reference") or "")
+        if ref is None and d["continued"]:  # no reference: the bar to clear, the last run that continued
+            last = max((runs[g] for g in d["continued"]), key=lambda r: r["rank"])
+            against = f"last to continue {fig(last)}"
+        else:
+            against = f"reference {fig(ref)}" if ref else ""
+        if not d["stopped"]:
+            best = min(d["runs"], key=lambda r: r["rank"]) if d["runs"] else None
+            return [f"rung {rung}{when}: all {total} runs continue" + (f", best {fig(best)}" if best else "")]
+        out = []
+        for name in d["stopped"]:
+            r = runs[name]
+            line = f"rung {rung}{when}: stopped {name}, val {fig(r, named=False)}, rank {r['rank']} of {total}"
+            out.append(line + (f"; {against}" if against else "") + f"; {len(d['continued'])} of {total} continue")
+        return out
+
+    # -- totals ------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        states = [t.state for t in self.trials.values()]
+        planned = max(self.planned_trials or 0, len(self.trials))
+        done, running, waiting = states.count(ENDED), states.count(RUNNING), states.count(WAITING)
+        return {"planned": planned, "done": done, "running": running, "waiting": waiting,
+                "pending": planned - done - running - waiting}
+
+    def iterations(self) -> tuple[int, int]:
+        """Iterations done, and those planned: an ended trial's own, every other trial's budget (a trial of a
+        stopped run: what it did), and the budget of each trial not yet made."""
+        done = planned = 0
+        for t in self.trials.values():
+            done += min(t.iter, self._budget(t))
+            planned += t.iter if t.state == ENDED or t.name in self.stopped_at else self._budget(t)
+        missing = max(0, (self.planned_trials or 0) - len(self.trials))
+        planned += missing * int(self.max_iters or 0)
+        return done, max(planned, done)
+
+    def elapsed(self) -> float:
+        return (self.now or 0.0) - (self.started if self.started is not None else (self.now or 0.0))
+
+    def time_left(self) -> float | None:
+        """The iterations left at this session's rate so far; None before any."""
+        done, planned = self.iterations()
+        rate = (done - self._base_iters) / self.elapsed() if self.elapsed() > 0 else 0.0
+        return (planned - done) / rate if rate > 0 else None
+
+    def totals_line(self) -> str:
+        c = self.counts()
+        done, planned = self.iterations()
+        trials = f"trials {c['done']} done, {c['running']} running"
+        if c["waiting"]:
+            trials += f", {c['waiting']} waiting at a rung"
+        trials += f", {c['pending']} pending (of {c['planned']})"
+        left = self.time_left()
+        when = f"elapsed {fmt_time(self.elapsed())}"
+        if done >= planned and c["done"] >= c["planned"]:
+            when += ", done"
+        else:
+            when += f", about {fmt_time(left)} left" if left is not None else ", time left not known yet"
+        return f"{trials} · iterations {done:,} of {planned:,} · {when}"
+
+    def progress_line(self) -> str:
+        """The plain output's periodic line: the totals, and what a search has found so far."""
+        line = self.totals_line()
+        best = self.best_search_trial()
+        if best is not None:
+            line += f" · best {best[0]} {fmt_loss(best[1])} at {best[2]}"
+        return line
+
+    # -- a search ----------------------------------------------------------------------
+
+    def _stage(self, stage: str) -> list[_Trial]:
+        return [t for t in self.trials.values() if t.stage == stage]
+
+    def best_search_trial(self) -> tuple[str, float, int, dict[str, Any]] | None:
+        """The search trial with the lowest val loss at the largest budget any search trial reached."""
+        ts = [t for t in self._stage("search") if t.vals]
+        if not ts:
+            return None
+        budget = max(max(t.vals) for t in ts)
+        best = min((t for t in ts if budget in t.vals), key=lambda t: (t.vals[budget], t.name))
+        return best.name, best.vals[budget], budget, self._searched_values(best)
+
+    def _searched_values(self, t: _Trial) -> dict[str, Any]:
+        keys = self.searched
+        if not keys:
+            others = self._stage("search")
+            keys = tuple(k for k in t.config if k not in ("name", "stage", "seed")
+                         and len({repr(o.config.get(k)) for o in others}) > 1)
+        return {k: t.config[k] for k in keys if k in t.config}
+
+    def search_lines(self) -> list[str]:
+        ts = self._stage("search")
+        if not ts and not self.num_search:
+            return []
+        ended = [t for t in ts if t.state == ENDED]
+        pruned = sum(t.status == record.STOPPED for t in ended)
+        failed = sum(t.status in (record.DIVERGED, record.ERRORED) for t in ended)
+        running = sum(t.state in (RUNNING, WAITING) for t in ts)
+        of = f" of {self.num_search}" if self.num_search else ""
+        head = f"search{f' (sampler {self.sampler})' if self.sampler else ''}: {len(ended)}{of} trials done"
+        head += f" ({pruned} pruned" + (f", {failed} diverged or errored" if failed else "") + f"), {running} running"
+        out = [head]
+        best = self.best_search_trial()
+        if best is not None:
+            name, value, budget, values = best
+            shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in values.items())
+            out.append(f"best so far: {name} val {fmt_loss(value)} at {budget}" + (f" ({shown})" if shown else ""))
+        else:
+            out.append("best so far: —")
+        return out
+
+    # -- the whole screen --------------------------------------------------------------
+
+    def _shown_runs(self) -> tuple[list[str], list[str]]:
+        """The runs shown (a grid's every run; a search's running trials) and the confirm stage's runs."""
+        grid, confirm = [], []
+        for name, tids in self.runs.items():
+            stage = self.trials[tids[0]].stage
+            if stage == "confirm":
+                confirm.append(name)
+            elif stage != "search" or any(self.trials[u].state in (RUNNING, WAITING) for u in tids):
+                grid.append(name)
+        return grid, confirm
+
+    def render(self, ascii_bar: bool = False) -> str:
+        """The screen: title, the runs, the decisions, a search's block, the totals and where things are."""
+        out = [self.title] if self.title else []
+        grid, confirm = self._shown_runs()
+        width = max([len(n) for n in grid + confirm] + [3])
+        head = f"{'run':<{width}}  seeds  {'progress':<{BAR + 5}}  {'val loss over the seeds':<27}  state"
+        search = self.search_lines()
+        if search:
+            out += [""] + search
+        if grid:
+            out += ["", head if not search else head.replace("run", "trial", 1)]
+            out += [self.run_line(n, width, ascii_bar) for n in grid]
+        if confirm:
+            out += ["", "confirm stage: the best configurations and the reference at the full budget, over the seeds",
+                    head]
+            out += [self.run_line(n, width, ascii_bar) for n in confirm]
+        elif self.num_search and self._stage("search"):
+            out += ["", "confirm stage: after the search"]
+        if self.decisions:
+            out += ["", "early stopping:"] + [f"  {line}" for line in self.decisions]
+        out += ["", self.totals_line()]
+        where = [f"dashboard {self.dashboard}" if self.dashboard else "", f"results {self.results}" if self.results
+                 else "", f"Ray's log {self.log}" if self.log else ""]
+        if any(where):
+            out.append(" · ".join(w for w in where if w))
+        return "\n".join(out)
+
+    def take_notes(self) -> list[str]:
+        """The lines (decisions, finished runs) since the last call, in order."""
+        notes, self._notes = self._notes, []
+        return notes
+
+
+class PlainOutput:
+    """A View as plain lines: each decision and finished run at once, the progress line at most every `interval` s.
+
+    Every line starts with the time since the sweep started, `[1m20s]`.
+    """
+
+    def __init__(self, view: View, write: Callable[[str], None], interval: float = 45.0):
+        self.view, self.write, self.interval = view, write, interval
+        self._last: float | None = None
+
+    def begin(self) -> None:
+        """The first line: what runs, and how often the progress line comes."""
+        title = f"{self.view.title}; " if self.view.title else ""
+        self.write(f"{title}a line per decision and per finished run, the progress every {fmt_time(self.interval)}")
+
+    def _line(self, text: str) -> None:
+        self.write(f"[{fmt_time(self.view.elapsed())}] {text}")
+
+    def update(self, now: float) -> None:
+        self.view.tick(now)
+        for note in self.view.take_notes():
+            self._line(note)
+        if self._last is None:
+            self._last = now  # the plan was printed just before: the first progress line after an interval
+        elif now - self._last >= self.interval:
+            self._last = now
+            self._line(self.view.progress_line())
+
+    def finish(self, now: float) -> None:
+        self.view.tick(now)
+        for note in self.view.take_notes():
+            self._line(note)
+        self._line(self.view.progress_line())
+        where = [f"results {self.view.results}" if self.view.results else "",
+                 f"Ray's log {self.view.log}" if self.view.log else ""]
+        if any(where):
+            self._line(" · ".join(w for w in where if w))
+
+
+class TerminalOutput:
+    """A View redrawn in place on a terminal (rich's Live), at most every `every` seconds."""
+
+    def __init__(self, view: View, file: Any = None, every: float = 0.5, force_terminal: bool | None = None):
+        from rich.console import Console
+        from rich.live import Live
+
+        self.view, self.every = view, every
+        self.console = Console(file=file, force_terminal=force_terminal)
+        self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=True,
+                         redirect_stderr=True)
+        self._last: float | None = None
+        self._started = False
+
+    def _renderable(self):
+        from rich.text import Text
+
+        return Text(self.view.render(), no_wrap=True, overflow="ellipsis")
+
+    def update(self, now: float) -> None:
+        self.view.tick(now)
+        self.view.take_notes()  # everything is on the screen
+        if not self._started:
+            self.live.start()
+            self._started = True
+        if self._last is None or now - self._last >= self.every:
+            self._last = now
+            self.live.update(self._renderable(), refresh=True)
+
+    def finish(self, now: float) -> None:
+        self.view.tick(now)
+        self.view.take_notes()
+        if not self._started:
+            self.live.start()
+            self._started = True
+        self.live.update(self._renderable(), refresh=True)
+        self.live.stop()
+        self._started = False
