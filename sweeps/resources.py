@@ -101,11 +101,11 @@ def check_trial_fits(cpus: float, gpus: float, nodes: list[dict], address: str |
         return (f"no node of {where} holds a trial now ({ask}; it has {_describe_nodes(alive)}): the trials wait "
                 f"for its autoscaler to start a {t.name} node ({_shape(t.resources or {})})")
     if node_types is None:
-        grow = "no autoscaler was found that could add a larger one"
+        grow = "no autoscaler was found to add a larger one"
     elif not node_types:
         grow = "its autoscaler names no node types"
     else:
-        grow = "nor can its autoscaler start one (node types: " + ", ".join(
+        grow = "its autoscaler cannot start one (node types: " + ", ".join(
             f"{t.name} " + (_shape(t.resources) if t.resources is not None else "of unstated size")
             + (" (max 0)" if t.max_workers == 0 else "") for t in node_types) + ")"
     raise UserError(f"{ask}, but no node of {where} has that (it has {_describe_nodes(alive)}) and {grow}: lower "

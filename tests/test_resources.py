@@ -76,9 +76,9 @@ def test_a_cluster_that_can_grow_a_large_enough_node_waits_and_says_so():
 
 
 @pytest.mark.parametrize("types, says", [
-    (None, "no autoscaler was found that could add a larger one"),
+    (None, "no autoscaler was found to add a larger one"),
     ([], "its autoscaler names no node types"),
-    ([CPU_HEAD, GPU_WORKER], "nor can its autoscaler start one (node types: ray.head.default 0 CPUs and 0 GPUs "
+    ([CPU_HEAD, GPU_WORKER], "its autoscaler cannot start one (node types: ray.head.default 0 CPUs and 0 GPUs "
                              "(max 0), ray.worker.gpu 4 CPUs and 1 GPU)"),
     ([NodeType("gpu", {"CPU": 8.0, "GPU": 1.0}, 0)], "gpu 8 CPUs and 1 GPU (max 0)"),  # may start none
     ([NodeType("auto", None, 4)], "auto of unstated size"),  # its size unknown: not counted on
