@@ -92,6 +92,7 @@ def check_trial_fits(cpus: float, gpus: float, nodes: list[dict], address: str |
         if have.get("GPU", 0) + _EPS < gpus:
             fixes.append("drop --gpus-per-trial (or declare logical GPUs with --num-gpus N)" if not have.get("GPU")
                          else f"lower --gpus-per-trial to {have['GPU']:g} or less")
+        fixes = fixes or ["lower --cpus-per-trial / --gpus-per-trial to what one node has"]  # (one node: never)
         raise UserError(f"{ask}, but this machine's Ray has {_shape(have)}: {' and '.join(fixes)}")
     where = f"the Ray cluster at {address}"
     larger = [t for t in node_types or [] if t.max_workers != 0 and t.resources is not None
