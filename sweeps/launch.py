@@ -150,6 +150,7 @@ def _trial_name(t) -> str:
 
 
 _LOG_HANDLER = "gptsweep-driver-log"
+_SCREEN: list[logging.Handler] = []  # Ray's handlers that ray_log_to_file took off, for ray_log_to_screen
 
 
 def ray_log_to_file(exp_path: str, exp: str) -> Path:
@@ -167,18 +168,27 @@ def ray_log_to_file(exp_path: str, exp: str) -> Path:
         path = Path(exp_path) / "driver.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("ray")
+    ray_log_to_screen()
     for h in list(logger.handlers):
-        if h.get_name() == _LOG_HANDLER or (isinstance(h, logging.StreamHandler)
-                                             and not isinstance(h, logging.FileHandler)):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             logger.removeHandler(h)
-            if h.get_name() == _LOG_HANDLER:
-                h.close()
+            _SCREEN.append(h)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.set_name(_LOG_HANDLER)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
-    logger.propagate = False
     return path
+
+
+def ray_log_to_screen() -> None:
+    """Undo `ray_log_to_file`: Ray's messages on the screen again, as Ray set them up."""
+    logger = logging.getLogger("ray")
+    for h in list(logger.handlers):
+        if h.get_name() == _LOG_HANDLER:
+            logger.removeHandler(h)
+            h.close()
+    while _SCREEN:
+        logger.addHandler(_SCREEN.pop(0))
 
 
 def _live_view(plan: Plan, exp_path: str, log: Path, scheduler):
@@ -215,6 +225,8 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
 
     resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
     trainable = tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources)
+    if verbose:
+        ray_log_to_screen()
     log = None if verbose else ray_log_to_file(exp_path, plan.exp.name)
     if restore:
         print(f"resuming the sweep in {exp_path}")

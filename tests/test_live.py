@@ -246,6 +246,28 @@ def test_the_callback_pickles_without_its_output_and_keeps_its_scheduler():
     assert pickle.loads(pickle.dumps(old)).decisions == []
 
 
+def test_ray_messages_go_to_driver_log_and_back_to_the_screen(tmp_path):
+    import logging
+
+    from sweeps.launch import ray_log_to_file, ray_log_to_screen
+
+    logger = logging.getLogger("ray")
+    screen_buf = io.StringIO()
+    screen = logging.StreamHandler(screen_buf)
+    logger.addHandler(screen)
+    try:
+        path = ray_log_to_file(str(tmp_path / "exp1"), "exp1")
+        ray_log_to_file(str(tmp_path / "exp1"), "exp1")  # again: still one file handler, the screen's kept aside
+        assert path == tmp_path / "exp1" / "driver.log" and screen not in logger.handlers
+        logging.getLogger("ray.tune").warning("a note from Tune")
+        assert "a note from Tune" in path.read_text() and not screen_buf.getvalue()
+        ray_log_to_screen()
+        assert screen in logger.handlers and not [h for h in logger.handlers if h.get_name() == "gptsweep-driver-log"]
+    finally:
+        ray_log_to_screen()
+        logger.removeHandler(screen)
+
+
 # -- what a user sees, in a real sweep ----------------------------------------------------
 
 SMOKE = ("exp1", "--profile", "smoke", "--seeds", "2", "--no-analyze")
