@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 restore = existing_sweep(exp_path, opts)
             try:
                 tuner = build_tuner(plan, opts.storage, exp_path, restore, dataset, seed=opts.seed,
-                                    max_failures=opts.max_failures)
+                                    max_failures=opts.max_failures, verbose=opts.verbose)
                 if not restore and not is_remote(exp_path):
                     record_sweep(plan, exp_path)
                 tuner.fit()
