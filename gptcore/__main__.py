@@ -50,7 +50,7 @@ def cmd_train(args: list[str]) -> int:
     from .train import resolve_device
 
     resolve_device(cfg)  # refuse an impossible device/dtype before any work
-    run = Run(cfg)
+    run = Run(cfg, stream=sys.stdout)
     for note in notes:
         run.say(note)
     if config:

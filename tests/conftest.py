@@ -113,6 +113,27 @@ def run_gptcore(gptcore_env):
     return run
 
 
+@pytest.fixture
+def gptcore_cli(monkeypatch):
+    """`gptcore_cli(*args, cwd=DIR)` runs `python -m gptcore ARGS` in this process (its `main`), with its output
+    captured: a CompletedProcess like `run_gptcore`'s, in a fraction of the time (no new interpreter, no
+    torch import). For what a user's mistake prints and returns; a real process where signals are the point."""
+    import contextlib
+    import io
+
+    from gptcore.__main__ import main
+
+    def run(*args, cwd: Path) -> subprocess.CompletedProcess:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as m:
+            m.chdir(cwd)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main([str(a) for a in args])
+        return subprocess.CompletedProcess(["gptcore", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+    return run
+
+
 def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
     """A user's mistake as the command line reports it: exactly one `error: ...` line on stderr
     naming each of `needles`, exit status 2, no traceback."""
@@ -204,3 +225,31 @@ def small_tmpfs(tmp_path):
 # a run whose checkpoint (~1.3 MB) dwarfs its logs, for the full-disk tests: with a disk of 1.5
 # checkpoints the save at step 2 fits, and the one at step 4 (written beside it) does not
 DISK_FULL_RUN = dict(n_layer=2, n_head=2, n_embd=64, max_iters=4, eval_interval=2, always_save_checkpoint=True)
+
+
+# ---------------------------------------------------------------------------------------
+# sweeps
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One Ray head (2 CPUs, no dashboard) for the end-to-end sweeps that only need a Ray instance to run
+    on: they pass `--address`, and skip starting and stopping Ray of their own (about 7 s a sweep). The
+    tests whose point is local mode (a terminal's Ctrl-C to the whole process group, the driver killed,
+    --num-gpus) start their own. Its processes are ended at the end of the session, and nothing else."""
+    from ray_helpers import RealCluster, end_processes, free_ports, short_tmp
+
+    temp = short_tmp()
+    port = free_ports(1)[0]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": temp}
+    env.pop("RAY_ADDRESS", None)
+    head = RealCluster(address=f"127.0.0.1:{port}", temp_dir=temp, env=env)
+    try:
+        head.start_node("--head", f"--port={port}", "--include-dashboard=false", num_cpus=2)
+        yield head.address
+    finally:
+        end_processes(head.groups, temp)
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+

@@ -27,14 +27,17 @@ def env_for(tmp: Path) -> dict[str, str]:
     return env
 
 
-def sweep_args(tmp: Path, *args: str) -> list[str]:
-    """The sweep command with its own results folder, on 2 CPUs (Tiny Shakespeare ships with gptcore)."""
-    return RUN + list(args) + ["--storage", str(tmp / "results"), "--num-cpus", "2"]
+def sweep_args(tmp: Path, *args: str, address: str | None = None) -> list[str]:
+    """The sweep command with its own results folder (Tiny Shakespeare ships with gptcore): on the Ray
+    instance at `address` (the session's shared one, conftest's `ray_address`), else on a local Ray
+    instance of its own with 2 CPUs, started and ended by the command."""
+    where = ["--address", address] if address else ["--num-cpus", "2"]
+    return RUN + list(args) + ["--storage", str(tmp / "results"), *where]
 
 
-def run(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the sweep command to its end."""
-    return subprocess.run(sweep_args(tmp, *args), env=env_for(tmp), capture_output=True, text=True,
+def run(tmp: Path, *args: str, timeout: float = 300, address: str | None = None) -> subprocess.CompletedProcess:
+    """Run the sweep command to its end (on the Ray instance at `address`, see `sweep_args`)."""
+    return subprocess.run(sweep_args(tmp, *args, address=address), env=env_for(tmp), capture_output=True, text=True,
                           timeout=timeout, cwd=tmp)
 
 

@@ -158,6 +158,14 @@ def test_exp4_verdicts_fail(tmp_path):
 SIZES = {"tiny": (2, 128, 4e5), "small": (4, 256, 3.2e6), "medium": (6, 384, 1.07e7), "large": (8, 512, 2.5e7)}
 
 
+@pytest.fixture
+def fewer_draws(monkeypatch):
+    """200 bootstrap draws instead of 1,000: the intervals these tests check are wide apart either way."""
+    from sweeps.analysis import scaling
+
+    monkeypatch.setattr(scaling, "N_BOOT", 200)
+
+
 def _exp5(tmp_path: Path, good: bool) -> tuple[Path, list]:
     exp = tmp_path / "exp5"
     for i, (name, (layers, width, n)) in enumerate(SIZES.items()):
@@ -172,7 +180,7 @@ def _exp5(tmp_path: Path, good: bool) -> tuple[Path, list]:
     return exp, judge("exp5", exp)
 
 
-def test_exp5_verdicts_hold(tmp_path):
+def test_exp5_verdicts_hold(tmp_path, fewer_draws):
     _, vs = _exp5(tmp_path, good=True)
     assert by_expectation(vs, "each larger model").outcome == "holds", outcomes(vs)
     power = by_expectation(vs, "power")
@@ -181,7 +189,7 @@ def test_exp5_verdicts_hold(tmp_path):
     assert by_expectation(vs, "more memory").outcome == "holds"
 
 
-def test_exp5_verdicts_fail(tmp_path):
+def test_exp5_verdicts_fail(tmp_path, fewer_draws):
     exp, vs = _exp5(tmp_path, good=False)
     assert by_expectation(vs, "each larger model").outcome == "does not hold"
     assert by_expectation(vs, "take longer").outcome == "does not hold"
@@ -190,7 +198,7 @@ def test_exp5_verdicts_fail(tmp_path):
     assert "400,000" in text and "500 MB" in text
 
 
-def test_exp5_writes_scaling_json_with_intervals(tmp_path):
+def test_exp5_writes_scaling_json_with_intervals(tmp_path, fewer_draws):
     exp, _ = _exp5(tmp_path, good=True)
     analyze(exp)
     s = json.loads((exp / "scaling.json").read_text())
@@ -233,7 +241,7 @@ def test_search_without_named_runs(tmp_path):
     assert (exp / "plots" / "exp5_scaling.png").is_file() and "## Model sizes" in text
 
 
-def test_a_search_fits_the_confirmed_best_of_each_size_with_intervals(tmp_path):
+def test_a_search_fits_the_confirmed_best_of_each_size_with_intervals(tmp_path, fewer_draws):
     exp = tmp_path / "exp5"
     k = 0
     for i, (layers, width, n) in enumerate(SIZES.values()):

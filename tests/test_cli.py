@@ -61,9 +61,9 @@ def test_prepare_offline_without_a_source(tmp_path, gptcore_env):
     assert digest == "6ec305602a99ac2802745a134e1f5e33e2231b4855525b00b9aebb730ac2626f"
 
 
-def test_prepare_from_an_unreachable_url(tmp_path, run_gptcore):
+def test_prepare_from_an_unreachable_url(tmp_path, gptcore_cli):
     url = "http://127.0.0.1:9/x.txt"  # the discard port: refused at once
-    p = run_gptcore("prepare", "mine", "--input", url, cwd=tmp_path, timeout=60)
+    p = gptcore_cli("prepare", "mine", "--input", url, cwd=tmp_path)
     assert_user_error(p, f"--input {url}: could not download it", "Connection refused")
     assert not (tmp_path / "data" / "mine" / "train.bin").exists()
 
@@ -155,20 +155,20 @@ def test_diverged_run_exits_3_and_keeps_its_logs(tmp_path, data_dir, run_gptcore
     (["--init_from=resume"], ["no checkpoint"]),
     (["--dataset=nosuch"], ["nosuch", "prepare"]),
 ])
-def test_train_mistakes_are_one_line(tmp_path, data_dir, run_gptcore, args, needles):
+def test_train_mistakes_are_one_line(tmp_path, data_dir, gptcore_cli, args, needles):
     tiny = {**TINY, "data_dir": data_dir, "out_dir": "out-x"}
     if "--n_embd=512" in args:
         tiny = {k: v for k, v in tiny.items() if k not in ("n_head", "n_embd")}  # the shipped n_head=6
-    p = run_gptcore("train", "train_shakespeare_char", *cli_args(tiny), *args, cwd=tmp_path)
+    p = gptcore_cli("train", "train_shakespeare_char", *cli_args(tiny), *args, cwd=tmp_path)
     assert_user_error(p, *needles)
     assert not (tmp_path / "out-x").exists()  # refused before any work
 
 
-def test_unknown_config_and_malicious_config(tmp_path, run_gptcore):
-    assert_user_error(run_gptcore("train", "nosuch_config", cwd=tmp_path), "nosuch_config", "train_shakespeare_char")
+def test_unknown_config_and_malicious_config(tmp_path, gptcore_cli):
+    assert_user_error(gptcore_cli("train", "nosuch_config", cwd=tmp_path), "nosuch_config", "train_shakespeare_char")
     sentinel = tmp_path / "pwned"
     (tmp_path / "evil.py").write_text(f"max_iters = 5\nimport os\nos.system('touch {sentinel}')\n")
-    assert_user_error(run_gptcore("train", "evil.py", cwd=tmp_path), "evil.py:2", "never executed")
+    assert_user_error(gptcore_cli("train", "evil.py", cwd=tmp_path), "evil.py:2", "never executed")
     assert not sentinel.exists()
 
 
@@ -211,10 +211,10 @@ def test_sample_command(cli_run, run_gptcore):
     assert all(s.startswith("ROMEO:") and len(s) == len("ROMEO:") + 30 + 1 for s in samples[:2])
 
 
-def test_usage_and_unknown_command(tmp_path, run_gptcore):
-    p = run_gptcore(cwd=tmp_path)
+def test_usage_and_unknown_command(tmp_path, gptcore_cli):
+    p = gptcore_cli(cwd=tmp_path)
     assert p.returncode == 2 and "python -m gptcore train" in p.stdout
-    assert_user_error(run_gptcore("trian", cwd=tmp_path), "trian", "train")
+    assert_user_error(gptcore_cli("trian", cwd=tmp_path), "trian", "train")
 
 
 def test_main_returns_the_exit_status(capsys):

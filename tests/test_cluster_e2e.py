@@ -16,19 +16,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ray_helpers import RealCluster, descendants, end_processes, free_ports, runs_under, short_tmp
 from sweep_helpers import RUN, by_name, results_of, wait_for, write_experiment
-
-RAY = str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").is_file() else "ray"
 
 
 def env_for(tmp: Path, ray_tmp: str | None = None) -> dict[str, str]:
@@ -45,93 +40,6 @@ def env_for(tmp: Path, ray_tmp: str | None = None) -> dict[str, str]:
 
 def sweep_cmd(tmp: Path, exp: str, address: str, *args: str) -> list[str]:
     return RUN + [exp, "--address", address, "--storage", str(tmp / "results"), *args]
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct ports that nothing listens on now (held open together, so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def short_tmp() -> str:
-    # not pytest's tmp_path: Ray's unix sockets live under the temp dir and their paths must stay
-    # under ~107 characters
-    return tempfile.mkdtemp(prefix="raye2e-", dir="/tmp")
-
-
-@dataclass
-class Proc:
-    pid: int
-    ppid: int
-    pgid: int
-    zombie: bool
-    cmdline: str
-
-
-def processes() -> list[Proc]:
-    """This machine's processes, from /proc (psutil is not a dependency)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
-        out.append(Proc(int(entry.name), int(fields[1]), int(fields[2]), fields[0] == "Z", cmdline))
-    return out
-
-
-def runs_under(pid: int, ancestor: int) -> bool:
-    """Is `pid` a descendant of `ancestor`?"""
-    parent = {p.pid: p.ppid for p in processes()}
-    while pid in parent and pid > 1:
-        pid = parent[pid]
-        if pid == ancestor:
-            return True
-    return False
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for p in processes():
-        children.setdefault(p.ppid, []).append(p.pid)
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def ours(groups: list[int], marker: str, pids: list[int]) -> list[int]:
-    """Those of our processes still running: in the process groups we started, naming our unique
-    temp dir, or among `pids` (noted while they were ours)."""
-    return [p.pid for p in processes()
-            if not p.zombie and (p.pgid in groups or marker in p.cmdline or p.pid in pids)]
-
-
-def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s: float = 3.0) -> None:
-    """SIGTERM what we started, then SIGKILL what is left after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ours(groups, marker, list(pids)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + grace_s
-        while ours(groups, marker, list(pids)) and time.time() < deadline:
-            time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,30 +76,6 @@ def test_check_reachable_leaves_addresses_without_a_port_to_ray(address):
 
 # --------------------------------------------------------------------------------------------
 # a real cluster: `ray start --head` plus one `ray start --address` worker
-
-
-@dataclass
-class RealCluster:
-    address: str
-    temp_dir: str
-    env: dict[str, str]
-    groups: list[int] = field(default_factory=list)
-
-    def start_node(self, *args: str) -> None:
-        """`ray start ARGS` in its own process group; the daemons it leaves keep that group."""
-        ports = free_ports(7)
-        cmd = [RAY, "start", *args, "--num-cpus=1", f"--temp-dir={self.temp_dir}",
-               "--object-store-memory=100000000", "--min-worker-port=0", "--max-worker-port=0",
-               f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
-               f"--dashboard-agent-listen-port={ports[2]}", f"--dashboard-agent-grpc-port={ports[3]}",
-               f"--runtime-env-agent-port={ports[4]}", f"--metrics-export-port={ports[5]}"]
-        if "--head" in args:
-            cmd += [f"--ray-client-server-port={ports[6]}", f"--dashboard-port={free_ports(1)[0]}"]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        self.groups.append(proc.pid)
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-3000:]}"
 
 
 @pytest.fixture

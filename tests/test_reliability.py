@@ -57,18 +57,18 @@ def nanogpt_run(tmp_path_factory, data_dir):
 
 
 @pytest.mark.parametrize("how", list(DATASET_DAMAGE))
-def test_train_refuses_a_damaged_dataset(how, damaged_dataset, run_gptcore, tmp_path):
+def test_train_refuses_a_damaged_dataset(how, damaged_dataset, gptcore_cli, tmp_path):
     root, folder = damaged_dataset(how)
-    p = run_gptcore("train", *cli_args({**TINY, "data_dir": root, "out_dir": "out"}), cwd=tmp_path)
+    p = gptcore_cli("train", *cli_args({**TINY, "data_dir": root, "out_dir": "out"}), cwd=tmp_path)
     assert_user_error(p, *damage_needles(how, root, folder))
     assert "download" not in p.stderr
     assert not (tmp_path / "out").exists()  # refused before any work
 
 
 @pytest.mark.parametrize("how", list(DATASET_DAMAGE))
-def test_check_refuses_a_damaged_dataset(how, damaged_dataset, run_gptcore, tmp_path):
+def test_check_refuses_a_damaged_dataset(how, damaged_dataset, gptcore_cli, tmp_path):
     root, folder = damaged_dataset(how)
-    p = run_gptcore("check", *cli_args({**TINY, "data_dir": root}), cwd=tmp_path)
+    p = gptcore_cli("check", *cli_args({**TINY, "data_dir": root}), cwd=tmp_path)
     if how == "ids_beyond_vocab":
         # the data check itself reports ids outside the vocabulary, as the tutorial's check does,
         # with the file and the fix on its FAIL line, and exits 1
@@ -81,16 +81,16 @@ def test_check_refuses_a_damaged_dataset(how, damaged_dataset, run_gptcore, tmp_
 
 
 @pytest.mark.parametrize("how", META_DAMAGE)
-def test_sample_refuses_a_damaged_meta_pkl(how, nanogpt_run, damaged_dataset, run_gptcore, tmp_path):
+def test_sample_refuses_a_damaged_meta_pkl(how, nanogpt_run, damaged_dataset, gptcore_cli, tmp_path):
     root, folder = damaged_dataset(how)
-    p = run_gptcore("sample", f"--out_dir={nanogpt_run}", f"--data_dir={root}", "--device=cpu", "--num_samples=1",
+    p = gptcore_cli("sample", f"--out_dir={nanogpt_run}", f"--data_dir={root}", "--device=cpu", "--num_samples=1",
                     "--max_new_tokens=5", cwd=tmp_path)
     assert_user_error(p, *damage_needles(how, root, folder))
 
 
-def test_sample_reads_the_datasets_meta_pkl(nanogpt_run, data_dir, run_gptcore, tmp_path):
+def test_sample_reads_the_datasets_meta_pkl(nanogpt_run, data_dir, gptcore_cli, tmp_path):
     """The other side of the test above: with an intact meta.pkl the same checkpoint samples."""
-    p = run_gptcore("sample", f"--out_dir={nanogpt_run}", f"--data_dir={data_dir}", "--device=cpu",
+    p = gptcore_cli("sample", f"--out_dir={nanogpt_run}", f"--data_dir={data_dir}", "--device=cpu",
                     "--num_samples=1", "--max_new_tokens=5", "--start=ROMEO:", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("ROMEO:") and p.stdout.endswith("---------------\n")
@@ -176,19 +176,19 @@ def damaged_checkpoint(good_run, tmp_path):
 
 
 @pytest.mark.parametrize("how", list(CHECKPOINT_DAMAGE))
-def test_resume_refuses_a_damaged_checkpoint(how, damaged_checkpoint, run_gptcore, tmp_path):
+def test_resume_refuses_a_damaged_checkpoint(how, damaged_checkpoint, gptcore_cli, tmp_path):
     out, values = damaged_checkpoint(how)
     before = (out / "ckpt.pt").read_bytes()
-    p = run_gptcore("train", *cli_args({**values, "max_iters": 4}), "--init_from=resume", cwd=tmp_path)
+    p = gptcore_cli("train", *cli_args({**values, "max_iters": 4}), "--init_from=resume", cwd=tmp_path)
     assert_user_error(p, str(out / "ckpt.pt"), CHECKPOINT_DAMAGE[how][1])
     assert (out / "ckpt.pt").read_bytes() == before  # left as it was, for whoever looks at it
     assert not (out / "train.log").exists()
 
 
 @pytest.mark.parametrize("how", [h for h in CHECKPOINT_DAMAGE if h != "optimizer_of_another_model"])
-def test_sample_refuses_a_damaged_checkpoint(how, damaged_checkpoint, run_gptcore, tmp_path):
+def test_sample_refuses_a_damaged_checkpoint(how, damaged_checkpoint, gptcore_cli, tmp_path):
     out, _ = damaged_checkpoint(how)
-    p = run_gptcore("sample", f"--out_dir={out}", "--device=cpu", "--num_samples=1", "--max_new_tokens=5",
+    p = gptcore_cli("sample", f"--out_dir={out}", "--device=cpu", "--num_samples=1", "--max_new_tokens=5",
                     cwd=tmp_path)
     assert_user_error(p, str(out / "ckpt.pt"), CHECKPOINT_DAMAGE[how][1])
 

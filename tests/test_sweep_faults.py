@@ -41,9 +41,9 @@ def with_storage(tmp: Path, storage: Path, *args: str) -> list[str]:
     return RUN + list(args) + ["--storage", str(storage), "--num-cpus", "2"]
 
 
-def start(tmp: Path, *args: str, group: bool = False) -> subprocess.Popen:
+def start(tmp: Path, *args: str, group: bool = False, address: str | None = None) -> subprocess.Popen:
     """The sweep command in the background; with `group`, in a process group of its own (as a terminal runs it)."""
-    return subprocess.Popen(sweep_args(tmp, *args), env=env_for(tmp), stdout=subprocess.PIPE,
+    return subprocess.Popen(sweep_args(tmp, *args, address=address), env=env_for(tmp), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp, start_new_session=group)
 
 
@@ -163,9 +163,9 @@ def test_a_full_disk_keeps_the_checkpoints_loadable_and_says_so(tmp_path, tmpfs)
     assert kept, "no trial had a checkpoint before the disk filled"
 
 
-def test_a_second_sweep_on_the_same_results_is_refused_with_the_first_ones_pid(tmp_path):
+def test_a_second_sweep_on_the_same_results_is_refused_with_the_first_ones_pid(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "busy", SLOW, max_iters=600, eval_interval=30)
-    first = start(tmp_path, str(exp))
+    first = start(tmp_path, str(exp), address=ray_address)
     try:
         wait_for(lambda: (tmp_path / "results" / "busy" / "sweep.json").is_file(), 120, "the first sweep", first)
         for extra in ([], ["--fresh"], ["--resume"]):
@@ -179,18 +179,18 @@ def test_a_second_sweep_on_the_same_results_is_refused_with_the_first_ones_pid(t
             first.kill()
 
 
-def test_a_finished_sweep_resumes_to_nothing_and_fresh_moves_it_aside_intact(tmp_path):
+def test_a_finished_sweep_resumes_to_nothing_and_fresh_moves_it_aside_intact(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "again", "  - {name: a, max_iters: 20, lr_decay_iters: 20}", max_iters=20,
                            eval_interval=10)
-    assert run(tmp_path, str(exp)).returncode == 0
+    assert run(tmp_path, str(exp), address=ray_address).returncode == 0
     # --resume of a finished sweep (what an interrupted summary advises) runs nothing again
     results = {d.name: (d / "result.json").read_bytes() for d in all_trials(tmp_path / "results" / "again")}
-    r = run(tmp_path, str(exp), "--resume")
+    r = run(tmp_path, str(exp), "--resume", address=ray_address)
     assert r.returncode == 0 and "report:" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
     assert {d.name: (d / "result.json").read_bytes() for d in all_trials(tmp_path / "results" / "again")} == results
     before = {p.relative_to(tmp_path / "results" / "again"): p.read_bytes()
               for p in (tmp_path / "results" / "again").rglob("*") if p.is_file()}
-    r = run(tmp_path, str(exp), "--fresh")
+    r = run(tmp_path, str(exp), "--fresh", address=ray_address)
     assert r.returncode == 0 and "moved the previous results to" in r.stdout
     (aside,) = [p for p in (tmp_path / "results").iterdir() if p.name.startswith("again.old-")]
     assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == before
@@ -200,7 +200,7 @@ def test_a_finished_sweep_resumes_to_nothing_and_fresh_moves_it_aside_intact(tmp
 # signals
 
 
-def test_ctrl_c_to_the_process_group_twice_then_resume(tmp_path):
+def test_ctrl_c_to_the_process_group_twice_then_resume(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "group", SLOW, max_iters=600, eval_interval=30)
     exp_dir = tmp_path / "results" / "group"
     proc = start(tmp_path, str(exp), "--order", "file", group=True)
@@ -217,13 +217,13 @@ def test_ctrl_c_to_the_process_group_twice_then_resume(tmp_path):
     assert proc.returncode == 130, out[-3000:]
     assert "--resume" in out and "Traceback" not in out, out[-3000:]
     quick = (by_name(exp_dir)["quick"] / "result.json").read_text()
-    r = run(tmp_path, str(exp), "--resume")
+    r = run(tmp_path, str(exp), "--resume", address=ray_address)  # it ran in a local Ray; it goes on in any
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (by_name(exp_dir)["quick"] / "result.json").read_text() == quick, "a finished trial was run again"
     assert all(results_of(d)[-1]["iter"] == 600 for n, d in by_name(exp_dir).items() if n != "quick")
 
 
-def test_sigkill_of_the_driver_then_resume(tmp_path):
+def test_sigkill_of_the_driver_then_resume(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "killed", SLOW, max_iters=600, eval_interval=30)
     exp_dir = tmp_path / "results" / "killed"
     proc = start(tmp_path, str(exp), "--order", "file", group=True)
@@ -243,7 +243,7 @@ def test_sigkill_of_the_driver_then_resume(tmp_path):
         if proc.poll() is None:
             proc.kill()
     quick = (by_name(exp_dir)["quick"] / "result.json").read_text()
-    r = run(tmp_path, str(exp), "--resume")
+    r = run(tmp_path, str(exp), "--resume", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     named = by_name(exp_dir)
     assert (named["quick"] / "result.json").read_text() == quick, "a finished trial was run again"
@@ -260,11 +260,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_during_the_report_keeps_the_results_and_says_how_to_finish(tmp_path):
+def test_ctrl_c_during_the_report_keeps_the_results_and_says_how_to_finish(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "late", "  - {name: a, max_iters: 20, lr_decay_iters: 20}\n"
                                              "  - {name: b, max_iters: 20, lr_decay_iters: 20}",
                            max_iters=20, eval_interval=10)
-    proc = start(tmp_path, str(exp))
+    proc = start(tmp_path, str(exp), address=ray_address)
     try:
         for line in proc.stdout:
             if line.startswith("writing the report"):
@@ -283,11 +283,11 @@ def test_ctrl_c_during_the_report_keeps_the_results_and_says_how_to_finish(tmp_p
     assert r.returncode == 0 and (exp_dir / "report.md").is_file(), r.stderr[-2000:]
 
 
-def test_max_failures_exhausted_ends_errored_and_the_others_complete(tmp_path):
+def test_max_failures_exhausted_ends_errored_and_the_others_complete(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "flaky", "  - {name: victim}\n  - {name: bystander, max_iters: 60, "
                                               "lr_decay_iters: 60}", max_iters=1000, eval_interval=20)
     exp_dir = tmp_path / "results" / "flaky"
-    proc = start(tmp_path, str(exp), "--max-failures", "1", "--order", "file")
+    proc = start(tmp_path, str(exp), "--max-failures", "1", "--order", "file", address=ray_address)
     try:
         killed = set()
         for _ in range(2):  # two deaths: the first is retried, the second exhausts --max-failures 1
@@ -345,10 +345,10 @@ def test_a_near_fraction_is_rounded_and_said(tmp_path):
     assert r.returncode == 0 and "rounded to 1/3" in r.stdout and "0.333333 GPU" in r.stdout, r.stdout
 
 
-def test_a_truncated_trial_checkpoint_before_resume(tmp_path):
+def test_a_truncated_trial_checkpoint_before_resume(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "cut", "  - {name: long}", max_iters=600, eval_interval=30)
     exp_dir = tmp_path / "results" / "cut"
-    proc = start(tmp_path, str(exp))
+    proc = start(tmp_path, str(exp), address=ray_address)
     try:
         wait_for(lambda: exp_dir.exists() and any(len(results_of(d)) >= 4 for d in all_trials(exp_dir)), 180,
                  "four reports", proc)
@@ -364,7 +364,7 @@ def test_a_truncated_trial_checkpoint_before_resume(tmp_path):
     for c in damaged:  # every checkpoint but the oldest cut short, whichever Ray's record points at
         ckpt = c / "ckpt.pt"
         ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
-    r = run(tmp_path, str(exp), "--resume")
+    r = run(tmp_path, str(exp), "--resume", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log = (d / "train.log").read_text()
     assert "cannot be loaded" in log and f"resume: continuing from {oldest.name}" in log, log[-2000:]

@@ -30,9 +30,9 @@ from sweeps.analysis.load import load_sweep
 
 
 @pytest.fixture(scope="module")
-def exp1_sweep(tmp_path_factory):
+def exp1_sweep(tmp_path_factory, ray_address):
     tmp = tmp_path_factory.mktemp("exp1")
-    r = run(tmp, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "2")
+    r = run(tmp, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "2", address=ray_address)
     return tmp, r
 
 
@@ -81,9 +81,10 @@ def test_exp1_grid_with_early_stopping_end_to_end(exp1_sweep):
     assert {t.status for t in ea.trials} == {"TERMINATED"}
 
 
-def test_the_same_command_gives_the_same_outcomes_whatever_the_concurrency(exp1_sweep, tmp_path):
+def test_the_same_command_gives_the_same_outcomes_whatever_the_concurrency(exp1_sweep, tmp_path, ray_address):
     first, _ = exp1_sweep
-    r = run(tmp_path, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "1", "--order", "file")
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "1", "--order", "file",
+            address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     a, b = (json.loads((d / "results" / "exp1" / "verdicts.json").read_text()) for d in (first, tmp_path))
     assert [(v["expectation"], v["outcome"]) for v in a] == [(v["expectation"], v["outcome"]) for v in b]
@@ -99,9 +100,9 @@ def test_an_existing_sweep_is_never_overwritten(exp1_sweep):
     assert sorted(p.name for p in (tmp / "results" / "exp1").iterdir()) == before
 
 
-def test_exp3_with_optuna_and_4_samples(tmp_path):
+def test_exp3_with_optuna_and_4_samples(tmp_path, ray_address):
     r = run(tmp_path, "exp3", "--search", "optuna", "--num-samples", "4", "--profile", "smoke", "--confirm", "0",
-            "--sampler", "tpe")
+            "--sampler", "tpe", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     exp_dir = tmp_path / "results" / "exp3"
     trials = all_trials(exp_dir)
@@ -133,7 +134,7 @@ profiles:
 """
 
 
-def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_path):
+def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_path, ray_address):
     import optuna
 
     from sweeps.searcher import open_study
@@ -141,7 +142,7 @@ def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_pat
     path = tmp_path / "divsearch.yaml"
     path.write_text(SEARCH)
     r = run(tmp_path, str(path), "--search", "optuna", "--profile", "smoke", "--sampler", "random", "--seed", "3",
-            "--confirm", "1", "--seeds", "2")
+            "--confirm", "1", "--seeds", "2", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     exp_dir = tmp_path / "results" / "divsearch"
     study = open_study(exp_dir / "optuna.journal", "divsearch")
@@ -167,9 +168,10 @@ def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_pat
     assert len(list((exp_dir / "plots").glob("*.png"))) <= 12
 
 
-def test_a_killed_trial_completes_from_its_checkpoint(tmp_path):
+def test_a_killed_trial_completes_from_its_checkpoint(tmp_path, ray_address):
     exp = write_experiment(tmp_path, "killme", "  - {name: victim}", max_iters=400, eval_interval=40)
-    proc = subprocess.Popen(sweep_args(tmp_path, str(exp)), env=env_for(tmp_path), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(sweep_args(tmp_path, str(exp), address=ray_address), env=env_for(tmp_path),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         exp_dir = tmp_path / "results" / "killme"
@@ -193,12 +195,13 @@ def test_a_killed_trial_completes_from_its_checkpoint(tmp_path):
     assert "completed" in out
 
 
-def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, ray_address):
     runs = "  - {name: quick, max_iters: 40, lr_decay_iters: 40}\n  - {name: slow1}\n  - {name: slow2}"
     exp = write_experiment(tmp_path, "stopme", runs, max_iters=600, eval_interval=30)
     exp_dir = tmp_path / "results" / "stopme"
     # the file's order: the quick trial must start (and finish) while the slow ones run
-    proc = subprocess.Popen(sweep_args(tmp_path, str(exp), "--order", "file"), env=env_for(tmp_path),
+    proc = subprocess.Popen(sweep_args(tmp_path, str(exp), "--order", "file", address=ray_address),
+                            env=env_for(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         def quick_done_and_slow_checkpointed():
@@ -222,7 +225,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     slow_iters_before = results_of(named["slow1"])[-1]["iter"]
     assert slow_iters_before < 600
 
-    r = run(tmp_path, str(exp), "--resume")
+    r = run(tmp_path, str(exp), "--resume", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     named = by_name(exp_dir)
     assert (named["quick"] / "result.json").read_text() == quick_before, "a finished trial was run again"
@@ -233,10 +236,10 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     assert "Resuming training from" in (named["slow1"] / "train.log").read_text()
 
 
-def test_a_diverged_trial_ends_as_such_and_the_sweep_goes_on(tmp_path):
+def test_a_diverged_trial_ends_as_such_and_the_sweep_goes_on(tmp_path, ray_address):
     runs = "  - {name: fine}\n  - {name: boom, learning_rate: 1.0e+6, grad_clip: 0.0, warmup_iters: 0}"
     exp = write_experiment(tmp_path, "diverge", runs, max_iters=60, eval_interval=20)
-    r = run(tmp_path, str(exp))
+    r = run(tmp_path, str(exp), address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     named = by_name(tmp_path / "results" / "diverge")
     boom = results_of(named["boom"])

@@ -180,7 +180,7 @@ def fit_of(runs: Runs) -> tuple[Scaling, pd.DataFrame] | None:
     (1,000 bootstrap draws) however many of the checks, the report and the plots ask for it."""
     def compute():
         points, step = size_points(runs, bool(runs.names & set(runs.order)))
-        fit = fit_scaling(points, step) if len(points) else None
+        fit = fit_scaling(points, step, n_boot=N_BOOT) if len(points) else None
         return (fit, points) if fit is not None else None
 
     return runs.once("scaling", compute)
