@@ -153,6 +153,14 @@ _LOG_HANDLER = "gptsweep-driver-log"
 _SCREEN: list[logging.Handler] = []  # Ray's handlers that ray_log_to_file took off, for ray_log_to_screen
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that, when it cannot be written (a full disk), drops the message: logging's default prints a
+    traceback on the screen, and the sweep says what the disk's trouble means in a line of its own."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def ray_log_to_file(exp_path: str, exp: str) -> Path:
     """Ray's driver-side messages (the `ray` logger and its children, `ray.tune` among them) into a file.
 
@@ -173,7 +181,7 @@ def ray_log_to_file(exp_path: str, exp: str) -> Path:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             logger.removeHandler(h)
             _SCREEN.append(h)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _QuietFileHandler(path, encoding="utf-8")
     handler.set_name(_LOG_HANDLER)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
