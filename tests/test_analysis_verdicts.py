@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from results_factory import by_expectation, curve, judge, make_run, make_trial
 
+from sweeps.analysis import judgement
 from sweeps.analysis.load import load_sweep
+from sweeps.analysis.report import summary_text
 from sweeps.analysis.verdicts import verdicts
 from sweeps.analyze import analyze
 from sweeps.spaces import load_experiment
@@ -70,6 +72,28 @@ def test_a_difference_inside_the_seed_noise_is_within_noise(tmp_path):
     v = by_expectation(judge("exp1", exp), "large_model")
     assert v.outcome == "within noise", v.observed
     assert abs(v.effect) < 2 * v.stderr * 2.8 and v.p_value > 0.05
+
+
+def test_a_within_noise_verdict_gives_the_interval_of_its_effect(tmp_path):
+    exp = tmp_path / "exp1"
+    make_run(exp, "baseline", curve(1.60), sigma=0.03)
+    make_run(exp, "large_model", curve(1.59), seeds=(1340, 1341, 1342), sigma=0.03,
+             overrides={"n_layer": 8, "n_embd": 512, "n_head": 8})
+    make_run(exp, "small_lr", curve(2.3, k=1.0), overrides={"learning_rate": 1e-4})
+    analyze(exp)
+    vs = json.loads((exp / "verdicts.json").read_text())
+    noise = next(v for v in vs if "large_model" in v["expectation"])
+    lo, hi = noise["interval"]
+    assert noise["outcome"] == "within noise" and lo < 0 < hi and lo < noise["effect"] < hi
+    # Welch: effect ± t(0.975, Welch–Satterthwaite df) · se, wider than ± 1.96 se with three seeds a side
+    assert hi - noise["effect"] == pytest.approx(noise["effect"] - lo) and hi - lo > 2 * 1.96 * noise["stderr"]
+    decisive = next(v for v in vs if "small learning rate" in v["expectation"])
+    assert decisive["outcome"] == "holds" and decisive["interval"][0] > 0
+    text = (exp / "report.md").read_text()
+    words = f"the effect lies in [{lo:+.4f}, {hi:+.4f}]".replace("-", "−")
+    assert f"**within noise**: {words}" in text
+    summary = summary_text(judgement.judge(load_sweep(exp), load_experiment("exp1")))
+    assert f"within noise: {words}" in summary
 
 
 def test_a_run_stopped_early_is_judged_where_both_sides_reached(tmp_path):

@@ -135,6 +135,11 @@ def _effect(v: Verdict) -> str:
     return f"{v.effect:+.4f}" + (f" ± {v.stderr:.4f}" if v.stderr is not None and math.isfinite(v.stderr) else "")
 
 
+def _outcome(v: Verdict) -> str:
+    """The outcome in bold; a within-noise one with the effect's 95% interval."""
+    return f"**{v.outcome}**" + (f": {v.noise_text().removeprefix('within noise: ')}" if v.noise_text() else "")
+
+
 def _seeds(v: Verdict) -> str:
     return ", ".join(f"{k} {n}" for k, n in v.n_seeds.items()) or "–"
 
@@ -257,10 +262,11 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     if vs:
         lines += [f"Each expectation of the chapter, measured. Outcome rule: {RULE}; a difference the seeds cannot "
                   "separate from zero is *within noise*, one seed is never decisive (*cannot tell*). The effect "
-                  "is the difference the verdict rests on, ± its standard error over seeds "
-                  "(docs/verdicts.md). Also in `verdicts.json`.", ""]
+                  "is the difference the verdict rests on, ± its standard error over seeds; a within-noise "
+                  "verdict gives the effect's 95% interval from the same test (docs/verdicts.md). Also in "
+                  "`verdicts.json`.", ""]
         lines += markdown_table(["expectation", "outcome", "effect", "step", "seeds", "observed"],
-                                [[v.expectation, f"**{v.outcome}**", _effect(v), _f(v.step, 0), _seeds(v), v.observed]
+                                [[v.expectation, _outcome(v), _effect(v), _f(v.step, 0), _seeds(v), v.observed]
                                  for v in vs])
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
@@ -326,5 +332,6 @@ def summary_text(a: Analysis) -> str:
     out = [runs_table(a.res, a.exp)] if len(a.res.trials) else []
     for v in a.verdicts:
         effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
-        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")
+        noise = f"; {v.noise_text()}" if v.noise_text() else ""
+        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}{noise}")
     return "\n".join(o for o in out if o)
