@@ -198,13 +198,9 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     if named:
         names = [n for n in runs.order if not runs.missing([n])]
         return _points(runs, names)
-    confirmed = [n for n in sorted(runs.names) if n.startswith("confirm_") and not runs.missing([n])]
-    steps = runs.steps(*confirmed) if confirmed else []
-    if steps:
-        step = steps[-1]
-        best: dict[float, str] = {}  # per size, the confirmed configuration with the lowest mean over its seeds
-        for n in sorted(confirmed, key=lambda n: runs.at(n, step).mean):
-            best.setdefault(_params(runs.row(n)), n)
+    confirmed = confirmed_best(runs)
+    if confirmed is not None:
+        best, step = confirmed
         if len(best) >= 3:  # else the search's own best of each size
             rows = [{"label": shape_of(runs.row(n)), "params": p, "loss": v}
                     for p, n in best.items() for v in runs.at(n, step).values]
@@ -217,6 +213,20 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
     rows = [{"label": shape_of(r), "params": r["params"], "loss": r["final_val_loss"]} for _, r in full.iterrows()]
     return pd.DataFrame(rows), step
+
+
+def confirmed_best(runs: Runs) -> tuple[dict[float, str], float] | None:
+    """Per size (parameter count), the confirmed configuration with the lowest mean val loss over its seeds at
+    the last step every confirmed run reached, and that step; None without a confirm stage."""
+    confirmed = [n for n in sorted(runs.names) if n.startswith("confirm_") and not runs.missing([n])]
+    steps = runs.steps(*confirmed) if confirmed else []
+    if not steps:
+        return None
+    step = steps[-1]
+    best: dict[float, str] = {}
+    for n in sorted(confirmed, key=lambda n: runs.at(n, step).mean):
+        best.setdefault(_params(runs.row(n)), n)
+    return dict(sorted(best.items())), step
 
 
 def _points(runs: Runs, names: list[str]) -> tuple[pd.DataFrame, float | None]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..specs import EQUIV_TOL, OVERFIT_GAP, RISE_TOL
 from .judge import Runs, Verdict, cannot_tell, n_seeds
+from .lr_scaling import lr_scaling
 from .metrics import loss_noise, overfit_class
 from .results import Results, lr_schedule
 from .scaling import scaling
@@ -295,6 +296,7 @@ CHECKS: dict[str, Callable[[Runs, VerdictSpec], list[Verdict]]] = {
     "lower_at_end": lower_at_end,
     "lowest": lowest,
     "scaling": scaling,
+    "lr_scaling": lr_scaling,
 }
 
 
