@@ -36,6 +36,7 @@ CHECK_NEEDS: dict[str, tuple[str, ...]] = {
     "lower_at_end": ("run", "against"),
     "lowest": ("run",),
     "scaling": (),
+    "lr_scaling": (),
 }
 # the chapter's numbers that its expectations are judged against
 RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation

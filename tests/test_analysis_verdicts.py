@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from results_factory import by_expectation, curve, judge, make_run, make_trial
 
+from sweeps.analysis import judgement
 from sweeps.analysis.load import load_sweep
+from sweeps.analysis.report import summary_text
 from sweeps.analysis.verdicts import verdicts
 from sweeps.analyze import analyze
 from sweeps.spaces import load_experiment
@@ -70,6 +72,28 @@ def test_a_difference_inside_the_seed_noise_is_within_noise(tmp_path):
     v = by_expectation(judge("exp1", exp), "large_model")
     assert v.outcome == "within noise", v.observed
     assert abs(v.effect) < 2 * v.stderr * 2.8 and v.p_value > 0.05
+
+
+def test_a_within_noise_verdict_gives_the_interval_of_its_effect(tmp_path):
+    exp = tmp_path / "exp1"
+    make_run(exp, "baseline", curve(1.60), sigma=0.03)
+    make_run(exp, "large_model", curve(1.59), seeds=(1340, 1341, 1342), sigma=0.03,
+             overrides={"n_layer": 8, "n_embd": 512, "n_head": 8})
+    make_run(exp, "small_lr", curve(2.3, k=1.0), overrides={"learning_rate": 1e-4})
+    analyze(exp)
+    vs = json.loads((exp / "verdicts.json").read_text())
+    noise = next(v for v in vs if "large_model" in v["expectation"])
+    lo, hi = noise["interval"]
+    assert noise["outcome"] == "within noise" and lo < 0 < hi and lo < noise["effect"] < hi
+    # Welch: effect ± t(0.975, Welch–Satterthwaite df) · se, wider than ± 1.96 se with three seeds a side
+    assert hi - noise["effect"] == pytest.approx(noise["effect"] - lo) and hi - lo > 2 * 1.96 * noise["stderr"]
+    decisive = next(v for v in vs if "small learning rate" in v["expectation"])
+    assert decisive["outcome"] == "holds" and decisive["interval"][0] > 0
+    text = (exp / "report.md").read_text()
+    words = f"the effect lies in [{lo:+.4f}, {hi:+.4f}]".replace("-", "−")
+    assert f"**within noise**: {words}" in text
+    summary = summary_text(judgement.judge(load_sweep(exp), load_experiment("exp1")))
+    assert f"within noise: {words}" in summary
 
 
 def test_a_run_stopped_early_is_judged_where_both_sides_reached(tmp_path):
@@ -278,3 +302,75 @@ def test_search_gap_trend_is_a_slope_with_its_uncertainty(tmp_path):
     v = by_expectation(vs, "more dropout")
     assert v.outcome == "holds" and v.effect == pytest.approx(-1.0, abs=0.05) and v.stderr < 0.1
     assert by_expectation(vs, "more weight decay").outcome == "cannot tell"
+
+
+def _lr_search(exp: Path, beta: float) -> list:
+    """An exp5 search whose best learning rate is 1e-3 · (N / 4e5)^(−beta): per size, seven learning rates a
+    half-octave apart around the best (val loss 0.02 higher per octave², so the nearest neighbours lie within the
+    seeds' noise of 0.01), and the confirm stage's best of each size over three seeds."""
+    k = 0
+
+    def tid() -> str:
+        nonlocal k
+        k += 1
+        return f"ab{k:03d}_{k:05d}"
+
+    for i, (layers, width, n) in enumerate(SIZES.values()):
+        over = {"n_layer": layers, "n_head": layers, "n_embd": width}
+        best = 1e-3 * (n / 4e5) ** -beta
+        for j, octaves in enumerate((-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)):
+            final = 3.95 * n ** -0.06 + 0.02 * octaves ** 2
+            lr = {**over, "learning_rate": best * 2 ** octaves}
+            make_trial(exp, f"t{i}{j}", curve(final), n_params=n, overrides=lr, stage="search", trial_id=tid())
+            if octaves == 0:
+                for seed in (1337, 1338, 1339):
+                    make_trial(exp, f"confirm_t{i}{j}", curve(3.95 * n ** -0.06 + 0.01 * (seed - 1338)), n_params=n,
+                               overrides=lr, seed=seed, stage="confirm", trial_id=tid())
+    for seed in (1337, 1338, 1339):
+        make_trial(exp, "confirm_tiny", curve(3.0 + 0.01 * (seed - 1338)), n_params=SIZES["tiny"][2], seed=seed,
+                   overrides={"n_layer": 2, "n_head": 2, "n_embd": 128}, stage="confirm", trial_id=tid())
+    return verdicts(load_experiment("exp5"), load_sweep(exp))
+
+
+def test_the_best_learning_rate_falls_with_size_as_planted(tmp_path, fewer_draws):
+    exp = tmp_path / "exp5"
+    v = by_expectation(_lr_search(exp, 0.5), "best learning rate")
+    assert v.check == "lr_scaling" and v.outcome == "holds", v.observed
+    assert v.effect == pytest.approx(0.5, abs=1e-6) and v.interval[0] < 0.5 < v.interval[1]
+    assert v.interval[0] > 0 and v.interval[1] - v.interval[0] > 0.01  # the near-ties widen it
+    assert v.n_seeds == {"2/2/128": 3, "4/4/256": 3, "6/6/384": 3, "8/8/512": 3}
+    analyze(exp)
+    j = json.loads((exp / "scaling.json").read_text())
+    lr = j["learning_rate"]
+    assert lr["beta"] == pytest.approx(0.5, abs=1e-6) and lr["beta_ci"][0] < 0.5 < lr["beta_ci"][1]
+    nx = lr["next_size"]
+    assert nx["params"] == pytest.approx(j["next_size"]["params"])  # the loss law's next size
+    assert nx["predicted_lr"] == pytest.approx(1e-3 * (nx["params"] / 4e5) ** -0.5, rel=1e-6)
+    assert nx["interval"][0] < nx["predicted_lr"] < nx["interval"][1]
+    loo = lr["leave_one_out"]
+    assert len(loo["sizes"]) == 4 and all(z["ratio"] == pytest.approx(1.0, rel=1e-6) for z in loo["sizes"])
+    assert loo["median_abs_log_error"] == pytest.approx(0.0, abs=1e-9)
+    tiny = lr["sizes"][0]
+    assert tiny["best_lr"] == pytest.approx(1e-3) and len(tiny["near_ties"]) == 3
+    text = (exp / "report.md").read_text()
+    assert "### The best learning rate against size" in text and "predicted best learning rate" in text
+    assert (exp / "plots" / "exp5_lr_scaling.png").is_file()
+
+
+def test_a_flat_best_learning_rate_is_within_noise(tmp_path, fewer_draws):
+    exp = tmp_path / "exp5"
+    v = by_expectation(_lr_search(exp, 0.0), "best learning rate")
+    assert v.outcome in ("within noise", "does not hold"), v.observed
+    assert v.effect == pytest.approx(0.0, abs=1e-6) and v.interval[0] <= 0 <= v.interval[1]
+    assert "leave one size out" in v.observed
+
+
+def test_the_best_learning_rate_needs_three_sizes(tmp_path, fewer_draws):
+    exp = tmp_path / "exp5"
+    for i, (layers, width, n) in enumerate(list(SIZES.values())[:2]):
+        for j, lr in enumerate((1e-3, 2e-3, 4e-3)):
+            make_trial(exp, f"t{i}{j}", curve(2.0 + 0.01 * j), n_params=n, stage="search",
+                       trial_id=f"ab{i}{j}_0000{i}{j}",
+                       overrides={"n_layer": layers, "n_head": layers, "n_embd": width, "learning_rate": lr})
+    v = by_expectation(verdicts(load_experiment("exp5"), load_sweep(exp)), "best learning rate")
+    assert v.outcome == "cannot tell" and "2 size(s)" in v.observed

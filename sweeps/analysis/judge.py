@@ -1,8 +1,9 @@
 """What every check works with: a Verdict (a measurement with an outcome) and Runs (a run's seeds, by step).
 
 A verdict is a measurement: the effect it rests on, that effect's standard error from the seeds,
-the number of seeds on each side, the step it was judged at, and one outcome of
-`sweeps.analysis.stats.OUTCOMES`.
+the number of seeds on each side, the step it was judged at, one outcome of
+`sweeps.analysis.stats.OUTCOMES`, and the effect's 95% interval from the same test (a `within noise`
+verdict says by it how small the effect may be).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .results import Results, finite_curve
-from .stats import HOLDS, NOT, RULE, UNKNOWN, Sample, sample
+from .stats import HOLDS, NOISE, NOT, RULE, UNKNOWN, Sample, sample
 
 
 def _num(x) -> float | None:
@@ -37,6 +38,7 @@ class Verdict:
     rule: str = RULE
     p_value: float | None = None
     check: str = ""
+    interval: tuple[float, float] | None = None  # the effect's 95% interval, from the test that judged it
 
     @property
     def holds(self) -> bool | None:
@@ -47,7 +49,20 @@ class Verdict:
         d = asdict(self)
         for k in ("effect", "stderr", "p_value", "step"):
             d[k] = _num(d[k])
+        d["interval"] = [float(x) for x in self.interval] if self.interval is not None else None
         return d
+
+    def noise_text(self) -> str:
+        """`within noise: the effect lies in [−0.064, +0.035]` for a within-noise verdict with an interval, else ''."""
+        if self.outcome != NOISE or self.interval is None:
+            return ""
+        lo, hi = (signed(x) for x in self.interval)
+        return f"within noise: the effect lies in [{lo}, {hi}]"
+
+
+def signed(x: float) -> str:
+    """A number with its sign, 4 decimals below 10 (a true minus sign)."""
+    return (f"{x:+.4f}" if abs(x) < 10 else f"{x:+.1f}").replace("-", "−")
 
 
 def n_seeds(runs: Runs, *names: str) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """The judge step of the analysis: everything the report says, computed once from the results.
 
 `judge(res, exp, info)` returns an `Analysis`: the verdicts, the scaling fit (1,000 bootstrap
-draws), a search's facts (its ranking, judging step, parameter importance and confirm stage),
-the compute accounting and the best run. The report, the terminal summary and the plots are
-functions of it (sweeps/analysis/report.py, plots.py); nothing there judges again.
+draws) and a search's fit of the best learning rate against size, a search's facts (its ranking,
+judging step, parameter importance and confirm stage), the compute accounting and the best run.
+The report, the terminal summary and the plots are functions of it (sweeps/analysis/report.py,
+plots.py); nothing there judges again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from . import search
 from .judge import Runs, Verdict
+from .lr_scaling import LrScaling, lr_fit_of
 from .metrics import Compute, compute_accounting
 from .results import Results
 from .scaling import Scaling, fit_of
@@ -50,6 +52,7 @@ class Analysis:
     grouped: pd.DataFrame  # per run and step: mean, std and n over seeds (curves.csv)
     verdicts: list[Verdict]
     scaling: tuple[Scaling, pd.DataFrame] | None  # the fit and its points, where the file asks for one
+    lr_scaling: LrScaling | None  # a search's best learning rate against size, where the file asks for it
     search: SearchFacts | None
     compute: Compute
     best: tuple[str, float, Sample] | None  # a grid's best run at the largest budget a whole run reached
@@ -94,5 +97,6 @@ def judge(res: Results, exp: Experiment | None, info: dict[str, Any] | None = No
     scaling = fit_of(runs) if exp is not None and exp.asks("scaling") else None
     return Analysis(res=res, exp=exp, info=info, runs=runs, names=run_names(res, exp),
                     grouped=grouped_history(res.history), verdicts=vs, scaling=scaling,
+                    lr_scaling=lr_fit_of(runs) if exp is not None and exp.asks("lr_scaling") else None,
                     search=_search_facts(res) if is_search else None, compute=compute_accounting(res.trials),
                     best=None if is_search else best_run(res))

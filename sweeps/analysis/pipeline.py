@@ -70,8 +70,11 @@ def write(a: Analysis, out_dir: Path) -> Path:
     a.res.history.to_csv(out_dir / "history.csv", index=False)
     a.grouped.to_csv(out_dir / "curves.csv", index=False)
     _write_json(out_dir / "verdicts.json", [v.to_json() for v in a.verdicts])
-    if a.scaling is not None:
-        _write_json(out_dir / "scaling.json", a.scaling[0].to_json())
+    fits = a.scaling[0].to_json() if a.scaling is not None else {}
+    if a.lr_scaling is not None:
+        fits["learning_rate"] = a.lr_scaling.to_json()
+    if fits:
+        _write_json(out_dir / "scaling.json", fits)
     plots = make_plots(a, out_dir)
     made = {p for _, p in plots}
     for old in (out_dir / "plots").glob("*.png"):  # figures of an earlier analysis that this one did not draw

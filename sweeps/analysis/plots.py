@@ -21,6 +21,7 @@ from ..specs import EQUIV_TOL
 from . import search
 from .judge import Runs
 from .judgement import Analysis
+from .lr_scaling import LrScaling
 from .metrics import OVERFIT_CLASSES, overfit_class
 from .results import Results, lr_schedule
 from .scaling import Scaling
@@ -181,6 +182,35 @@ def scaling_plot(fit: Scaling, points: pd.DataFrame, path: Path) -> Path:
     if (band := fit.band(xs)) is not None:
         ax.fill_between(xs, band[0], band[1], color="r", alpha=0.15, lw=0, label="95% band (bootstrap over seeds)")
     ax.axvline(fit.next_params, color="grey", ls=":", lw=1, label=f"next size up ({fit.next_params:,.0f})")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def lr_scaling_plot(fit: LrScaling, path: Path) -> Path:
+    """The best learning rate of each size against parameters (log-log): the near-ties, the fit, its band and the
+    next size's prediction."""
+    fig, ax = _axes("Best learning rate against model size", xlabel="parameters (non-embedding, log scale)",
+                    ylabel="best learning rate (log scale)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    s = fit.sizes
+    near = [(p, lr) for p, lrs in zip(s["params"], s["near"]) for lr in lrs]
+    ax.scatter([p for p, _ in near], [lr for _, lr in near], s=16, alpha=0.4, color="grey",
+               label="searched within the seeds' noise of the best")
+    ax.scatter(s["params"], s["lr"], s=36, color="k", zorder=3, label="confirmed best")
+    for _, r in s.iterrows():
+        ax.annotate(str(r["label"]), (r["params"], r["lr"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    xs = np.geomspace(s["params"].min() / 1.5, fit.next_params * 1.2, 100)
+    c, beta = fit.fit
+    ax.plot(xs, fit.predict(xs)[0], "r--", label=f"{c:.3g}·N^(−{beta:.3f})")
+    if (band := fit.band(xs)) is not None:
+        ax.fill_between(xs, band[0], band[1], color="r", alpha=0.15, lw=0, label="95% band (bootstrap)")
+    nx = fit.to_json()["next_size"]
+    err = None
+    if nx["interval"]:
+        err = [[nx["predicted_lr"] - nx["interval"][0]], [nx["interval"][1] - nx["predicted_lr"]]]
+    ax.errorbar([nx["params"]], [nx["predicted_lr"]], yerr=err, fmt="D", color="r", capsize=3,
+                label=f"next size up ({nx['params']:,.0f}): {nx['predicted_lr']:.3g}")
     _legend(ax)
     return _save(fig, path)
 
@@ -351,6 +381,9 @@ def _search_plots(a: Analysis, out_dir: Path, title: str) -> list[tuple[str, Pat
     if fit is not None:
         made.append(("Val loss against parameters, with both fitted laws",
                      scaling_plot(fit[0], fit[1], out_dir / "exp5_scaling.png")))
+    if a.lr_scaling is not None:
+        made.append(("The best learning rate against parameters",
+                     lr_scaling_plot(a.lr_scaling, out_dir / "exp5_lr_scaling.png")))
     for n in confirmed:
         made.append((f"{n}: train and val", run_curves(runs, n, grouped, out_dir / f"curves_{slug(n)}.png")))
     return made

@@ -135,6 +135,11 @@ def _effect(v: Verdict) -> str:
     return f"{v.effect:+.4f}" + (f" ± {v.stderr:.4f}" if v.stderr is not None and math.isfinite(v.stderr) else "")
 
 
+def _outcome(v: Verdict) -> str:
+    """The outcome in bold; a within-noise one with the effect's 95% interval."""
+    return f"**{v.outcome}**" + (f": {v.noise_text().removeprefix('within noise: ')}" if v.noise_text() else "")
+
+
 def _seeds(v: Verdict) -> str:
     return ", ".join(f"{k} {n}" for k, n in v.n_seeds.items()) or "–"
 
@@ -202,7 +207,7 @@ def _sizes_section(a: Analysis) -> list[str]:
                                  for z in sizes])
         lines.append("")
     if fit is None:
-        return lines + ["Fewer than two sizes have results at a shared step: no scaling fit.", ""]
+        return lines + ["Fewer than two sizes have results at a shared step: no scaling fit.", ""] + _lr_lines(a)
     j = fit[0].to_json()
 
     def ci(x) -> str:
@@ -222,7 +227,38 @@ def _sizes_section(a: Analysis) -> list[str]:
         lines += [f"E rests on its bound E ≥ 0 (interval {ci(ch['E_ci'])}): these sizes are far from the loss no size "
                   "can beat, so the data cannot place it and the Chinchilla form reduces to the power law. Larger "
                   "models (the full profile) would show the floor.", ""]
-    return lines + ["In `scaling.json`.", ""]
+    return lines + _lr_lines(a) + ["In `scaling.json`.", ""]
+
+
+def _lr_lines(a: Analysis) -> list[str]:
+    """The best learning rate of each size against its parameter count (a search's `lr_scaling`)."""
+    if a.lr_scaling is None:
+        if a.exp is not None and a.exp.asks("lr_scaling") and a.search is not None:
+            return ["### The best learning rate against size", "",
+                    "Fewer than three sizes have a best learning rate: no fit.", ""]
+        return []
+    j = a.lr_scaling.to_json()
+
+    def ci(x) -> str:
+        return f"[{x[0]:.3g}, {x[1]:.3g}]" if x else "(no confirmed seeds: no interval)"
+
+    draws = j["bootstrap"]["draws"]
+    lines = ["### The best learning rate against size", "",
+             "The best learning rate of each size (the confirmed best) fitted as lr* = c · N^(−β) by least squares "
+             "in log-log space; 95% intervals: "
+             + (f"bootstrap, {draws} draws, the confirmed seeds and the search's near-ties of each size resampled "
+                "(docs/verdicts.md)." if draws else "none without confirmed seeds."), "",
+             f"- β = {j['beta']:.3f} {ci(j['beta_ci'])}, c = {j['c']:.3g}",
+             f"- the next size up, {j['next_size']['params']:,.0f} parameters: predicted best learning rate "
+             f"{j['next_size']['predicted_lr']:.3g} {ci(j['next_size']['interval'])}",
+             f"- leave one size out (fitted on the others): median |ln(predicted / best)| "
+             f"{j['leave_one_out']['median_abs_log_error']:.3f}", ""]
+    rows = [[z["label"], f"{z['params']:,.0f}", f"{z['best_lr']:.3g}", z["n_seeds"],
+             ", ".join(f"{x:.3g}" for x in z["near_ties"]), f"{o['predicted_lr']:.3g}", f"{o['ratio']:.2f}×"]
+            for z, o in zip(j["sizes"], j["leave_one_out"]["sizes"])]
+    lines += markdown_table(["size", "parameters", "best lr", "seeds", "searched lrs within the seeds' noise",
+                             "predicted leaving it out", "predicted / best"], rows)
+    return lines + [""]
 
 
 def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> str:
@@ -257,10 +293,11 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     if vs:
         lines += [f"Each expectation of the chapter, measured. Outcome rule: {RULE}; a difference the seeds cannot "
                   "separate from zero is *within noise*, one seed is never decisive (*cannot tell*). The effect "
-                  "is the difference the verdict rests on, ± its standard error over seeds "
-                  "(docs/verdicts.md). Also in `verdicts.json`.", ""]
+                  "is the difference the verdict rests on, ± its standard error over seeds; a within-noise "
+                  "verdict gives the effect's 95% interval from the same test (docs/verdicts.md). Also in "
+                  "`verdicts.json`.", ""]
         lines += markdown_table(["expectation", "outcome", "effect", "step", "seeds", "observed"],
-                                [[v.expectation, f"**{v.outcome}**", _effect(v), _f(v.step, 0), _seeds(v), v.observed]
+                                [[v.expectation, _outcome(v), _effect(v), _f(v.step, 0), _seeds(v), v.observed]
                                  for v in vs])
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
@@ -288,7 +325,7 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     lines += markdown_table(["name", "final step", "gap", "class", "best val loss", "bottomed out at step"], rows)
     lines.append("")
 
-    if exp is not None and exp.asks("scaling"):
+    if exp is not None and exp.asks("scaling", "lr_scaling"):
         lines += _sizes_section(a)
 
     lines += ["## Compute", ""] + compute_lines(a.compute) + [""]
@@ -326,5 +363,6 @@ def summary_text(a: Analysis) -> str:
     out = [runs_table(a.res, a.exp)] if len(a.res.trials) else []
     for v in a.verdicts:
         effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
-        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}")
+        noise = f"; {v.noise_text()}" if v.noise_text() else ""
+        out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}{noise}")
     return "\n".join(o for o in out if o)

@@ -198,13 +198,9 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     if named:
         names = [n for n in runs.order if not runs.missing([n])]
         return _points(runs, names)
-    confirmed = [n for n in sorted(runs.names) if n.startswith("confirm_") and not runs.missing([n])]
-    steps = runs.steps(*confirmed) if confirmed else []
-    if steps:
-        step = steps[-1]
-        best: dict[float, str] = {}  # per size, the confirmed configuration with the lowest mean over its seeds
-        for n in sorted(confirmed, key=lambda n: runs.at(n, step).mean):
-            best.setdefault(_params(runs.row(n)), n)
+    confirmed = confirmed_best(runs)
+    if confirmed is not None:
+        best, step = confirmed
         if len(best) >= 3:  # else the search's own best of each size
             rows = [{"label": shape_of(runs.row(n)), "params": p, "loss": v}
                     for p, n in best.items() for v in runs.at(n, step).values]
@@ -217,6 +213,20 @@ def size_points(runs: Runs, named: bool) -> tuple[pd.DataFrame, float | None]:
     full = done[done["final_iter"] >= step].sort_values("final_val_loss").drop_duplicates("params")
     rows = [{"label": shape_of(r), "params": r["params"], "loss": r["final_val_loss"]} for _, r in full.iterrows()]
     return pd.DataFrame(rows), step
+
+
+def confirmed_best(runs: Runs) -> tuple[dict[float, str], float] | None:
+    """Per size (parameter count), the confirmed configuration with the lowest mean val loss over its seeds at
+    the last step every confirmed run reached, and that step; None without a confirm stage."""
+    confirmed = [n for n in sorted(runs.names) if n.startswith("confirm_") and not runs.missing([n])]
+    steps = runs.steps(*confirmed) if confirmed else []
+    if not steps:
+        return None
+    step = steps[-1]
+    best: dict[float, str] = {}
+    for n in sorted(confirmed, key=lambda n: runs.at(n, step).mean):
+        best.setdefault(_params(runs.row(n)), n)
+    return dict(sorted(best.items())), step
 
 
 def _points(runs: Runs, names: list[str]) -> tuple[pd.DataFrame, float | None]:
@@ -248,7 +258,8 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
             obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
                    + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
             out.append(Verdict(e, all_of([t.outcome(-1) for _, _, t in tests]), obs, weakest[2].effect,
-                               weakest[2].stderr, n_seeds(runs, *sizes), step, p_value=weakest[2].p, check=spec.check))
+                               weakest[2].stderr, n_seeds(runs, *sizes), step, p_value=weakest[2].p, check=spec.check,
+                               interval=weakest[2].interval()))
     e = "the loss falls as a power of the parameter count: loss = a · N^(−α) with α > 0"
     if fit is None:
         out.append(cannot_tell(e, f"{points['params'].nunique() if len(points) else 0} distinct size(s), 2 needed",
@@ -264,7 +275,7 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
              f"loss = {e_c:.3f} + A·N^(−{alpha_c:.3f})")
     out.append(Verdict(e, outcome, obs, alpha, float(np.std(fit.boot_power[:, 1])) if ci else None, seeds, fit.step,
                        rule="95% bootstrap interval of α (seeds resampled within each size) above 0",
-                       check=spec.check))
+                       check=spec.check, interval=ci))
     e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
     ci = fit.ci(-fit.boot_slope)
     drop = -fit.slope
@@ -274,7 +285,8 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     obs = (f"{drop:.3f} lower per 10× (straight line of loss against log10 N)"
            + (f", 95% interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else "; one seed: no interval"))
     out.append(Verdict(e, outcome, obs, drop, float(np.std(fit.boot_slope)) if ci else None, seeds, fit.step,
-                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check))
+                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check,
+                       interval=ci))
     if named and len(sizes) >= 2:
         for col, e, unit in (("time_s", "larger models take longer to train", "s"),
                              ("mem_mb", "larger models need more memory", " MB")):
@@ -287,5 +299,6 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
             obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
                    + f"; smallest step: {weakest.text()}")
             out.append(Verdict(e, all_of([t.outcome(+1) for t in tests]), obs, weakest.effect, weakest.stderr,
-                               n_seeds(runs, *sizes), None, p_value=weakest.p, check=spec.check))
+                               n_seeds(runs, *sizes), None, p_value=weakest.p, check=spec.check,
+                               interval=weakest.interval()))
     return out

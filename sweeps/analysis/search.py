@@ -19,7 +19,7 @@ from gptcore.record import estimated_params
 
 from .judge import Runs, Verdict, cannot_tell
 from .results import Results
-from .stats import HOLDS, NOISE, NOT, welch
+from .stats import HOLDS, NOISE, NOT, t_interval, welch
 
 if TYPE_CHECKING:
     from ..spaces import VerdictSpec
@@ -104,7 +104,7 @@ def trend(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     return [Verdict(e, outcome, obs, slope, se, {"trials": int(ok.sum())}, step,
                     rule="least-squares slope across the trials, the other searched values as covariates "
                          "(a quadratic in each numeric one), two-sided p < 0.05",
-                    p_value=p, check=spec.check)]
+                    p_value=p, check=spec.check, interval=t_interval(slope, se, dof))]
 
 
 def _covariates(res: Results, trials: pd.DataFrame, ok: np.ndarray, skip: set[str]) -> dict[str, np.ndarray]:
@@ -182,7 +182,7 @@ def best_range(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
            + ("" if inside else " (outside the searched range)") + f", curvature {c:+.4f} ± {se_c:.4f} (p = {p:.2g})")
     return [Verdict(e, outcome, obs, c, se_c, {"trials": len(x)}, step,
                     rule="quadratic fit across the trials: curvature > 0 at p < 0.05, minimum inside the range",
-                    p_value=p, check=spec.check)]
+                    p_value=p, check=spec.check, interval=t_interval(c, se_c, dof))]
 
 
 def confirm_verdict(runs: Runs, reference: str | None) -> list[Verdict]:
@@ -204,7 +204,7 @@ def confirm_verdict(runs: Runs, reference: str | None) -> list[Verdict]:
     test = welch(a, b)
     obs = f"at step {step:.0f}: {best} {a.text()} vs {ref} {b.text()}; {test.text()}"
     return [Verdict(e, test.outcome(-1), obs, test.effect, test.stderr, {best: a.n, ref: b.n}, step,
-                    p_value=test.p, check="confirm")]
+                    p_value=test.p, check="confirm", interval=test.interval())]
 
 
 def confirm_table(res: Results) -> list[dict]:

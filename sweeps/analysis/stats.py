@@ -8,6 +8,8 @@ its gap, its loss noise, ...). The rule, the same everywhere (docs/verdicts.md):
 - two-sided p < 0.05 (Welch's t-test, Welch-Satterthwaite degrees of freedom) and the sign the
   chapter expects: `holds`; p < 0.05 and the other sign: `does not hold`; otherwise
   `within noise`;
+- the effect's 95% interval comes from the same test: effect ± t_{0.975, df} · se (`Test.interval`),
+  so a `within noise` verdict says how small the effect may be;
 - fewer than two seeds on a side leaves no noise estimate: `cannot tell`, whatever the
   difference (a one-seed verdict is never decisive).
 """
@@ -78,6 +80,12 @@ class Test:
             return HOLDS if math.copysign(1, self.effect) == expect else NOT
         return NOISE
 
+    def interval(self) -> tuple[float, float] | None:
+        """The effect's 95% interval, effect ± t_{0.975, df} · se; None without a noise estimate."""
+        if min(self.n) < 2 or not (math.isfinite(self.effect) and math.isfinite(self.stderr)):
+            return None
+        return t_interval(self.effect, self.stderr, self.df)
+
     def text(self) -> str:
         if min(self.n) < 2:
             return f"effect {self.effect:+.4f} (one seed: no noise estimate)"
@@ -111,6 +119,14 @@ def against(a: Sample, threshold: float) -> Test:
     if a.se == 0:
         return Test(effect, 0.0, math.inf, 0.0 if effect else 1.0, (a.n,))
     return Test(effect, a.se, a.n - 1, _p_value(effect / a.se, a.n - 1), (a.n,))
+
+
+def t_interval(effect: float, se: float, df: float) -> tuple[float, float] | None:
+    """effect ± the two-sided 95% quantile of Student's t with `df` degrees of freedom (normal at df = inf) · se."""
+    if not (math.isfinite(effect) and math.isfinite(se)) or not df > 0:
+        return None
+    half = float(sps.t.ppf(1 - ALPHA / 2, df)) * se if se > 0 else 0.0
+    return effect - half, effect + half
 
 
 def t_crit(n: int) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..specs import EQUIV_TOL, OVERFIT_GAP, RISE_TOL
 from .judge import Runs, Verdict, cannot_tell, n_seeds
+from .lr_scaling import lr_scaling
 from .metrics import loss_noise, overfit_class
 from .results import Results, lr_schedule
 from .scaling import scaling
@@ -44,7 +45,7 @@ def _compare(runs: Runs, spec: VerdictSpec, expectation: str, expect: int, colum
     test = welch(a, b)
     obs = f"at step {step:.0f}: {what} {a.text()} vs {ref} {b.text()}; {test.text()}"
     return Verdict(expectation, test.outcome(expect), obs, test.effect, test.stderr, {name: a.n, ref: b.n}, step,
-                   p_value=test.p, check=spec.check)
+                   p_value=test.p, check=spec.check, interval=test.interval())
 
 
 # ----------------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def falls_steadily(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     obs = (f"val {runs.at(name, first).text()} at step {first:.0f} → {runs.at(name, last).text()} at step "
            f"{last:.0f}; change {fall.text()}{steady}")
     return [Verdict(e, outcome, obs, fall.effect, fall.stderr, n_seeds(runs, name), last, p_value=fall.p,
-                    check=spec.check)]
+                    check=spec.check, interval=fall.interval())]
 
 
 def oscillates_or_worse(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
@@ -150,7 +151,7 @@ def noisier(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
            f"step-to-step differences / √2, steps {window[0]:.0f}-{window[1]:.0f}) {a.text()} vs {b.text()}"
            f"{ratio}; {test.text()}")
     return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, {name: a.n, ref: b.n}, end, p_value=test.p,
-                    check=spec.check)]
+                    check=spec.check, interval=test.interval())]
 
 
 def lower_loss(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
@@ -182,10 +183,12 @@ def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     if not pairs:
         return [cannot_tell(e, "the two runs share no evaluation step", spec.check, n_seeds(runs, name, ref))]
     worst, mean = sample([p[0] for p in pairs]), sample([p[1] for p in pairs])
+    interval = None
     if worst.n < 2:
         outcome = UNKNOWN
     else:  # the 95% interval of the mean max |difference| against the bound
         margin = t_crit(worst.n) * worst.se
+        interval = (worst.mean - margin, worst.mean + margin)
         outcome = HOLDS if worst.mean + margin < EQUIV_TOL else NOT if worst.mean - margin > EQUIV_TOL else NOISE
     shapes = [f"{r['batch_size']:.0f}×{r['gradient_accumulation_steps']:.0f}" for r in (runs.row(ref), runs.row(name))]
     obs = (f"max |Δ val| {worst.mean:.6f}, mean |Δ| {mean.mean:.6f} over {len(steps)} shared evaluations "
@@ -193,7 +196,8 @@ def same_curve(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     if outcome == UNKNOWN:
         obs += "; one seed: never decisive"
     return [Verdict(e, outcome, obs, worst.mean, worst.se, n_seeds(runs, name, ref), steps[-1],
-                    rule=f"95% interval of the mean max |difference| over seeds below {EQUIV_TOL}", check=spec.check)]
+                    rule=f"95% interval of the mean max |difference| over seeds below {EQUIV_TOL}", check=spec.check,
+                    interval=interval)]
 
 
 def overfits(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
@@ -209,7 +213,8 @@ def overfits(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     obs = (f"gap {gap.text()} at step {step:.0f} → {overfit_class(gap.mean)}; {test.text()} against {OVERFIT_GAP}; "
            f"val loss bottomed out at step {bottom.median():.0f} (median over seeds)")
     return [Verdict(e, test.outcome(+1), obs, test.effect, test.stderr, n_seeds(runs, name), step, p_value=test.p,
-                    rule="one-sample t-test over seeds against 0.1, two-sided p < 0.05", check=spec.check)]
+                    rule="one-sample t-test over seeds against 0.1, two-sided p < 0.05", check=spec.check,
+                    interval=test.interval())]
 
 
 def narrower_gap(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
@@ -269,7 +274,7 @@ def lowest(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     obs = (f"at step {step:.0f}: " + ", ".join(f"{n} {v.text()}" for n, v in vals.items())
            + f"; against the best other, {best}: {test.text()}")
     return [Verdict(e, test.outcome(-1), obs, test.effect, test.stderr, {n: v.n for n, v in vals.items()}, step,
-                    p_value=test.p, check=spec.check)]
+                    p_value=test.p, check=spec.check, interval=test.interval())]
 
 
 # ----------------------------------------------------------------------------------------
@@ -291,6 +296,7 @@ CHECKS: dict[str, Callable[[Runs, VerdictSpec], list[Verdict]]] = {
     "lower_at_end": lower_at_end,
     "lowest": lowest,
     "scaling": scaling,
+    "lr_scaling": lr_scaling,
 }
 
 
