@@ -121,11 +121,10 @@ def check_remote(uri: str, write: bool = False) -> None:
     Lists the prefix (one request); with `write`, also writes and deletes a small object under it,
     as a sweep must. Takes seconds at most with a wrong setting.
     """
-    import pyarrow.fs as pafs
 
     fs, path = open_fs(uri)
     try:
-        fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
+        _list(fs, path, recursive=False)
         if write:
             probe = f"{path}/.gptsweep-check-{uuid.uuid4().hex[:8]}"
             with fs.open_output_stream(probe) as f:
@@ -135,13 +134,24 @@ def check_remote(uri: str, write: bool = False) -> None:
         raise remote_error(uri, e) from None
 
 
+def _list(fs, path: str, recursive: bool) -> list:
+    """The FileInfos under `path`; [] when nothing is there. A bucket that does not exist is an error (pyarrow's
+    allow_not_found would hide it)."""
+    import pyarrow.fs as pafs
+
+    try:
+        return fs.get_file_info(pafs.FileSelector(path, recursive=recursive))
+    except FileNotFoundError:
+        return []
+
+
 def walk(uri: str) -> list[Entry]:
     """Every file under `uri` (one recursive listing); [] when nothing is there."""
     import pyarrow.fs as pafs
 
     fs, path = open_fs(uri)
     try:
-        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
+        infos = _list(fs, path, recursive=True)
     except (OSError, ValueError) as e:
         raise remote_error(uri, e) from None
     out = []
