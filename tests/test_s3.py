@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def s3(tmp_path, monkeypatch):
     port = free_port()
     log = open(tmp_path / "moto.log", "wb")
     # the first 4 requests (bucket, user, key, policy) go unchecked; every later one needs those credentials
-    env = {"INITIAL_NO_AUTH_ACTION_COUNT": "4", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4", "HOME": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
