@@ -2,6 +2,7 @@
 
     gptsweep exp1 [options]            # python sweeps/run.py exp1 [options]
     gptsweep analyze exp1 [options]    # python sweeps/analyze.py exp1 [options]
+    gptsweep ls [ROOT] [--json]        # the sweeps under results/ (or ROOT, s3://... too) and their states
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
         from sweeps.analyze import main as analyze
 
         return analyze(argv[1:])
+    if argv[:1] == ["ls"]:
+        from sweeps.listing import main as ls
+
+        return ls(argv[1:])
     from sweeps.run import cli
 
     return cli(argv)

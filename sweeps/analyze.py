@@ -3,13 +3,16 @@
     gptsweep analyze exp1                      # results/exp1/ (a sweep's folder)
     gptsweep analyze exp1 --results runs       # runs/exp1/
     gptsweep analyze path/to/exp_dir           # any experiment folder
+    gptsweep analyze s3://bucket/prefix/exp1   # a sweep in S3 (also: exp1 --results s3://bucket/prefix)
     gptsweep analyze --logs experiments/exp1_*.log [--exp exp1] [--out DIR]
 
 (`python sweeps/analyze.py ...` is the same command.) A sweep's folder gets trials.csv,
 history.csv, plots/ and report.md beside the trial folders. Hand-made logs (the chapter's
 `... | tee experiments/exp1_baseline.log`) are named by file: `exp1_large_lr.log` is run
 `large_lr` of `exp1`; their report goes to `<log folder>/<exp>_report/` unless --out says
-otherwise. Mistakes end with a one-line `error: ...` and exit status 2.
+otherwise. A sweep in S3 is copied to a local cache without its checkpoints
+(`$XDG_CACHE_HOME/gptsweep/s3/...`), analysed there, and the outputs are copied back beside it.
+Mistakes end with a one-line `error: ...` and exit status 2.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from sweeps.analysis.load import load_sweep
 from sweeps.analysis.logs import infer_log_experiment, load_logs
 from sweeps.analysis.pipeline import analyse, analyse_sweep
 from sweeps.analysis.report import summary_text
+from sweeps.remote import analyse_remote
 from sweeps.spaces import experiment_names, load_experiment
+from sweeps.storage import is_remote
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -89,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not a.exp:
                 raise UserError("name an experiment (e.g. exp1) or an experiment folder, or pass --logs FILE...")
+            if is_remote(a.exp) or is_remote(a.results):
+                uri = a.exp if is_remote(a.exp) else f"{a.results.rstrip('/')}/{a.exp}"
+                analysis, report, remote_report = analyse_remote(uri, a.exp_name)
+                print(summary_text(analysis))
+                print(f"report: {remote_report} (local copy: {report})")
+                return 0
             exp_dir = Path(a.results) / a.exp
             if not exp_dir.is_dir() and Path(a.exp).is_dir():
                 exp_dir = Path(a.exp)  # a direct path to an experiment folder

@@ -26,6 +26,16 @@ def is_remote(storage: str) -> bool:
     return bool(_URI.match(storage)) and not storage.startswith("file://")
 
 
+def check_remote(uri: str, write: bool = True) -> None:
+    """Fail within seconds, with a one-line UserError, when a remote `--storage` cannot be used: an endpoint
+    that does not answer, a bucket that does not exist, missing or refused credentials (and, with `write`,
+    no right to write there). Call it before starting Ray; a local path passes."""
+    if is_remote(uri):
+        from sweeps.remote import check_remote as check
+
+        check(uri, write=write)
+
+
 def local_path(storage: str) -> str:
     """A local `--storage` as a plain path (`file://` stripped)."""
     return storage[len("file://"):] if storage.startswith("file://") else storage

@@ -1,0 +1,178 @@
+"""Sweeps in S3, for real: a local S3-protocol server (moto's), `gptsweep ls s3://...`, `gptsweep analyze
+s3://...`, and bad S3 settings as one line within seconds. Skipped when moto's server is not installed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_user_error
+from results_factory import make_exp2
+from test_ls import make_root
+
+pytest.importorskip("moto.server")
+pytest.importorskip("boto3")
+
+BUCKET = "sweeps"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """A moto S3 server on a free loopback port, with a bucket and credentials it checks; the test's
+    environment points at it. Yields a boto3 client; the server (only it) is stopped at the end."""
+    import boto3
+
+    port = free_port()
+    log = open(tmp_path / "moto.log", "wb")
+    # the first 4 requests (bucket, user, key, policy) go unchecked; every later one needs those credentials
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4", "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws of the user's
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bootstrap")
+        boto3.session.Session().client("s3").create_bucket(Bucket=BUCKET)
+        iam = boto3.session.Session().client("iam")
+        iam.create_user(UserName="tester")
+        key = iam.create_access_key(UserName="tester")["AccessKey"]
+        iam.put_user_policy(UserName="tester", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        yield boto3.session.Session().client("s3")  # a new session: the default one keeps old keys
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def upload(client, local: Path, prefix: str) -> None:
+    for f in sorted(local.rglob("*")):
+        if f.is_file():
+            client.upload_file(str(f), BUCKET, f"{prefix}/{f.relative_to(local).as_posix()}")
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """`gptsweep ARGS` in this process (its environment is the test's), output captured."""
+    from sweeps.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["gptsweep", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_ls_lists_sweeps_in_the_bucket(s3, tmp_path):
+    upload(s3, make_root(tmp_path / "results"), "team/sweeps")
+    r = run_cli("ls", f"s3://{BUCKET}/team/sweeps", "--json")
+    assert r.returncode == 0, r.stderr
+    found = {d["exp"]: d for d in json.loads(r.stdout)}
+    assert sorted(found) == ["exp1", "exp1.old-20250101-120000", "exp2", "exp3", "exp4", "exp5"]
+    assert (found["exp1"]["state"], found["exp1"]["done"], found["exp1"]["planned"]) == ("finished", 3, 3)
+    assert found["exp2"]["state"] == "failed"
+    # just uploaded, unfinished: no lock in S3, so the newest file's age decides
+    assert found["exp3"]["state"] == "running?" and found["exp3"]["folder"] == f"s3://{BUCKET}/team/sweeps/exp3"
+    from sweeps.listing import sweeps_under
+
+    later = {s.exp: s.state for s in sweeps_under(f"s3://{BUCKET}/team/sweeps", now=time.time() + 3600)}
+    assert later["exp3"] == later["exp4"] == "interrupted"
+    r = run_cli("ls", f"s3://{BUCKET}/nothing-here")
+    assert r.returncode == 0 and r.stdout.startswith("no sweeps under")
+
+
+def test_analyze_from_the_bucket(s3, tmp_path):
+    exp = make_exp2(tmp_path / "local" / "exp2")
+    ckpt = next(exp.iterdir()) / "checkpoint_000001"
+    ckpt.mkdir()
+    (ckpt / "ckpt.pt").write_bytes(b"0" * 1000)
+    upload(s3, exp, "sw/exp2")
+    r = run_cli("analyze", f"s3://{BUCKET}/sw/exp2")
+    assert r.returncode == 0, r.stderr
+    assert "[holds] gradient accumulation equals a large batch" in r.stdout
+    cache = tmp_path / "cache" / "gptsweep" / "s3" / BUCKET / "sw" / "exp2"
+    assert f"report: s3://{BUCKET}/sw/exp2/report.md (local copy: {cache / 'report.md'})" in r.stdout
+    assert not list(cache.glob("*/checkpoint_*"))  # checkpoints are not copied
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sw/exp2/")["Contents"]}
+    for name in ("report.md", "verdicts.json", "trials.csv", "history.csv", "curves.csv"):
+        assert f"sw/exp2/{name}" in keys
+    assert any(k.startswith("sw/exp2/plots/") and k.endswith(".png") for k in keys)
+    # again, by name under --results: the same, from the cached copy
+    r = run_cli("analyze", "exp2", "--results", f"s3://{BUCKET}/sw")
+    assert r.returncode == 0, r.stderr
+    assert "copied 0 file(s)" in r.stdout or "copied" in r.stdout
+    assert_user_error(run_cli("analyze", f"s3://{BUCKET}/sw/exp9"), "no sweep at", "exp9")
+
+
+@pytest.mark.parametrize("what", ["closed port", "no bucket", "no credentials", "wrong key", "wrong secret"])
+def test_bad_settings_are_one_line_within_seconds(s3, monkeypatch, what):
+    uri = f"s3://{BUCKET}/sw"
+    if what == "closed port":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        needle = "cannot reach the S3 endpoint"
+    elif what == "no bucket":
+        uri = "s3://no-such-bucket/sw"
+        needle = "bucket no-such-bucket does not exist"
+    elif what == "no credentials":
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        needle = "no S3 credentials found"
+    else:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID" if what == "wrong key" else "AWS_SECRET_ACCESS_KEY", "WRONG")
+        needle = "the S3 credentials were refused"
+    from gptcore.errors import UserError
+    from sweeps.storage import check_remote
+
+    for args in (("ls", uri), ("analyze", f"{uri}/exp2")):
+        t0 = time.monotonic()
+        r = run_cli(*args)
+        assert time.monotonic() - t0 < 15, args
+        assert_user_error(r, needle)
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match=needle):
+        check_remote(uri)
+    assert time.monotonic() - t0 < 15
+
+
+def test_check_remote_passes_and_leaves_nothing(s3):
+    from sweeps.storage import check_remote
+
+    check_remote(f"s3://{BUCKET}/sw")
+    check_remote("results")  # a local path: nothing to check here
+    # the probe object is gone (pyarrow may leave the empty "folder" marker sw/)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sw/").get("Contents", [])]
+    assert all(k.endswith("/") for k in keys), keys
