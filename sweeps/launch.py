@@ -97,8 +97,6 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
 
     The copy is what the analysis judges this sweep's verdicts by, even if the file changes later.
     """
-    folder = Path(exp_path)
-    folder.mkdir(parents=True, exist_ok=True)
     stopping = plan.scheduler
     record = {"exp": plan.exp.name, "experiment_file": str(plan.exp.path), "profile": plan.profile,
               "search": plan.search, "seeds": list(plan.seeds),
@@ -111,8 +109,21 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
               "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]),
               "planned_trials": plan.num_samples if plan.search != "grid" else len(plan.trials),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "pid": os.getpid()}
-    (folder / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
-    (folder / f"{plan.exp.name}.yaml").write_text(plan.exp.path.read_text(encoding="utf-8"), encoding="utf-8")
+    files = {"sweep.json": json.dumps(record, indent=2) + "\n",
+             f"{plan.exp.name}.yaml": plan.exp.path.read_text(encoding="utf-8")}
+    if is_remote(exp_path):  # beside the trials in the bucket, where `gptsweep ls` and the analysis read them
+        from .remote import open_fs
+
+        fs, path = open_fs(exp_path)
+        fs.create_dir(path, recursive=True)
+        for name, text in files.items():
+            with fs.open_output_stream(f"{path}/{name}") as f:
+                f.write(text.encode())
+        return
+    folder = Path(exp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
 
 
 def journal_path(exp_path: str, exp: str) -> Path:

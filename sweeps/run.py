@@ -16,7 +16,7 @@ from gptcore.errors import UserError
 from sweeps.options import parse_options
 from sweeps.plan import describe, make_plan
 from sweeps.spaces import experiment_names, load_experiment
-from sweeps.storage import SweepLock, check_existing, check_writable, experiment_dir, is_remote
+from sweeps.storage import SweepLock, check_existing, check_remote, check_writable, experiment_dir, is_remote
 
 
 def gpu_count() -> int:
@@ -51,6 +51,7 @@ def existing_sweep(exp_path: str, opts) -> bool:
     """`check_existing` (True: restore the sweep there), with a remote --storage that cannot be opened
     (an unknown scheme, a URI without a bucket) as one line."""
     try:
+        check_remote(exp_path)  # a remote --storage: reachable, the bucket there, the credentials good, in seconds
         return check_existing(exp_path, opts.resume, opts.fresh)
     except (ValueError, OSError) as e:
         if not is_remote(exp_path):
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 tuner = build_tuner(plan, opts.storage, exp_path, restore, dataset, seed=opts.seed,
                                     max_failures=opts.max_failures, verbose=opts.verbose)
-                if not restore and not is_remote(exp_path):
+                if not restore:
                     record_sweep(plan, exp_path)
                 tuner.fit()
             except KeyboardInterrupt:

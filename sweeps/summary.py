@@ -30,17 +30,24 @@ def summarise(opts: SweepOptions, exp_path: str) -> int:
 
 
 def _summarise(opts: SweepOptions, exp_path: str) -> int:
-    if is_remote(exp_path):
-        print(f"\nresults: {exp_path}\nanalyse them after copying them here: gptsweep analyze PATH")
-        return 0
     from sweeps.analysis import pipeline
     from sweeps.analysis.load import load_sweep
     from sweeps.analysis.report import runs_table, summary_text
 
+    uri = exp_path if is_remote(exp_path) else None
+    if uri:
+        # a sweep in S3 (or another bucket): its records are copied here, without checkpoints, and the
+        # report made from them goes back beside them (sweeps/remote.py)
+        from sweeps import remote
+
+        local = remote.cache_dir(uri)
+        remote.download(uri, local)
+        exp_path = str(local)
     res = load_sweep(Path(exp_path))
     exp = pipeline.experiment_of(Path(exp_path))
     status = res.trials["status"]
-    freed = apply_checkpoint_policy(Path(exp_path), res.trials, opts.keep_checkpoints, worth_keeping(res))
+    freed = 0 if uri else apply_checkpoint_policy(Path(exp_path), res.trials, opts.keep_checkpoints,
+                                                  worth_keeping(res))
     if freed:
         print(f"checkpoints: kept per --keep-checkpoints {opts.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
     print()
@@ -56,15 +63,17 @@ def _summarise(opts: SweepOptions, exp_path: str) -> int:
             # the line is inside the try: a Ctrl-C may come the moment it appears
             print("writing the report...", flush=True)
             analysis, report = pipeline.analyse(res, exp, Path(exp_path), pipeline.read_sweep_info(Path(exp_path)))
+            if uri:
+                remote.upload_outputs(Path(exp_path), uri)
             print(summary_text(analysis))
-            print(f"\nreport: {report}")
+            print(f"\nreport: {uri + '/report.md' if uri else report}" + (f" (local copy: {report})" if uri else ""))
         except KeyboardInterrupt:
             # the sweep itself is done and on disk; at most the report is missing
             print(f"\ninterrupted {'after' if report else 'while'} writing the report; the results are complete in "
                   f"{exp_path}; {'write it again' if report else 'finish it'} with: gptsweep analyze {exp_path}",
                   file=sys.stderr)
             return 130
-    print(f"results: {exp_path}")
+    print(f"results: {uri or exp_path}")
     if res.trials["error"].astype(str).str.contains("No space left on device").any():
         print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
               f"with: {resume_command(opts)}", file=sys.stderr)
