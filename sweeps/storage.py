@@ -30,7 +30,7 @@ def check_remote(uri: str, write: bool = True) -> None:
     """Fail within seconds, with a one-line UserError, when a remote `--storage` cannot be used: an endpoint
     that does not answer, a bucket that does not exist, missing or refused credentials (and, with `write`,
     no right to write there). Call it before starting Ray; a local path passes."""
-    if is_remote(uri):
+    if uri.startswith("s3://"):  # other schemes: Ray's own checks (check_existing) say what is wrong
         from sweeps.remote import check_remote as check
 
         check(uri, write=write)
