@@ -225,8 +225,8 @@ def _trial_files(files: list[Entry]) -> dict[str, set[str]]:
 
 
 def _newest_state(files: list[Entry]) -> list[Entry]:
-    states = sorted(f for f in files if "/" not in f.rel and f.rel.startswith("experiment_state-")
-                    and f.rel.endswith(".json"))
+    states = sorted((f for f in files if "/" not in f.rel and f.rel.startswith("experiment_state-")
+                     and f.rel.endswith(".json")), key=lambda f: f.rel)
     return states[-1:]
 
 

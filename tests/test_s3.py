@@ -176,3 +176,32 @@ def test_check_remote_passes_and_leaves_nothing(s3):
     # the probe object is gone (pyarrow may leave the empty "folder" marker sw/)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sw/").get("Contents", [])]
     assert all(k.endswith("/") for k in keys), keys
+
+
+def test_a_sweep_in_the_bucket_reports_there_and_resumes_to_nothing(s3, tmp_path):
+    """A real sweep with --storage s3://...: its trials, status and report land in the bucket; --resume of the
+    finished sweep runs no trial again; `gptsweep ls` reads it from there. Local mode: the trials' processes
+    are the driver's children and see its AWS_* settings."""
+    from sweep_helpers import env_for, sweep_args
+
+    storage = f"s3://{BUCKET}/team"
+
+    def sweep(*extra):
+        args = [a for a in sweep_args(tmp_path, "exp1", "--profile", "smoke", "--seeds", "1", *extra)]
+        args[args.index("--storage") + 1] = storage
+        return subprocess.run(args, env=env_for(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    r = sweep()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"report: {storage}/exp1/report.md" in r.stdout
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="team/exp1/")["Contents"]}
+    assert {"team/exp1/report.md", "team/exp1/verdicts.json", "team/exp1/sweep.json"} <= keys
+    results = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys if k.endswith("/result.json")}
+    statuses = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["status"]
+                for k in keys if k.endswith("/status.json")]
+    assert len(results) == 5 and sorted(statuses) == ["completed"] * 3 + ["stopped early"] * 2
+    r = sweep("--resume")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in results} == results  # nothing rerun
+    ls = run_cli("ls", storage)
+    assert ls.returncode == 0 and "exp1" in ls.stdout and "finished" in ls.stdout and "5/5" in ls.stdout, ls.stdout
