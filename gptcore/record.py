@@ -40,6 +40,7 @@ STATUS_NOTES = {
     NOT_STARTED: "the trial never reported an evaluation",
 }
 FINAL = (COMPLETED, STOPPED, DIVERGED, ERRORED)  # a trial with one of these is over: --resume leaves it
+UNFINISHED = (INTERRUPTED, NOT_STARTED)  # a sweep with such a trial is resumable
 RUNNING = "running"  # the status of every report row but a trial's last
 # where a sweep writes a trial's ending into its folder ({"status": ..., "iter": ...}): the two statuses
 # only the sweep knows, and the trainer's own when the trial ends with it

@@ -15,6 +15,7 @@ import re
 import time
 from pathlib import Path
 
+from gptcore import record
 from gptcore.errors import UserError
 
 # "s3://", "gs://", "abfs://", "hdfs://", ...: handled by pyarrow, visible from every node
@@ -190,7 +191,7 @@ def apply_checkpoint_policy(exp_dir: Path, trials, policy: str, keep_names: set[
         folder = Path(exp_dir) / str(row["path"])
         if not folder.is_dir():
             continue
-        if row["status"] not in ("completed", "stopped early", "diverged"):
+        if row["status"] not in (record.COMPLETED, record.STOPPED, record.DIVERGED):
             # unfinished: left as Ray knows it (its newest folder may be one whose upload was cut short,
             # while Ray's record points at the one before: --resume needs that one)
             continue

@@ -6,6 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
+from gptcore import record
 from sweeps.options import SweepOptions
 from sweeps.storage import apply_checkpoint_policy, is_remote
 
@@ -51,7 +52,7 @@ def _summarise(opts: SweepOptions, exp_path: str) -> int:
     if freed:
         print(f"checkpoints: kept per --keep-checkpoints {opts.keep_checkpoints}, {freed / 2**20:.1f} MB freed")
     print()
-    if status.isin(["interrupted", "not started"]).any():
+    if status.isin(record.UNFINISHED).any():
         print(runs_table(res, exp))
         print(f"\nthe sweep was interrupted; continue it with: {resume_command(opts)}")
         return 130
@@ -77,7 +78,7 @@ def _summarise(opts: SweepOptions, exp_path: str) -> int:
     if res.trials["error"].astype(str).str.contains("No space left on device").any():
         print(f"the disk that holds {exp_path} is full (No space left on device): free space there, then continue "
               f"with: {resume_command(opts)}", file=sys.stderr)
-    return 1 if (status == "errored").any() else 0
+    return 1 if (status == record.ERRORED).any() else 0
 
 
 def worth_keeping(res) -> set[str]:

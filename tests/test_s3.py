@@ -178,10 +178,10 @@ def test_check_remote_passes_and_leaves_nothing(s3):
     assert all(k.endswith("/") for k in keys), keys
 
 
-def test_a_sweep_in_the_bucket_reports_there_and_resumes_to_nothing(s3, tmp_path):
-    """A real sweep with --storage s3://...: its trials, status and report land in the bucket; --resume of the
-    finished sweep runs no trial again; `gptsweep ls` reads it from there. Local mode: the trials' processes
-    are the driver's children and see its AWS_* settings."""
+def test_a_sweep_in_the_bucket_reports_there(s3, tmp_path):
+    """A real sweep with --storage s3://...: its trials, status and report land in the bucket, and a second
+    start is refused there; `gptsweep ls` reads it from there. Local mode: the trials' processes are the
+    driver's children and see its AWS_* settings."""
     from sweep_helpers import env_for, sweep_args
 
     storage = f"s3://{BUCKET}/team"
@@ -200,8 +200,8 @@ def test_a_sweep_in_the_bucket_reports_there_and_resumes_to_nothing(s3, tmp_path
     statuses = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["status"]
                 for k in keys if k.endswith("/status.json")]
     assert len(results) == 5 and sorted(statuses) == ["completed"] * 3 + ["stopped early"] * 2
-    r = sweep("--resume")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in results} == results  # nothing rerun
+    r = sweep()  # refused in one line, nothing touched
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "already holds a sweep" in r.stderr, r.stderr
+    assert {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in results} == results
     ls = run_cli("ls", storage)
     assert ls.returncode == 0 and "exp1" in ls.stdout and "finished" in ls.stdout and "5/5" in ls.stdout, ls.stdout

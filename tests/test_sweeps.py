@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -25,6 +26,7 @@ from sweep_helpers import (
     wait_for,
     write_experiment,
 )
+from test_live import RAY_INTERNALS
 
 from sweeps.analysis.load import load_sweep
 
@@ -79,6 +81,26 @@ def test_exp1_grid_with_early_stopping_end_to_end(exp1_sweep):
     assert ea.best_config["name"] in names
     # Ray's record of every trial is final: a run stopped while it waited at a rung is TERMINATED too
     assert {t.status for t in ea.trials} == {"TERMINATED"}
+
+
+def test_a_piped_sweep_prints_plain_lines_and_nothing_of_ray(exp1_sweep):
+    # the live view, where the output is not a terminal (tests/test_live.py has the terminal's)
+    tmp_path, p = exp1_sweep
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-3000:]
+    assert not [s for s in RAY_INTERNALS if s in out], out[-3000:]
+    for name, state in (("small_lr", "stopped at 10"), ("small_batch", "stopped at 10"), ("baseline", "completed"),
+                        ("large_lr", "completed"), ("large_model", "completed")):
+        assert len(re.findall(rf"^\[[^]]+\] run {name} {re.escape(state)} \(2 seeds\): val \d\.\d{{4}} ± \d\.\d{{4}} "
+                              rf"at \d+$", out, re.M)) == 1, (name, out[-3000:])
+    for name in ("small_lr", "small_batch"):
+        assert re.search(rf"^\[[^]]+\] rung 10: stopped {name}, val \d\.\d{{4}} ± \d\.\d{{4}} \(n=2\), rank [45] of 5; "
+                         r"reference baseline \d\.\d{4} ± \d\.\d{4} \(n=2\); 3 of 5 continue$", out, re.M), out[-3000:]
+    assert re.search(r"trials 10 done, 0 running, 0 pending \(of 10\) · iterations 220 of 220 · elapsed \S+, done",
+                     out), out[-3000:]
+    assert "Ray's log " in out and (tmp_path / "results" / "exp1" / "driver.log").is_file()
+
+
 
 
 def test_the_same_command_gives_the_same_outcomes_whatever_the_concurrency(exp1_sweep, tmp_path, ray_address):
@@ -197,7 +219,7 @@ def test_a_killed_trial_completes_from_its_checkpoint(tmp_path, ray_address):
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, ray_address):
     runs = "  - {name: quick, max_iters: 40, lr_decay_iters: 40}\n  - {name: slow1}\n  - {name: slow2}"
-    exp = write_experiment(tmp_path, "stopme", runs, max_iters=600, eval_interval=30)
+    exp = write_experiment(tmp_path, "stopme", runs, max_iters=300, eval_interval=30)
     exp_dir = tmp_path / "results" / "stopme"
     # the file's order: the quick trial must start (and finish) while the slow ones run
     proc = subprocess.Popen(sweep_args(tmp_path, str(exp), "--order", "file", address=ray_address),
@@ -223,14 +245,14 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     named = by_name(exp_dir)
     quick_before = (named["quick"] / "result.json").read_text()
     slow_iters_before = results_of(named["slow1"])[-1]["iter"]
-    assert slow_iters_before < 600
+    assert slow_iters_before < 300
 
     r = run(tmp_path, str(exp), "--resume", address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     named = by_name(exp_dir)
     assert (named["quick"] / "result.json").read_text() == quick_before, "a finished trial was run again"
     for name in ("slow1", "slow2"):
-        assert results_of(named[name])[-1]["iter"] == 600
+        assert results_of(named[name])[-1]["iter"] == 300
     iters = [row["iter"] for row in results_of(named["slow1"])]
     assert iters.count(0) == 1, f"slow1 started over instead of continuing: {iters}"
     assert "Resuming training from" in (named["slow1"] / "train.log").read_text()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gptcore import record
+
 # the chapter's thresholds on gap = val - train (section 2.3, `calculate_overfitting`)
 OVERFIT_CLASSES = ((0.1, "healthy"), (0.3, "slight"), (0.5, "moderate"))
 SEVERE = "severe"
@@ -88,7 +90,7 @@ def compute_accounting(trials: pd.DataFrame) -> Compute:
     def left_where(mask: pd.Series) -> float:
         return float(left[mask].sum())
 
-    stopped = known["status"] == "stopped early"
+    stopped = known["status"] == record.STOPPED
     spi = known["time_s"] / known["final_iter"].where(known["final_iter"] > 0)
     saved_time = float((left[stopped] * spi[stopped]).sum(min_count=1)) if stopped.any() else 0.0
     return Compute(
@@ -97,8 +99,8 @@ def compute_accounting(trials: pd.DataFrame) -> Compute:
         tokens_run=float((it_run * known["tokens_per_iter"]).sum()),
         tokens_planned=float(known["tokens_planned"].sum()),
         saved_by_stopping_iters=left_where(stopped),
-        lost_to_divergence_iters=left_where(known["status"] == "diverged"),
-        other_iters=left_where(known["status"].isin(["errored", "interrupted", "not started"])),
+        lost_to_divergence_iters=left_where(known["status"] == record.DIVERGED),
+        other_iters=left_where(known["status"].isin([record.ERRORED, *record.UNFINISHED])),
         time_run_s=float(trials["time_s"].sum(min_count=1)) if trials["time_s"].notna().any() else math.nan,
         time_saved_est_s=saved_time if saved_time == saved_time else math.nan,
         unknown=int(len(trials) - len(known)),
