@@ -215,7 +215,8 @@ def _live_view(plan: Plan, exp_path: str, log: Path, scheduler):
     from .live_tune import LiveView
 
     if plan.search == "grid":
-        title = (f"{plan.exp.name}: {len(plan.runs)} runs x {len(plan.seeds)} seeds, profile {plan.profile}, "
+        n = len(plan.seeds)
+        title = (f"{plan.exp.name}: {len(plan.runs)} runs x {n} seed{'s' if n > 1 else ''}, profile {plan.profile}, "
                  f"{plan.max_iters} iterations each")
         planned, searched = len(plan.trials), ()
     else:
