@@ -119,6 +119,15 @@ def divergence_row(ev: dict[str, Any], tokens_per_iter: int, n_params: int, max_
             "max_iters": max_iters, "status": DIVERGED}
 
 
+def final_status(status_doc: dict[str, Any] | None, last_row: dict[str, Any] | None) -> str | None:
+    """How a sweep's trial ended, as its record says: its STATUS_FILE, else its last report row; None while
+    it has no final status (running, interrupted, or a row written before rows carried one)."""
+    if isinstance(status_doc, dict) and status_doc.get("status") in FINAL:
+        return str(status_doc["status"])
+    said = (last_row or {}).get("status")
+    return str(said) if said in FINAL else None
+
+
 def is_evaluation(row: dict[str, Any]) -> bool:
     """Whether a report row holds an evaluation (every row but a diverged trial's last)."""
     return row.get("status") != DIVERGED

@@ -126,14 +126,10 @@ def _last_row(data: bytes | None) -> dict[str, Any] | None:
 def trial_ending(status_json: dict | None, last_row: dict | None) -> str | None:
     """A trial's final status (record.FINAL) from its status.json, else its last result row; None while
     it has none (running, interrupted, or a row of an old version that carries no status)."""
-    if isinstance(status_json, dict) and status_json.get("status") in record.FINAL:
-        return str(status_json["status"])
-    if not last_row:
-        return None
-    said = last_row.get("status")
-    if said in record.FINAL:
-        return str(said)
-    if said is None:  # an older sweep's rows: only what they show for sure
+    said = record.final_status(status_json, last_row)
+    if said is not None or not last_row:
+        return said
+    if last_row.get("status") is None:  # an older sweep's rows: only what they show for sure
         if last_row.get("diverged") == 1:
             return record.DIVERGED
         it, top = last_row.get("iter"), last_row.get("max_iters")

@@ -50,12 +50,10 @@ _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})(?:_|$)")
 def trial_status(rows: list[dict[str, Any]], ending: dict[str, Any] | None) -> str | None:
     """A trial's status from its record: `status.json` (`ending`), else its last report row; None for a
     trial whose rows carry no status (written by an older version: see `legacy_status`)."""
-    if ending and ending.get("status") in record.STATUSES:
-        return str(ending["status"])
-    if rows and "status" in rows[-1]:
-        said = rows[-1]["status"]
-        return said if said in record.FINAL else record.INTERRUPTED
-    return None
+    said = record.final_status(ending, rows[-1] if rows else None)
+    if said is None and rows and "status" in rows[-1]:
+        return record.INTERRUPTED  # it reported and never ended
+    return said
 
 
 def legacy_status(final_iter: float, max_iters: float | None, diverged: bool, has_error: bool,
