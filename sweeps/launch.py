@@ -100,6 +100,8 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
     stopping = plan.scheduler
     record = {"exp": plan.exp.name, "experiment_file": str(plan.exp.path), "profile": plan.profile,
               "search": plan.search, "seeds": list(plan.seeds),
+              "seed_range": {"min": plan.seed_range.least, "max": plan.seed_range.most, "step": plan.seed_range.step,
+                             "looks": list(plan.seed_range.looks)},
               "scheduler": {"grace_period": stopping.grace_period, "reduction_factor": stopping.reduction_factor}
               if stopping else None,
               "num_samples": plan.num_samples, "sampler": plan.sampler or None,
@@ -210,13 +212,13 @@ def ray_log_to_screen() -> None:
         logger.addHandler(_SCREEN.pop(0))
 
 
-def _live_view(plan: Plan, exp_path: str, log: Path, scheduler):
+def _live_view(plan: Plan, exp_path: str, log: Path, scheduler, searcher=None):
     """The callback that shows the sweep (sweeps/live.py) in place of Tune's status table."""
     from .live_tune import LiveView
 
     if plan.search == "grid":
-        n = len(plan.seeds)
-        title = (f"{plan.exp.name}: {len(plan.runs)} runs x {n} seed{'s' if n > 1 else ''}, profile {plan.profile}, "
+        n = plan.seed_range.text()
+        title = (f"{plan.exp.name}: {len(plan.runs)} runs x {n} seed{'s' if n != '1' else ''}, profile {plan.profile}, "
                  f"{plan.max_iters} iterations each")
         planned, searched = len(plan.trials), ()
     else:
@@ -225,7 +227,8 @@ def _live_view(plan: Plan, exp_path: str, log: Path, scheduler):
         planned, searched = plan.num_samples, tuple(sorted(plan.exp.space(plan.profile)))
     return LiveView({"title": title, "planned_trials": planned, "max_iters": plan.max_iters,
                      "num_search": plan.num_search if plan.search != "grid" else 0, "sampler": plan.sampler,
-                     "searched": searched, "results": exp_path, "log": str(log)}, scheduler=scheduler)
+                     "searched": searched, "results": exp_path, "log": str(log)}, scheduler=scheduler,
+                    searcher=searcher)
 
 
 def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
@@ -254,7 +257,12 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
 
     space = plan.exp.space(plan.profile)
     param_space = dict(plan.trials[0])
-    if plan.search == "grid":
+    seeder = None
+    if plan.search == "grid" and not plan.seed_range.fixed:
+        from .seeding import SeedSearcher
+
+        search_alg = seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, metric=METRIC, mode=MODE)
+    elif plan.search == "grid":
         search_alg = BasicVariantGenerator(points_to_evaluate=[dict(t) for t in plan.trials])
     else:
         from .searcher import StudySearcher
@@ -270,10 +278,13 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     scheduler = None
     if plan.scheduler and plan.search == "grid":
         from .scheduler import SeedGroupHalving
+        from .seeding import VerdictHold
 
         scheduler = SeedGroupHalving(plan.scheduler.grace_period, plan.scheduler.reduction_factor, plan.max_iters,
                                      n_trials=len(plan.trials), protected=tuple(filter(None, [plan.exp.reference])),
-                                     metric=METRIC, mode=MODE, time_attr=TIME_ATTR)
+                                     metric=METRIC, mode=MODE, time_attr=TIME_ATTR,
+                                     # no run stopped while a verdict resting on it is within noise
+                                     hold=VerdictHold(plan.exp, plan.seed_range) if plan.exp.verdicts else None)
     elif plan.scheduler:
         from .scheduler import SearchASHA
 
@@ -297,7 +308,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
             max_report_frequency=15, sort_by_metric=False)
     else:
         reporter = None  # with verbose=0 Tune prints no table
-        callbacks.append(_live_view(plan, exp_path, log, scheduler))
+        callbacks.append(_live_view(plan, exp_path, log, scheduler, seeder))
     return tune.Tuner(
         trainable,
         param_space=param_space,

@@ -190,6 +190,21 @@ class View:
         self.decisions.extend(lines)
         self._notes.extend(lines)
 
+    def look(self, d: dict[str, Any], now: float | None = None) -> None:
+        """A look of a grid with a range of seeds (sweeps.seeding.SeedSearcher.looks' dicts)."""
+        self._tick(now)
+        self._notes.append(self.look_line(d))
+        self.decisions.append(self.look_line(d))
+
+    @staticmethod
+    def look_line(d: dict[str, Any]) -> str:
+        head = f"look {d['look']} ({d['seeds']} seeds): "
+        if not d["open"]:
+            return head + "every verdict decided, no seed added"
+        added = ", ".join(f"{run} +{n}" for run, n in d["added"].items())
+        return (head + "within noise: " + "; ".join(d["open"])
+                + (f"; more seeds: {added}" if added else "; no seed added (the most reached)"))
+
     def _tick(self, now: float | None) -> None:
         if now is not None:
             self.tick(now)
@@ -289,7 +304,13 @@ class View:
         for name in d["stopped"]:
             r = runs[name]
             line = f"rung {rung}{when}: stopped {name}, val {fig(r, named=False)}, rank {r['rank']} of {total}"
-            out.append(line + (f"; {against}" if against else "") + f"; {len(d['continued'])} of {total} continue")
+            decided = f"; decided there: {'; '.join(r['decided'])}" if r.get("decided") else ""
+            out.append(line + (f"; {against}" if against else "") + f"; {len(d['continued'])} of {total} continue"
+                       + decided)
+        for name in d.get("held", []):
+            r = runs[name]
+            out.append(f"rung {rung}{when}: {name} continues though ranked {r['rank']} of {total}, val "
+                       f"{fig(r, named=False)}: its verdict is open there, {'; '.join(r['held'])}")
         return out
 
     # -- totals ------------------------------------------------------------------------

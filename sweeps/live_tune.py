@@ -47,12 +47,15 @@ class LiveView(tune.Callback):
         view: the View's arguments (title, planned_trials, max_iters, num_search, sampler, searched,
             results, log); the dashboard's URL is found when the sweep starts.
         scheduler: the sweep's scheduler, whose `decisions` (if it has them) are shown.
+        searcher: the sweep's searcher, whose `looks` (a range of seeds, sweeps/seeding.py) are shown.
         interval: seconds between the plain output's progress lines.
     """
 
-    def __init__(self, view: dict[str, Any], scheduler: Any = None, interval: float | None = None):
+    def __init__(self, view: dict[str, Any], scheduler: Any = None, interval: float | None = None,
+                 searcher: Any = None):
         self._args = dict(view)
         self._scheduler = scheduler
+        self._searcher = searcher
         self._interval = interval
         self._view: View | None = None
         self._out: PlainOutput | TerminalOutput | None = None
@@ -61,7 +64,7 @@ class LiveView(tune.Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_view=None, _out=None, _seen=0, _synced=False)
+        state.update(_view=None, _out=None, _seen=0, _synced=False, _looked=0)
         return state
 
     # -- Tune's hooks ------------------------------------------------------------------
@@ -73,7 +76,7 @@ class LiveView(tune.Callback):
             args["planned_trials"] = total_num_samples
         self._view = View(dashboard=dashboard_url(), **args)
         self._view.start(now)
-        self._seen, self._synced = 0, False
+        self._seen, self._synced, self._looked = 0, False, 0
         interval = self._interval or float(os.environ.get("GPTSWEEP_PROGRESS_S", PROGRESS_S))
         if sys.stdout.isatty():
             self._out = TerminalOutput(self._view, file=sys.stdout)
@@ -139,6 +142,10 @@ class LiveView(tune.Callback):
         for d in decisions[self._seen:]:
             self._view.decision(d, time.time())
         self._seen = len(decisions)
+        looks = getattr(self._searcher, "looks", None) or []
+        for d in looks[getattr(self, "_looked", 0):]:
+            self._view.look(d, time.time())
+        self._looked = len(looks)
 
     def _close(self) -> None:
         out, self._out = self._out, None

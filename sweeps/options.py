@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 from gptcore.errors import UserError
 
 from .sampling import SAMPLERS
-from .spaces import PROFILES, experiment_names
+from .spaces import MAX_SEEDS, PROFILES, SeedRange, experiment_names, seed_range
 from .storage import KEEP_CHECKPOINTS
 
 SEARCHERS = ("grid", "optuna")
@@ -53,7 +53,7 @@ class SweepOptions:
     num_samples: int | None = None  # a search's trials; None: the experiment file's
     sampler: str = "auto"  # one of SAMPLERS: a search's Optuna sampler (auto: by the space and the samples)
     confirm: int = 3  # a search's confirm stage: re-run its best K configurations (0 skips it)
-    seeds: int | None = None  # training seeds per grid run (and for the confirm stage); None: the profile's
+    seeds: SeedRange | None = None  # training seeds per grid run (and for the confirm stage); None: the profile's
     scheduler: str = "auto"  # one of SCHEDULERS: early stopping (auto: the experiment file's choice)
     profile: str = "auto"  # "auto" or one of PROFILES (auto: full with a GPU, else cpu)
     seed: int = 0  # the Optuna sampler's seed
@@ -102,6 +102,22 @@ def _positive(kind):
     return parse
 
 
+def _seed_range(text: str) -> SeedRange:
+    """`--seeds 3` or `--seeds 3..8`."""
+    least, sep, most = text.partition("..")
+    try:
+        lo, hi = int(least), int(most if sep else least)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seeds: give N or MIN..MAX, e.g. 3 or 3..8") \
+            from None
+    if not (1 <= lo <= MAX_SEEDS and 1 <= hi <= MAX_SEEDS):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds run from 1 to {MAX_SEEDS}")
+    try:
+        return seed_range(lo, hi, "--seeds")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--seeds: ")) from None
+
+
 def _parser() -> _Parser:
     p = _Parser(prog="python sweeps/run.py", description=USAGE.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE.split("\n\n", 1)[1])
@@ -115,9 +131,10 @@ def _parser() -> _Parser:
     p.add_argument("--confirm", type=int, metavar="K",
                    help="after a search, re-run its best K configurations and the reference run to the full budget "
                         "over the seeds (default 3; 0 skips)")
-    p.add_argument("--seeds", type=_positive(int),
-                   help="training seeds per grid run: each run trains with seeds seed, seed+1, ... "
-                        "(default: the profile's, 3 for cpu and full)")
+    p.add_argument("--seeds", type=_seed_range, metavar="N|MIN..MAX",
+                   help="training seeds per grid run: each run trains with seeds seed, seed+1, ...; MIN..MAX: MIN "
+                        "at first, then more, a few at a time up to MAX, for the runs whose verdicts are still within "
+                        "noise (default: the profile's, 3..8 for cpu and full)")
     p.add_argument("--scheduler", choices=SCHEDULERS,
                    help="asha (early stopping: for a grid, successive halving that decides a run's seeds together "
                         "and never stops the reference), none, or auto (the experiment file's choice)")

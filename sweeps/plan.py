@@ -15,7 +15,7 @@ from gptcore.record import estimated_params
 from .options import ORDERS, SCHEDULERS, SEARCHERS, SweepOptions
 from .render import text_table
 from .sampling import SAMPLERS, Confirm, choose_sampler
-from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, expand_shape, load_experiment
+from .spaces import KNOBS, PROFILES, EarlyStopping, Experiment, SeedRange, expand_shape, load_experiment
 
 __all__ = ["SAMPLERS", "SEARCHERS", "SCHEDULERS", "ORDERS", "Plan", "make_plan", "describe", "estimated_flops"]
 TIME_ATTR = "iter"  # the scheduler's clock: optimizer iterations, as gptcore reports them
@@ -34,7 +34,8 @@ class Plan:
     trials: list[dict]  # grid: every run x seed in start order; optuna: one representative (the profile base)
     order: str = "file"  # grid start order: file or longest-first
     notes: tuple[str, ...] = ()  # what the command should say about its choices
-    seeds: tuple[int, ...] = (1337,)  # the training seeds of every grid run (and of a search's confirm stage)
+    seeds: tuple[int, ...] = (1337,)  # the first training seeds of every grid run (and of a search's confirm stage)
+    seed_range: SeedRange = SeedRange(1, 1)  # a grid's seeds per run: the least, then more up to the most
     sampler: str = ""  # a search's Optuna sampler, and why it was chosen
     sampler_why: str = ""
     confirm: Confirm | None = None  # a search's confirm stage
@@ -81,13 +82,16 @@ def make_plan(opts: SweepOptions, gpus_available: int) -> Plan:
     profile, note = choose_profile(opts.profile, gpus_available)
     scheduler, sched_note = _scheduler(exp, profile, opts.scheduler)
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
-    n_seeds = opts.seeds or exp.seeds(profile)
+    seed_range = opts.seeds or exp.seeds(profile)
+    n_seeds = seed_range.least
+    notes = []
     if opts.search == "grid":
         runs = exp.grid_runs(profile)
         # every run trains once per seed; the seeds follow the run's own (the config's) seed
         trials = [{**run, "seed": run.get("seed", exp.base_values.get("seed", 1337)) + i}
                   for run in runs for i in range(n_seeds)]
-        num_samples = len(trials)
+        # a range: up to `most` seeds for every run (the searcher adds them where a verdict is undecided)
+        num_samples = len(runs) * seed_range.most
     else:
         if not exp.space(profile):
             raise UserError(f"{exp.name} has no search: {exp.no_search_reason or 'its file defines no optuna.space'}"
@@ -101,6 +105,10 @@ def make_plan(opts: SweepOptions, gpus_available: int) -> Plan:
     sampler = why = ""
     confirm = None
     if opts.search == "optuna":
+        if not seed_range.fixed:
+            notes.append(f"seeds: a search's confirm stage trains with {n_seeds} (the range {seed_range.text()} "
+                         "is for a grid's runs)")
+            seed_range = SeedRange(n_seeds, n_seeds)
         sampler, why = choose_sampler(opts.sampler, exp.space(profile), num_samples)
         base_seed = trials[0]["seed"]
         seeds = tuple(base_seed + i for i in range(n_seeds))
@@ -123,7 +131,8 @@ def make_plan(opts: SweepOptions, gpus_available: int) -> Plan:
         # sort: equal costs keep the file's order).
         trials = sorted(trials, key=lambda t: -estimated_flops(t))
     return Plan(exp, profile, opts.search, scheduler, num_samples, opts.cpus_per_trial, gpus, opts.max_concurrent,
-                trials, order, tuple(n for n in (note, sched_note) if n), seeds, sampler, why, confirm)
+                trials, order, tuple(n for n in (note, sched_note, *notes) if n), seeds, seed_range, sampler, why,
+                confirm)
 
 
 def estimated_flops(t: dict, vocab_size: int = 65) -> float:
@@ -137,6 +146,28 @@ def estimated_flops(t: dict, vocab_size: int = 65) -> float:
     evals = t["max_iters"] // t["eval_interval"] + 1
     evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3
     return train + evaluate
+
+
+def _compute_range(plan: Plan, first_iters: int, first_tokens: int) -> list[str]:
+    """The least and the most a grid with a range of seeds can cost, for the dry run."""
+    r = plan.seed_range
+    per_seed = {}  # run -> (iterations, tokens) of one seed to the end
+    for t in plan.trials:
+        per_seed[t["name"]] = (t["max_iters"],
+                               t["max_iters"] * t["batch_size"] * t["gradient_accumulation_steps"] * t["block_size"])
+    most_iters = sum(i for i, _ in per_seed.values()) * r.most
+    most_tokens = sum(k for _, k in per_seed.values()) * r.most
+    least = first_iters
+    if plan.scheduler is not None:  # every run but the reference stopped at the first rung
+        rung = plan.scheduler.grace_period
+        least = sum(i if n == plan.exp.reference else min(i, rung) for n, (i, _) in per_seed.items()) * r.least
+    return [f"seeds {r.text()} per run: {r.least} first, then {r.step} more at a time (seeds at each look: "
+            f"{', '.join(map(str, r.looks))}) for the runs whose verdicts are still within noise;",
+            f"  least compute: {least:,} iterations"
+            + (" (every run but the reference stopped at the first rung, no seed added)" if plan.scheduler
+               else f" and {first_tokens:,} tokens (no seed added)"),
+            f"  most compute: {len(per_seed) * r.most} trials, {most_iters:,} iterations and {most_tokens:,} tokens "
+            f"(every run to the end with {r.most} seeds)"]
 
 
 def _short(key: str) -> str:
@@ -182,6 +213,8 @@ def describe(plan: Plan) -> str:
         lines += ["", f"{n_runs} runs x {n_seeds} seed{'s' if n_seeds > 1 else ''} "
                       f"({', '.join(map(str, plan.seeds))}) = {len(plan.trials)} trials, {total_iters:,} iterations "
                       f"and {total_tokens:,} tokens in all if none stops early"]
+        if not plan.seed_range.fixed:
+            lines += _compute_range(plan, total_iters, total_tokens)
     else:
         lines += ["", f"{plan.num_search} Optuna trials ({plan.sampler} sampler: {plan.sampler_why}) from the "
                       f"{plan.profile} base config over:"]

@@ -15,6 +15,11 @@ reference of the experiment's comparisons); the seeds of every other run are sto
 at that rung. The decisions depend only on the values at the rungs, so the same command gives
 the same stops whatever the number of trials at once, the start order or the machine's speed.
 
+No run is stopped with its question open: with a `hold` (sweeps/seeding.py `VerdictHold`), the
+runs below the cut are judged on what every trial reported up to the rung, and a run with a
+verdict still within noise there continues as if it had ranked in the upper part. A stopped run's
+verdicts are thus all decided at the rung it stopped at (the report judges them there).
+
 After `--resume` the scheduler rebuilds its state from the restored trials' last results:
 a trial that is past a rung shows that the rung was decided, and a trial waiting at a rung
 carries its value there.
@@ -23,20 +28,26 @@ carries its value there.
 view, sweeps/live.py); each is a plain dict:
 
     {"rung": 10, "inferred": False, "reference": "baseline" or None,
-     "runs": [{"name": ..., "mean": ..., "std": ... or None, "n": ..., "rank": 1, "continues": True}, ...],
-     "continued": [names], "stopped": [names]}
+     "runs": [{"name": ..., "mean": ..., "std": ... or None, "n": ..., "rank": 1, "continues": True,
+               "held": [texts], "decided": [texts]}, ...],
+     "continued": [names], "stopped": [names], "held": [names]}
 
 `runs` is in rank order (best first); `mean` and `std` are the metric over the run's seeds at the
 rung (inf when a seed diverged; std None below two seeds), `n` how many seeds it had there.
-`reference` is the protected run in the race, if any. A rung rebuilt after `--resume` is
-`inferred`: its figures are those the restored trials still carry (often none, n 0).
+`reference` is the protected run in the race, if any. `held` lists the runs that ranked below the
+cut but continue because a verdict resting on them is within noise at the rung (a run's `held`:
+those verdicts); a stopped run's `decided` lists its verdicts there. A rung rebuilt after
+`--resume` is `inferred`: its figures are those the restored trials still carry (often none, n 0).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
@@ -88,11 +99,16 @@ class SeedGroupHalving(TrialScheduler):
         metric, mode: what ranks the runs at a rung (lower is better with mode "min").
         time_attr: the reported clock; gptcore's `iter` (optimizer steps).
         group_key: the config key that names a trial's run.
+        hold: judges the runs at a rung: called with the rung and (trial id, config, report rows) of
+            every trial, it returns per run {"open": [texts], "decided": [texts]}; a run with an open
+            verdict is not stopped there. None: ranks alone decide.
     """
 
     def __init__(self, grace_period: int, reduction_factor: int, max_t: int, n_trials: int,
                  protected: tuple[str, ...] = (), metric: str = "val_loss", mode: str = "min",
-                 time_attr: str = "iter", group_key: str = "name"):
+                 time_attr: str = "iter", group_key: str = "name",
+                 hold: Callable[[int, list[tuple[str, dict, list[dict]]]], dict[str, dict[str, list[str]]]] | None
+                 = None):
         super().__init__()
         if reduction_factor < 2 or grace_period < 1:
             raise ValueError(f"reduction_factor {reduction_factor} must be >= 2 and grace_period {grace_period} >= 1")
@@ -113,11 +129,15 @@ class SeedGroupHalving(TrialScheduler):
         self._waiting: set[str] = set()  # trials paused at a rung until it is decided
         self._release: set[str] = set()  # paused trials whose rung let them continue
         self._restored = False
+        self._hold = hold
+        self._rows: dict[str, list[dict]] = defaultdict(list)  # trial id -> its report rows, for the hold
         self.decisions: list[dict] = []  # the rungs decided, in order (module docstring); only ever appended
 
     def __setstate__(self, state: dict) -> None:  # a scheduler pickled before `decisions` existed
         self.__dict__.update(state)
         self.__dict__.setdefault("decisions", [])
+        self.__dict__.setdefault("_hold", None)
+        self.__dict__.setdefault("_rows", defaultdict(list))
 
     # -- Ray's TrialScheduler API ------------------------------------------------------
 
@@ -134,6 +154,7 @@ class SeedGroupHalving(TrialScheduler):
         last = trial.last_result or {}
         if self._time_attr in last:  # a trial restored by --resume
             self._restored = True
+            self._rows[tid] = _reported(trial)
             self._record(tid, last, exact=True)
             if trial.status in (Trial.TERMINATED, Trial.ERROR):
                 self._ended.add(tid)
@@ -145,9 +166,11 @@ class SeedGroupHalving(TrialScheduler):
         group = self._group[tid]
         self._release.discard(tid)
         self._waiting.discard(tid)
-        if group in self._stopped:
-            return TrialScheduler.STOP
         self._record(tid, result)
+        if group in self._stopped:
+            # a seed added after the rungs were decided (sweeps/seeding.py) runs to where its run stopped
+            late = self._members[group].index(tid) >= self._first_wave(group)
+            return TrialScheduler.CONTINUE if late and self._last[tid] < self._stopped[group] else TrialScheduler.STOP
         # every rung the trial has reached and not yet been let past (after --resume that includes
         # the rung it was waiting at, though its first report comes from beyond it)
         for rung in self._rungs[self._cleared[tid]:]:
@@ -174,7 +197,8 @@ class SeedGroupHalving(TrialScheduler):
         # new trials first (the file's order), then paused ones whose rung let them continue;
         # a trial paused at an undecided rung waits
         for trial in tune_controller.get_trials():
-            if trial.status == Trial.PENDING and self._group.get(trial.trial_id) not in self._stopped:
+            group = self._group.get(trial.trial_id)
+            if trial.status == Trial.PENDING and (group not in self._stopped or self._late(trial.trial_id)):
                 return trial
         for trial in tune_controller.get_trials():
             if trial.status == Trial.PAUSED and trial.trial_id in self._release:
@@ -187,6 +211,14 @@ class SeedGroupHalving(TrialScheduler):
                 f"decided {decided or 'nothing yet'}; {len(self._waiting)} waiting at a rung")
 
     # -- decisions ---------------------------------------------------------------------
+
+    def _first_wave(self, group: str) -> int:
+        """How many of a run's trials the grid started with (its seeds before any was added)."""
+        return max(1, round(self._n_trials / max(1, len(self._members))))
+
+    def _late(self, tid: str) -> bool:
+        group = self._group[tid]
+        return self._members[group].index(tid) >= self._first_wave(group)
 
     def _record(self, tid: str, result: dict, exact: bool = False) -> None:
         """Note a trial's report: its clock, and its value at every rung it reaches with this report.
@@ -205,6 +237,8 @@ class SeedGroupHalving(TrialScheduler):
             if reached and (tid, rung) not in self._at:
                 self._at[(tid, rung)] = score
         self._last[tid] = max(t, self._last.get(tid, -math.inf))
+        if not exact and self._hold is not None:
+            self._rows[tid].append({k: result.get(k) for k in _ROW_KEYS if k in result})
 
     def _alive(self, rung: int) -> list[str]:
         """The groups still in the race at a rung: not stopped before it, not all ended short of it."""
@@ -231,8 +265,10 @@ class SeedGroupHalving(TrialScheduler):
             values = [self._at[(t, rung)] for t in self._members[group] if (t, rung) in self._at]
             scores[group] = sum(values) / len(values) if values else math.inf
         keep = survivors(scores, self._rf, self._protected)
+        judged = self._judge(rung, groups) if set(groups) - keep else {}
+        keep |= {g for g in groups if judged.get(g, {}).get("open")}
         self._decided[rung] = keep
-        self.decisions.append(self._decision(rung, groups, keep, inferred=False))
+        self.decisions.append(self._decision(rung, groups, keep, inferred=False, judged=judged))
         for group in sorted(set(groups) - keep):
             self._stopped[group] = rung
         self._release |= {t for t in self._waiting if t != current and self._group[t] in keep}
@@ -270,7 +306,16 @@ class SeedGroupHalving(TrialScheduler):
             for group in set(groups) - keep:
                 self._stopped[group] = rung
 
-    def _decision(self, rung: int, groups: list[str], keep: set[str], inferred: bool) -> dict:
+    def _judge(self, rung: int, groups: list[str]) -> dict[str, dict[str, list[str]]]:
+        """The hold's verdicts per run at `rung`, from every trial's rows up to it ({} without a hold)."""
+        if self._hold is None:
+            return {}
+        entries = [(tid, dict(self._trials[tid].config), self._rows.get(tid, []))
+                   for tids in self._members.values() for tid in tids]
+        return self._hold(rung, entries)
+
+    def _decision(self, rung: int, groups: list[str], keep: set[str], inferred: bool,
+                  judged: dict[str, dict[str, list[str]]] | None = None) -> dict:
         """What was decided at `rung`, with each run's figures there (the module docstring's dict)."""
         sign = -1.0 if self._mode == "max" else 1.0
         figures = {}
@@ -282,12 +327,29 @@ class SeedGroupHalving(TrialScheduler):
                    if n > 1 and math.isfinite(mean) else None)
             figures[group] = (mean if n else None, std, n)
         order = sorted(groups, key=lambda g: (math.inf if figures[g][0] is None else sign * figures[g][0], g))
+        judged = judged or {}
         runs = [{"name": g, "mean": figures[g][0], "std": figures[g][1], "n": figures[g][2], "rank": i + 1,
-                 "continues": g in keep} for i, g in enumerate(order)]
+                 "continues": g in keep, "held": list(judged.get(g, {}).get("open", [])),
+                 "decided": list(judged.get(g, {}).get("decided", []))} for i, g in enumerate(order)]
         reference = next((g for g in order if g in self._protected), None)
+        cut = survivors({r["name"]: r["rank"] for r in runs}, self._rf, self._protected)
         return {"rung": rung, "inferred": inferred, "reference": reference, "runs": runs,
                 "continued": [r["name"] for r in runs if r["continues"]],
-                "stopped": [r["name"] for r in runs if not r["continues"]]}
+                "stopped": [r["name"] for r in runs if not r["continues"]],
+                "held": [] if inferred else [r["name"] for r in runs if r["continues"] and r["name"] not in cut]}
+
+
+_ROW_KEYS = ("iter", "tokens", "train_loss", "val_loss", "gap", "lr", "n_params", "max_iters", "status")
+
+
+def _reported(trial: Trial) -> list[dict[str, Any]]:
+    """A restored trial's report rows, from its result.json on the driver (the hold judges whole curves)."""
+    try:
+        path = Path(trial.local_path) / "result.json"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+    return [{k: r.get(k) for k in _ROW_KEYS if k in r} for r in rows if isinstance(r, dict)]
 
 
 class SearchASHA(AsyncHyperBandScheduler):

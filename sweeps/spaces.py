@@ -20,7 +20,7 @@ An experiment file is one of the tutorial's experiments, its question and its ru
       confirm_per: shape                  # confirm the best of each size, not the best K (optional)
     early_stopping: {grace_period: 250, reduction_factor: 2}   # or {none: "why it is off"}
     profiles:
-      full:  {config: {max_iters: 1000}}          # `seeds: N` changes the scale's number of seeds
+      full:  {config: {max_iters: 1000}}          # `seeds: N` (or {min: N, max: M}) changes the scale's seeds
       cpu:   {note: ..., config: {...}, runs: {large_model: {...}}, optuna: {...}, early_stopping: {...}}
       smoke: {...}
 
@@ -52,13 +52,14 @@ from .specs import (
     EarlyStopping,
     Experiment,
     Profile,
+    SeedRange,
     VerdictSpec,
     expand_shape,
     shape_of,
 )
 
 __all__ = ["KNOBS", "PROFILES", "PROFILES_FILE", "SHAPE", "Distribution", "EarlyStopping", "Experiment", "Profile",
-           "VerdictSpec", "expand_shape", "experiment_names", "load_experiment", "shape_of"]
+           "SeedRange", "VerdictSpec", "expand_shape", "experiment_names", "load_experiment", "shape_of"]
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 PROFILES_FILE = SPACES_DIR / "profiles.yaml"
@@ -208,10 +209,35 @@ def _parse_verdicts(d: Any, where: str, runs: list[str], reference: str | None) 
     return out
 
 
-def _seeds(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
-        raise UserError(f"{where}: seeds={value!r} must be a whole number from 1 to 64, e.g. seeds: 3")
-    return value
+MAX_SEEDS = 64
+
+
+def _seeds(value: Any, where: str) -> SeedRange:
+    """`seeds: 3` (a fixed number) or `seeds: {min: 3, max: 8}` (more seeds where a verdict is undecided)."""
+    def whole(v: Any, what: str) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SEEDS:
+            raise UserError(f"{where}: {what}={v!r} must be a whole number from 1 to {MAX_SEEDS}, "
+                            "e.g. seeds: 3 or seeds: {min: 3, max: 8}")
+        return v
+
+    if isinstance(value, dict):
+        unknown = sorted(set(map(str, value)) - {"min", "max"})
+        if unknown or not {"min", "max"} <= set(value):
+            raise UserError(f"{where}: a range of seeds is {{min: N, max: M}}, not {value!r}")
+        least, most = whole(value["min"], "seeds.min"), whole(value["max"], "seeds.max")
+        return seed_range(least, most, where)
+    n = whole(value, "seeds")
+    return SeedRange(n, n)
+
+
+def seed_range(least: int, most: int, where: str) -> SeedRange:
+    """A checked range of seeds: more than one look needs two seeds or more at the first."""
+    if most < least:
+        raise UserError(f"{where}: seeds {least}..{most}: the most must not be below the least, e.g. 3..8")
+    if most > least and least < 2:
+        raise UserError(f"{where}: seeds {least}..{most}: adding seeds needs a noise estimate first, "
+                        "so the least is 2 or more, e.g. 3..8")
+    return SeedRange(least, most)
 
 
 def _scales() -> dict[str, dict]:
@@ -314,7 +340,7 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         profiles[pname] = Profile(
             name=pname,
             note="; ".join(n for n in (scales[pname]["note"], note) if n),
-            seeds=_seeds(pdoc.get("seeds", scales[pname]["seeds"]), f"{pw}.seeds"),
+            seeds=_seeds(pdoc["seeds"], f"{pw}.seeds") if "seeds" in pdoc else scales[pname]["seeds"],
             config={**scales[pname]["config"], **_parse_values(pdoc.get("config"), f"{pw}.config")},
             runs={rn: _parse_values(rv, f"{pw}.runs.{rn}") for rn, rv in runs.items()},
             space={**space, **_parse_space(pdoc.get("optuna"), f"{pw}.optuna")},

@@ -75,6 +75,28 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class SeedRange:
+    """How many training seeds each grid run trains with: `least` at first, up to `most` where a verdict is
+    still within noise, `step` more at a time (sweeps/analysis/sequential.py). least == most: a fixed number."""
+
+    least: int
+    most: int
+    step: int = 2
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        """The seeds a side at each look: least, least + step, ..., most."""
+        return tuple(range(self.least, self.most, self.step)) + (self.most,)
+
+    @property
+    def fixed(self) -> bool:
+        return self.least == self.most
+
+    def text(self) -> str:
+        return str(self.least) if self.fixed else f"{self.least}..{self.most}"
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     """Successive halving on optimizer iterations: rungs at grace_period * reduction_factor**k."""
 
@@ -100,7 +122,7 @@ class Profile:
 
     name: str
     note: str
-    seeds: int  # how many training seeds each grid run trains with, by default
+    seeds: SeedRange  # how many training seeds each grid run trains with, by default
     config: dict[str, Any]  # the scale's config, then the profile's
     runs: dict[str, dict[str, Any]]
     space: dict[str, Distribution]
@@ -159,5 +181,5 @@ class Experiment:
     def note(self, profile: str) -> str:
         return self.profiles[profile].note
 
-    def seeds(self, profile: str) -> int:
+    def seeds(self, profile: str) -> SeedRange:
         return self.profiles[profile].seeds

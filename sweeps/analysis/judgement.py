@@ -20,6 +20,7 @@ from .lr_scaling import LrScaling, lr_fit_of
 from .metrics import Compute, compute_accounting
 from .results import Results
 from .scaling import Scaling, fit_of
+from .sequential import judge_looks, seed_reasons, seeds_of, sequential_verdicts
 from .stats import Sample, grouped_history
 from .verdicts import best_run, verdicts
 
@@ -56,6 +57,7 @@ class Analysis:
     search: SearchFacts | None
     compute: Compute
     best: tuple[str, float, Sample] | None  # a grid's best run at the largest budget a whole run reached
+    seeding: list[dict] | None = None  # with a range of seeds: each run's seeds and why (sequential.seed_reasons)
 
     @property
     def title(self) -> str:
@@ -93,10 +95,16 @@ def judge(res: Results, exp: Experiment | None, info: dict[str, Any] | None = No
     """Judge the results against the experiment file (module docstring)."""
     runs = Runs(res, exp.run_names if exp else [])
     is_search = search.is_search(res)
-    vs = verdicts(exp, res, runs)
+    seeds = seeds_of(info) if exp is not None and not is_search else None
+    seeding = None
+    if seeds is not None and exp.verdicts and runs.names & set(exp.run_names):
+        judged = judge_looks(exp, res, seeds)
+        vs, seeding = sequential_verdicts(judged, seeds), seed_reasons(exp, res, judged, seeds)
+    else:
+        vs = verdicts(exp, res, runs)
     scaling = fit_of(runs) if exp is not None and exp.asks("scaling") else None
     return Analysis(res=res, exp=exp, info=info, runs=runs, names=run_names(res, exp),
                     grouped=grouped_history(res.history), verdicts=vs, scaling=scaling,
                     lr_scaling=lr_fit_of(runs) if exp is not None and exp.asks("lr_scaling") else None,
                     search=_search_facts(res) if is_search else None, compute=compute_accounting(res.trials),
-                    best=None if is_search else best_run(res))
+                    best=None if is_search else best_run(res), seeding=seeding)

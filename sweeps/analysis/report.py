@@ -302,6 +302,7 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
                      "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
+    lines += _seeds_section(a) + _stopping_section(a)
     if a.best is not None:
         name, step, val = a.best
         row = res.trials[res.trials["name"] == name].iloc[0]
@@ -342,6 +343,61 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     return "\n".join(lines)
 
 
+def _seeds_section(a: Analysis) -> list[str]:
+    """With a range of seeds: how many each run ended with, and why."""
+    if not a.seeding:
+        return []
+    info = (a.info or {}).get("seed_range") or {}
+    looks = ", ".join(map(str, info.get("looks", [])))
+    return ["", "### Seeds per run", "",
+            f"Every run trained with {info.get('min')} seeds first; a verdict still within noise then had "
+            f"{info.get('step')} more seeds trained for each run it rests on, and was judged again, up to "
+            f"{info.get('max')} (looks at {looks} seeds). Each look uses the Pocock level in the rule above, so "
+            "that without a true effect a decisive verdict comes out 5% of the time over all looks "
+            "(docs/verdicts.md).", ""] + markdown_table(["run", "seeds", "why"],
+                                                       [[r["run"], str(r["seeds"]), r["why"]] for r in a.seeding])
+
+
+def stopped_runs(a: Analysis) -> list[dict]:
+    """Each run early stopping ended: where, its rank there by mean val loss, and its verdicts decided there."""
+    t = a.res.trials
+    out = []
+    for name in a.names:
+        mine = t[t["name"] == name]
+        if mine.empty or not (mine["status"] == "stopped early").all():
+            continue
+        rung = float(mine["final_iter"].max())
+        there = {}
+        for other in a.names:  # the runs whose every seed reached the rung, ranked by their mean there
+            if other == name or rung in a.runs.steps(other):
+                val = a.runs.at(other, rung)
+                if val.n:
+                    there[other] = val.mean
+        ranked = sorted(there, key=lambda n: (there[n], n))
+        decided = [v for v in a.verdicts if next(iter(v.n_seeds), None) == name]
+        out.append({"run": name, "rung": rung, "rank": ranked.index(name) + 1 if name in there else None,
+                    "of": len(ranked), "verdicts": decided})
+    return out
+
+
+def _stopping_section(a: Analysis) -> list[str]:
+    stopped = stopped_runs(a)
+    if not stopped:
+        return []
+    rows = []
+    for s in stopped:
+        said = "; ".join(f"{v.check or v.expectation} {v.outcome}"
+                         + (f" ({_effect(v)})" if v.effect is not None else "")
+                         for v in s["verdicts"]) or "none rests on it alone"
+        rank = f"{s['rank']} of {s['of']}" if s["rank"] else "?"
+        rows.append([s["run"], _f(s["rung"], 0), rank, said])
+    return ["", "### Runs stopped early", "",
+            "Successive halving stops a run at a rung when its mean val loss ranks below the runs that continue, "
+            "and only when every verdict resting on it is decided there (a verdict within noise keeps its run "
+            "going). Its verdicts are judged at that rung:", ""] + markdown_table(
+        ["run", "stopped at step", "rank there", "its verdicts, decided there"], rows)
+
+
 def runs_table(res: Results, exp: Experiment | None) -> str:
     """The summary table alone, nothing judged (a search's best trials first): for a sweep that did not
     finish, or --no-analyze."""
@@ -365,4 +421,10 @@ def summary_text(a: Analysis) -> str:
         effect = f" ({_effect(v)} at step {v.step:.0f})" if v.effect is not None and v.step is not None else ""
         noise = f"; {v.noise_text()}" if v.noise_text() else ""
         out.append(f"[{v.outcome}] {v.expectation}{effect}: {v.observed}{noise}")
+    for s in stopped_runs(a):
+        rank = f", rank {s['rank']} of {s['of']}" if s["rank"] else ""
+        said = ", ".join(f"{v.check} {v.outcome}" for v in s["verdicts"]) or "none of its own"
+        out.append(f"stopped early: {s['run']} at step {s['rung']:.0f}{rank}; its verdicts decided there: {said}")
+    for r in a.seeding or []:
+        out.append(f"seeds: {r['run']} {r['seeds']} ({r['why']})")
     return "\n".join(o for o in out if o)

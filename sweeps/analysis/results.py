@@ -151,3 +151,29 @@ def lr_schedule(res: Results, trial_id: str) -> np.ndarray:
 
     cfg = config_of(res, trial_id)
     return np.array([get_lr(it, cfg) for it in range(cfg.max_iters + 1)])
+
+
+def from_reports(trials: list[tuple[str, dict[str, Any], list[dict[str, Any]]]], upto: float | None = None) -> Results:
+    """Results from what trials reported to Tune as they ran: (trial id, config with `name`, report rows) each.
+
+    For judging a sweep while it runs (the early stopping's rungs, the seeds added after a look):
+    the rows are `gptcore.record.report_row`s, so this has the evaluations but not the per-iteration
+    losses (a check that needs those cannot tell here). `upto`: only the rows up to that iteration.
+    """
+    rows, hists, configs = [], [], {}
+    for trial_id, config, reports in trials:
+        reports = [r for r in reports if upto is None or num(r.get("iter")) <= upto]
+        cfg = {**tutorial_base(), **config_fields(config)}
+        name = str(config.get("name", trial_id))
+        diverged = [num(r.get("iter")) for r in reports if not record.is_evaluation(r)]
+        hist, _ = history_frame(trial_id, name, cfg.get("seed"), [r for r in reports if record.is_evaluation(r)])
+        status = str(reports[-1].get("status", record.RUNNING)) if reports else record.NOT_STARTED
+        rows.append(summary_row(trial_id, name, cfg, hist, status=status,
+                                diverged_at=min(diverged) if diverged else math.nan, error="", sample="",
+                                time_s=math.nan,
+                                n_params=num(reports[-1].get("n_params")) if reports else math.nan,
+                                mem_mb=math.nan, max_iters_known=True, where="",
+                                stage=str(config.get("stage", "grid"))))
+        hists.append(hist)
+        configs[trial_id] = cfg
+    return assemble(rows, hists, [], configs, "reports", [])

@@ -12,11 +12,21 @@ its gap, its loss noise, ...). The rule, the same everywhere (docs/verdicts.md):
   so a `within noise` verdict says how small the effect may be;
 - fewer than two seeds on a side leaves no noise estimate: `cannot tell`, whatever the
   difference (a one-seed verdict is never decisive).
+
+With a range of seeds (`seeds: {min: 3, max: 8}`) a verdict may be looked at several times, with
+more seeds each time (sweeps/analysis/sequential.py). Each look then uses the lower nominal level
+of a Pocock group-sequential boundary (`pocock_level`), so that over all the looks the chance of a
+decisive verdict without a true effect stays at 5%. `at_level` sets the level of the tests judged
+inside it; outcomes and intervals read it (`level()`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +37,53 @@ ALPHA = 0.05
 HOLDS, NOT, NOISE, UNKNOWN = "holds", "does not hold", "within noise", "cannot tell"
 OUTCOMES = (HOLDS, NOT, NOISE, UNKNOWN)
 RULE = "Welch's t-test over seeds, two-sided p < 0.05"
+# the level of the tests being judged: ALPHA, or a sequential design's nominal level per look; a
+# context variable, because every check builds its own tests and the level is the analysis's, not theirs
+_LEVEL: contextvars.ContextVar[float] = contextvars.ContextVar("level", default=ALPHA)
+
+
+def level() -> float:
+    """The two-sided level of the tests judged now (ALPHA unless inside `at_level`)."""
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def at_level(alpha: float) -> Iterator[None]:
+    """Judge the tests inside at two-sided level `alpha` (their outcomes and their intervals)."""
+    if not 0 < alpha <= ALPHA:
+        raise ValueError(f"a test level must lie in (0, {ALPHA}], not {alpha}")
+    token = _LEVEL.set(alpha)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
+@functools.lru_cache(maxsize=64)
+def pocock_level(looks: tuple[int, ...], alpha: float = ALPHA, draws: int = 40_000) -> float:
+    """The nominal level of each look of a Pocock group-sequential design, for Welch's test at `looks` seeds a side.
+
+    `looks` are the seeds on each side at each look (e.g. (3, 5, 7, 8)). The level is the same at
+    every look and chosen so that, without a true effect, the chance that *any* look is decisive is
+    `alpha`. With normal seed-to-seed noise that chance does not depend on the noise's size or the
+    runs' common mean, so it is found once by simulation (a fixed random seed, `draws` sequences):
+    the `alpha` quantile of the smallest p-value over the looks. One look: `alpha` itself.
+    """
+    looks = tuple(sorted(set(looks)))
+    if len(looks) <= 1:
+        return alpha
+    if looks[0] < 2:
+        raise ValueError(f"every look needs at least two seeds a side, not {looks}")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((draws, looks[-1]))
+    b = rng.standard_normal((draws, looks[-1]))
+    smallest = np.ones(draws)
+    for n in looks:
+        va, vb = a[:, :n].var(axis=1, ddof=1) / n, b[:, :n].var(axis=1, ddof=1) / n
+        t = (a[:, :n].mean(axis=1) - b[:, :n].mean(axis=1)) / np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (n - 1) + vb ** 2 / (n - 1))
+        smallest = np.minimum(smallest, 2 * sps.t.sf(np.abs(t), df))
+    return float(np.quantile(smallest, alpha))
 
 
 @dataclass(frozen=True)
@@ -76,12 +133,13 @@ class Test:
         """The rule of the module docstring; `expect` is the sign the chapter expects (-1 or +1)."""
         if min(self.n) < 2 or not math.isfinite(self.effect):
             return UNKNOWN
-        if self.p < ALPHA:
+        if self.p < level():
             return HOLDS if math.copysign(1, self.effect) == expect else NOT
         return NOISE
 
     def interval(self) -> tuple[float, float] | None:
-        """The effect's 95% interval, effect ± t_{0.975, df} · se; None without a noise estimate."""
+        """The effect's 95% interval, effect ± t_{0.975, df} · se (at a sequential level α: the 1 − α
+        repeated interval, which covers the effect at every look 95% of the time); None without a noise estimate."""
         if min(self.n) < 2 or not (math.isfinite(self.effect) and math.isfinite(self.stderr)):
             return None
         return t_interval(self.effect, self.stderr, self.df)
@@ -122,16 +180,17 @@ def against(a: Sample, threshold: float) -> Test:
 
 
 def t_interval(effect: float, se: float, df: float) -> tuple[float, float] | None:
-    """effect ± the two-sided 95% quantile of Student's t with `df` degrees of freedom (normal at df = inf) · se."""
+    """effect ± the two-sided (1 − level) quantile of Student's t with `df` degrees of freedom (normal at df = inf)
+    times se."""
     if not (math.isfinite(effect) and math.isfinite(se)) or not df > 0:
         return None
-    half = float(sps.t.ppf(1 - ALPHA / 2, df)) * se if se > 0 else 0.0
+    half = float(sps.t.ppf(1 - level() / 2, df)) * se if se > 0 else 0.0
     return effect - half, effect + half
 
 
 def t_crit(n: int) -> float:
-    """The two-sided 95% quantile of Student's t with n - 1 degrees of freedom."""
-    return float(sps.t.ppf(1 - ALPHA / 2, n - 1)) if n >= 2 else math.inf
+    """The two-sided (1 − level) quantile of Student's t with n - 1 degrees of freedom."""
+    return float(sps.t.ppf(1 - level() / 2, n - 1)) if n >= 2 else math.inf
 
 
 def all_of(outcomes: list[str]) -> str:
