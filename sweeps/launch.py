@@ -241,7 +241,6 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     restores its callbacks and reporter); Ray's messages follow `verbose` either way.
     """
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
     from .callbacks import TrialStatus, TrimCheckpoints
     from .trainable import train_gpt
@@ -257,13 +256,18 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
 
     space = plan.exp.space(plan.profile)
     param_space = dict(plan.trials[0])
-    seeder = None
-    if plan.search == "grid" and not plan.seed_range.fixed:
+    seeder = slots = None
+    concurrent = plan.max_concurrent
+    if plan.search == "grid":
+        from .scheduler import Slots
         from .seeding import SeedSearcher
 
-        search_alg = seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, metric=METRIC, mode=MODE)
-    elif plan.search == "grid":
-        search_alg = BasicVariantGenerator(points_to_evaluate=[dict(t) for t in plan.trials])
+        if plan.scheduler is not None and concurrent is not None:
+            # trials wait at rungs: Tune's limit would count them as running (scheduler.Slots)
+            slots, concurrent = Slots(concurrent), None
+        # the grid's trials in order, then (a range of seeds) the seeds the looks add
+        search_alg = seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, metric=METRIC, mode=MODE,
+                                           slots=slots)
     else:
         from .searcher import StudySearcher
 
@@ -284,13 +288,13 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
                                      n_trials=len(plan.trials), protected=tuple(filter(None, [plan.exp.reference])),
                                      metric=METRIC, mode=MODE, time_attr=TIME_ATTR,
                                      # no run stopped while a verdict resting on it is within noise
-                                     hold=VerdictHold(plan.exp, plan.seed_range) if plan.exp.verdicts else None)
+                                     hold=VerdictHold(plan.exp, plan.seed_range) if plan.exp.verdicts else None,
+                                     slots=slots)
     elif plan.scheduler:
         from .scheduler import SearchASHA
 
         scheduler = SearchASHA(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
                                reduction_factor=plan.scheduler.reduction_factor)
-    concurrent = plan.max_concurrent
     if concurrent is None and plan.search == "optuna":
         concurrent = default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
 
@@ -308,7 +312,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
             max_report_frequency=15, sort_by_metric=False)
     else:
         reporter = None  # with verbose=0 Tune prints no table
-        callbacks.append(_live_view(plan, exp_path, log, scheduler, seeder))
+        callbacks.append(_live_view(plan, exp_path, log, scheduler, seeder if not plan.seed_range.fixed else None))
     return tune.Tuner(
         trainable,
         param_space=param_space,

@@ -71,6 +71,37 @@ def _stop(tc: TuneController, trial: Trial) -> None:
         mark(trial)
 
 
+class Slots:
+    """`--max-concurrent` for a grid whose trials wait at rungs: how many more trials may run now.
+
+    Tune's own limit (`max_concurrent_trials`, a ConcurrencyLimiter) counts a trial paused at a rung
+    as running, so with fewer slots than trials a grid's early stopping would wait for ever for trials
+    that are never started. Here the scheduler counts the trials that hold a slot (running or about
+    to start) at every step of Tune's loop, and both the searcher (new trials) and the scheduler
+    (trials let past a rung) take a slot before starting one. limit None: no limit.
+    """
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.free = limit if limit is not None else 0
+
+    def count(self, tc: TuneController, leaving: Trial | None = None) -> None:
+        """Free slots: the limit less the trials running or pending (a paused one holds none); `leaving`, a
+        trial that is pausing or ending now (Tune changes its status after asking the scheduler), holds none."""
+        if self.limit is not None:
+            busy = sum(1 for t in tc.get_trials() if t.status in (Trial.RUNNING, Trial.PENDING) and t is not leaving)
+            self.free = self.limit - busy
+
+    def take(self) -> bool:
+        """Take a slot if one is free (always, without a limit)."""
+        if self.limit is None:
+            return True
+        if self.free <= 0:
+            return False
+        self.free -= 1
+        return True
+
+
 def rungs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
     """The milestones below max_t: grace_period * reduction_factor**k."""
     out, r = [], grace_period
@@ -102,13 +133,14 @@ class SeedGroupHalving(TrialScheduler):
         hold: judges the runs at a rung: called with the rung and (trial id, config, report rows) of
             every trial, it returns per run {"open": [texts], "decided": [texts]}; a run with an open
             verdict is not stopped there. None: ranks alone decide.
+        slots: the grid's `--max-concurrent` (`Slots`), shared with its searcher; None: no limit.
     """
 
     def __init__(self, grace_period: int, reduction_factor: int, max_t: int, n_trials: int,
                  protected: tuple[str, ...] = (), metric: str = "val_loss", mode: str = "min",
                  time_attr: str = "iter", group_key: str = "name",
                  hold: Callable[[int, list[tuple[str, dict, list[dict]]]], dict[str, dict[str, list[str]]]] | None
-                 = None):
+                 = None, slots: Slots | None = None):
         super().__init__()
         if reduction_factor < 2 or grace_period < 1:
             raise ValueError(f"reduction_factor {reduction_factor} must be >= 2 and grace_period {grace_period} >= 1")
@@ -130,6 +162,7 @@ class SeedGroupHalving(TrialScheduler):
         self._release: set[str] = set()  # paused trials whose rung let them continue
         self._restored = False
         self._hold = hold
+        self._slots = slots
         self._rows: dict[str, list[dict]] = defaultdict(list)  # trial id -> its report rows, for the hold
         self.decisions: list[dict] = []  # the rungs decided, in order (module docstring); only ever appended
 
@@ -137,6 +170,7 @@ class SeedGroupHalving(TrialScheduler):
         self.__dict__.update(state)
         self.__dict__.setdefault("decisions", [])
         self.__dict__.setdefault("_hold", None)
+        self.__dict__.setdefault("_slots", None)
         self.__dict__.setdefault("_rows", defaultdict(list))
 
     # -- Ray's TrialScheduler API ------------------------------------------------------
@@ -160,6 +194,12 @@ class SeedGroupHalving(TrialScheduler):
                 self._ended.add(tid)
 
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
+        decision = self._on_result(tune_controller, trial, result)
+        if self._slots is not None:  # Tune may not ask choose_trial_to_run again before the searcher
+            self._slots.count(tune_controller, leaving=trial if decision != TrialScheduler.CONTINUE else None)
+        return decision
+
+    def _on_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         if self._restored:
             self._infer_decisions()
         tid = trial.trial_id
@@ -195,14 +235,16 @@ class SeedGroupHalving(TrialScheduler):
 
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         # new trials first (the file's order), then paused ones whose rung let them continue;
-        # a trial paused at an undecided rung waits
+        # a trial paused at an undecided rung waits; one let past waits for a free slot (`Slots`)
+        if self._slots is not None:
+            self._slots.count(tune_controller)
         for trial in tune_controller.get_trials():
             group = self._group.get(trial.trial_id)
             if trial.status == Trial.PENDING and (group not in self._stopped or self._late(trial.trial_id)):
                 return trial
         for trial in tune_controller.get_trials():
             if trial.status == Trial.PAUSED and trial.trial_id in self._release:
-                return trial
+                return trial if self._slots is None or self._slots.take() else None
         return None
 
     def debug_string(self) -> str:
@@ -285,6 +327,8 @@ class SeedGroupHalving(TrialScheduler):
         return True
 
     def _end(self, tc: TuneController, trial: Trial) -> None:
+        if self._slots is not None:
+            self._slots.count(tc, leaving=trial)
         self._ended.add(trial.trial_id)
         self._waiting.discard(trial.trial_id)
         self._release.discard(trial.trial_id)

@@ -28,6 +28,7 @@ from .analysis.results import from_reports
 from .analysis.sequential import judge_looks, level_of, spec_runs
 from .analysis.stats import NOISE, at_level
 from .analysis.verdicts import CHECKS
+from .scheduler import Slots
 from .specs import Experiment, SeedRange
 
 Entry = tuple[str, dict, list[dict]]  # (trial id, its config, its report rows)
@@ -60,10 +61,13 @@ class VerdictHold:
         out: dict[str, dict[str, list[str]]] = {}
         with at_level(self.level):
             for spec in exp.verdicts:
-                for v in CHECKS[spec.check](runs, spec):
-                    for run in spec_runs(spec, exp):
-                        side = "open" if v.outcome == NOISE else "decided"
-                        out.setdefault(run, {"open": [], "decided": []})[side].append(verdict_text(v))
+                try:
+                    texts = [(v.outcome == NOISE, verdict_text(v)) for v in CHECKS[spec.check](runs, spec)]
+                except Exception as e:  # noqa: BLE001 - a check that fails on partial data must not end the sweep
+                    texts = [(False, f"{spec.check} not judged here ({type(e).__name__}: {e})")]
+                for run in spec_runs(spec, exp):
+                    for is_open, text in texts:
+                        out.setdefault(run, {"open": [], "decided": []})["open" if is_open else "decided"].append(text)
         return out
 
 
@@ -73,13 +77,15 @@ class SeedSearcher(Searcher):
     Args:
         trials: the grid's first trials (every run with the least seeds), in start order.
         exp: the experiment, whose verdicts the looks judge.
-        seeds: the range.
+        seeds: the range (a fixed number: the grid's trials, no look).
+        slots: shared with the scheduler when trials wait at rungs (scheduler.Slots).
     """
 
     def __init__(self, trials: list[dict[str, Any]], exp: Experiment, seeds: SeedRange,
-                 metric: str = "val_loss", mode: str = "min"):
+                 metric: str = "val_loss", mode: str = "min", slots: Slots | None = None):
         super().__init__(metric=metric, mode=mode)
         self._exp, self._seeds = exp, seeds
+        self._slots = slots  # --max-concurrent with early stopping (scheduler.Slots); None: Tune's own limit
         self._queue = [dict(t) for t in trials]
         self._base = {}  # run -> its first trial's config (the template of an added seed)
         for t in sorted(trials, key=lambda t: t["seed"]):
@@ -98,6 +104,8 @@ class SeedSearcher(Searcher):
         if not self._queue and not self._done and len(self._ended) == len(self._configs):
             self._take_look()
         if self._queue:
+            if self._slots is not None and not self._slots.take():
+                return None
             config = self._queue.pop(0)
             self._configs[trial_id] = config
             self._rows[trial_id] = []
@@ -131,7 +139,14 @@ class SeedSearcher(Searcher):
         have = res.trials.groupby("name")["trial_id"].count().to_dict()
         want: dict[str, int] = {}
         open_: list[str] = []
-        for j in judge_looks(self._exp, res, self._seeds):
+        try:
+            judged = judge_looks(self._exp, res, self._seeds)
+        except Exception as e:  # noqa: BLE001 - a look that cannot judge adds no seed; the sweep ends as it is
+            self.looks.append({"look": self._look, "seeds": looks[self._look - 1], "added": {},
+                               "open": [f"not judged ({type(e).__name__}: {e}): no seed added"]})
+            self._done = True
+            return
+        for j in judged:
             if j.open and j.look == self._look:
                 open_ += [verdict_text(v) for v in j.verdicts if v.outcome == NOISE]
                 for run in spec_runs(j.spec, self._exp):
@@ -152,9 +167,10 @@ class SeedSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+            pickle.dump({k: v for k, v in self.__dict__.items() if k != "_slots"}, f)
 
     def restore(self, checkpoint_path: str) -> None:
+        # the slots stay those shared with this session's scheduler
         with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+            self.__dict__.update({k: v for k, v in pickle.load(f).items() if k != "_slots"})
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from gptcore.errors import UserError
 from sweeps.options import parse_options
 from sweeps.plan import choose_profile, describe, estimated_flops, make_plan
-from sweeps.spaces import EarlyStopping
+from sweeps.spaces import EarlyStopping, SeedRange
 
 
 def plan_of(*argv: str, gpus: int = 0):
@@ -67,6 +70,45 @@ def test_a_profile_may_set_its_own_seeds(tmp_path):
     path.write_text(GOOD.replace("  cpu: {config:", "  cpu: {seeds: 2, config:"))
     assert plan_of(str(path), "--profile", "cpu").seeds == (1337, 1338)
     assert plan_of(str(path), "--profile", "smoke").seeds == (1337,)
+    path.write_text(GOOD.replace("  cpu: {config:", "  cpu: {seeds: {min: 2, max: 6}, config:"))
+    assert plan_of(str(path), "--profile", "cpu").seed_range == SeedRange(2, 6)
+
+
+def test_a_range_of_seeds_starts_with_the_least_and_states_the_least_and_the_most_compute():
+    plan = plan_of("exp1", "--profile", "cpu")  # the cpu profile: 3..8
+    assert plan.seed_range == SeedRange(3, 8) and len(plan.trials) == 15 and plan.num_samples == 40
+    text = describe(plan)
+    assert "seeds 3..8 per run: 3 first, then 2 more at a time (seeds at each look: 3, 5, 7, 8)" in text
+    # least: the baseline's 3 seeds to 600, the 4 others stopped at the first rung (100); most: 40 x 600
+    assert "least compute: 3,000 iterations" in text and "most compute: 40 trials, 24,000 iterations" in text
+    exp4 = describe(plan_of("exp4", "--profile", "cpu", "--seeds", "3..5"))
+    assert "least compute: 9,600 iterations" in exp4 and "most compute: 20 trials, 16,000 iterations" in exp4
+    fixed = plan_of("exp1", "--profile", "cpu", "--seeds", "4")
+    assert fixed.seed_range == SeedRange(4, 4) and fixed.num_samples == 20 and "least compute" not in describe(fixed)
+    search = plan_of("exp5", "--profile", "cpu", "--search", "optuna", "--seeds", "3..8")
+    assert search.confirm.seeds == (1337, 1338, 1339) and any("confirm stage trains with 3" in n for n in search.notes)
+
+
+@pytest.mark.parametrize("value, says", [("1..4", "the least is 2 or more"), ("5..3", "must not be below"),
+                                         ("3..x", "not a number of seeds"), ("0", "from 1 to 64"),
+                                         ("3..99", "from 1 to 64")])
+def test_a_bad_seeds_option_is_one_line(value, says):
+    with pytest.raises(UserError, match=re.escape(says)) as e:
+        plan_of("exp1", "--profile", "cpu", "--seeds", value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("value, says", [("{min: 3}", "a range of seeds is {min: N, max: M}"),
+                                         ("{min: 3, max: 8, step: 2}", "a range of seeds is"),
+                                         ("{min: 1, max: 3}", "the least is 2 or more"),
+                                         ("{min: 3, max: two}", "seeds.max='two' must be a whole number")])
+def test_a_bad_seeds_range_in_a_file_is_one_line(value, says, tmp_path):
+    from test_spaces import GOOD
+
+    path = tmp_path / "x.yaml"
+    path.write_text(GOOD.replace("  cpu: {config:", f"  cpu: {{seeds: {value}, config:"))
+    with pytest.raises(UserError, match=re.escape(says)):
+        plan_of(str(path), "--profile", "cpu")
 
 
 def test_asha_where_the_file_turns_it_off_is_said():

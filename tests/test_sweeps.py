@@ -34,7 +34,8 @@ from sweeps.analysis.load import load_sweep
 @pytest.fixture(scope="module")
 def exp1_sweep(tmp_path_factory, ray_address):
     tmp = tmp_path_factory.mktemp("exp1")
-    r = run(tmp, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "2", address=ray_address)
+    # a range of seeds: 2 first, 2 more for the runs of a verdict still within noise after them
+    r = run(tmp, "exp1", "--profile", "smoke", "--seeds", "2..4", "--max-concurrent", "2", address=ray_address)
     return tmp, r
 
 
@@ -53,16 +54,29 @@ def test_exp1_grid_with_early_stopping_end_to_end(exp1_sweep):
     exp_dir = tmp / "results" / "exp1"
     end = ends(exp_dir)
     names = ["baseline", "large_lr", "small_lr", "small_batch", "large_model"]
-    assert sorted(end) == sorted((n, s) for n in names for s in (1337, 1338))
+    # the first look: the runs of the verdicts within noise get 2 more seeds (the live view says which)
+    look = re.search(r"^\[[^]]+\] look 1 \(2 seeds\): within noise: .+; more seeds: (.+)$", r.stdout, re.M)
+    assert look, r.stdout[-3000:]
+    more = dict(part.split(" +") for part in look.group(1).split(", "))
+    assert "baseline" in more and set(more) < set(names)
+    assert sorted(end) == sorted([(n, s) for n in names for s in (1337, 1338)]
+                                 + [(n, s) for n in more for s in (1339, 1340)])
     # the tutorial's summary table, with every run's status
     assert "name" in r.stdout and "val loss" in r.stdout and "status" in r.stdout
     stopped = {n for (n, _), it in end.items() if it < 30}
     assert "small_lr" in stopped  # lr 1e-4 is always worse at the first rung
     assert end[("baseline", 1337)] == end[("baseline", 1338)] == 30  # the reference is never stopped
-    for n in names:  # a run's seeds continue or stop together
-        assert end[(n, 1337)] == end[(n, 1338)], end
+    for n in names:  # a run's seeds continue or stop together, the added ones too
+        assert len({it for (name, _), it in end.items() if name == n}) == 1, end
     verdicts = json.loads((exp_dir / "verdicts.json").read_text())
     assert len(verdicts) == 5 and all(v["n_seeds"] for v in verdicts)
+    assert all("Pocock" in v["rule"] for v in verdicts if "p <" in v["rule"])
+    report = (exp_dir / "report.md").read_text()
+    assert "### Seeds per run" in report and "### Runs stopped early" in report
+    # no run stopped with a verdict within noise at the step it stopped at
+    for v in verdicts:
+        stopped = [n for n in v["n_seeds"] if end[(n, 1337)] < 30]
+        assert not (stopped and v["outcome"] == "within noise"), v
     trials = {(json.loads((d / "config.json").read_text())["name"], d.name): d for d in all_trials(exp_dir)}
     for (name, _), d in trials.items():
         rows = results_of(d)
@@ -77,7 +91,7 @@ def test_exp1_grid_with_early_stopping_end_to_end(exp1_sweep):
     from ray.tune import ExperimentAnalysis
 
     ea = ExperimentAnalysis(str(exp_dir), default_metric="val_loss", default_mode="min")
-    assert len(ea.trials) == 10
+    assert len(ea.trials) == len(end)
     assert ea.best_config["name"] in names
     # Ray's record of every trial is final: a run stopped while it waited at a rung is TERMINATED too
     assert {t.status for t in ea.trials} == {"TERMINATED"}
@@ -95,9 +109,13 @@ def test_a_piped_sweep_prints_plain_lines_and_nothing_of_ray(exp1_sweep):
                               rf"at \d+$", out, re.M)) == 1, (name, out[-3000:])
     for name in ("small_lr", "small_batch"):
         assert re.search(rf"^\[[^]]+\] rung 10: stopped {name}, val \d\.\d{{4}} ± \d\.\d{{4}} \(n=2\), rank [45] of 5; "
-                         r"reference baseline \d\.\d{4} ± \d\.\d{4} \(n=2\); 3 of 5 continue$", out, re.M), out[-3000:]
-    assert re.search(r"trials 10 done, 0 running, 0 pending \(of 10\) · iterations 220 of 220 · elapsed \S+, done",
+                         r"reference baseline \d\.\d{4} ± \d\.\d{4} \(n=2\); 3 of 5 continue; decided there: ",
+                         out, re.M), out[-3000:]
+    assert re.search(r"stopped small_lr, .*decided there: converges_slower holds \(\+\d\.\d{4} ± \d\.\d{4}, p = ",
                      out), out[-3000:]
+    done = re.search(r"trials (\d+) done, 0 running, 0 pending \(of (\d+)\) · iterations (\d+) of (\d+) · elapsed \S+, "
+                     r"done", out)
+    assert done and done[1] == done[2] and done[3] == done[4] and int(done[1]) > 10, out[-3000:]
     assert "Ray's log " in out and (tmp_path / "results" / "exp1" / "driver.log").is_file()
 
 
@@ -105,7 +123,7 @@ def test_a_piped_sweep_prints_plain_lines_and_nothing_of_ray(exp1_sweep):
 
 def test_the_same_command_gives_the_same_outcomes_whatever_the_concurrency(exp1_sweep, tmp_path, ray_address):
     first, _ = exp1_sweep
-    r = run(tmp_path, "exp1", "--profile", "smoke", "--seeds", "2", "--max-concurrent", "1", "--order", "file",
+    r = run(tmp_path, "exp1", "--profile", "smoke", "--seeds", "2..4", "--max-concurrent", "1", "--order", "file",
             address=ray_address)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     a, b = (json.loads((d / "results" / "exp1" / "verdicts.json").read_text()) for d in (first, tmp_path))

@@ -110,7 +110,7 @@ def converges_slower(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     e = f"small learning rate ({name}): converges slowly (higher val loss than {ref} at mid-run and at the end)"
     end = _compare(runs, spec, e, +1)
     steps = [s for s in runs.steps(name, ref) if s > 0]
-    if end.outcome == UNKNOWN and not steps:
+    if not steps:  # only step 0 shared (a rung's first look): nothing to compare at mid-run
         return [end]
     mid_step = min(steps, key=lambda s: abs(s - steps[-1] / 2))
     if mid_step == steps[-1]:
