@@ -297,10 +297,10 @@ class View:
             against = f"last to continue {fig(last)}"
         else:
             against = f"reference {fig(ref)}" if ref else ""
+        out = []
         if not d["stopped"]:
             best = min(d["runs"], key=lambda r: r["rank"]) if d["runs"] else None
-            return [f"rung {rung}{when}: all {total} runs continue" + (f", best {fig(best)}" if best else "")]
-        out = []
+            out.append(f"rung {rung}{when}: all {total} runs continue" + (f", best {fig(best)}" if best else ""))
         for name in d["stopped"]:
             r = runs[name]
             line = f"rung {rung}{when}: stopped {name}, val {fig(r, named=False)}, rank {r['rank']} of {total}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from results_factory import by_expectation, curve, judge, make_trial
 
+from gptcore import record
 from gptcore.errors import UserError
 from sweeps.analysis.load import legacy_status, load_sweep
 from sweeps.analysis.verdicts import verdicts
@@ -180,3 +181,17 @@ def test_an_errored_trial_is_errored_by_rays_record(tmp_path):
     d = make_trial(exp, "baseline", curve(1.6)[:2], max_iters=1000, trial_id="aa000_00000", legacy=True)
     write_ray_state(exp, [("aa000_00000", "ERROR", d.name, {"name": "baseline"})])
     assert load_sweep(exp).trials.iloc[0]["status"] == "errored"  # even without an error.txt copied along
+
+
+def test_evaluations_lost_from_result_json_are_taken_from_the_runs_own_record(tmp_path):
+    # Ray 2.60 once left a trial paused at a rung with result.json missing its rows before the pause
+    exp = tmp_path / "exp1"
+    d = make_trial(exp, "baseline", [(0, 4.0, 4.1), (50, 3.0, 3.1), (100, 2.5, 2.6)], max_iters=100)
+    rows = (d / "result.json").read_text().splitlines()
+    (d / "result.json").write_text("\n".join(rows[2:]) + "\n")  # only the row at 100 is left
+    events = [record.evaluation(it, 64, tr, va, 1e-3, 1.0, 1.0, it, va, 100.0, saved=False)
+              for it, tr, va in [(0, 4.0, 4.1), (50, 3.0, 3.1), (100, 2.5, 2.6)]]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    res = load_sweep(exp)
+    assert res.history["iter"].tolist() == [0, 50, 100] and res.history["val_loss"].tolist() == [4.1, 3.1, 2.6]
+    assert any("2 evaluation(s) missing from result.json" in n for n in res.notes)

@@ -170,6 +170,15 @@ def _load_trial(d: Path, ray: RayRecord | None):
     notes += [note] if note else []
     diverged_at = _divergence(rows, events)
     evals = [r for r in rows if record.is_evaluation(r) and r.get("diverged") != 1]
+    if rows:
+        # Ray's result.json can lose the rows before a pause at a rung (seen once in 30 paused trials on
+        # Ray 2.60); the run's own record has every evaluation: take the ones result.json lacks from it
+        have = {num(r.get("iter")) for r in evals}
+        lost = [e for e in events if e.get("event") == record.EVAL and num(e.get("iter")) not in have
+                and num(e.get("iter")) <= max(have, default=math.inf)]
+        if lost:
+            evals = sorted(lost + evals, key=lambda r: num(r.get("iter")))
+            notes.append(f"{d.name}: {len(lost)} evaluation(s) missing from result.json taken from metrics.jsonl")
     if not rows:
         # no Ray results: fall back on the gptcore run's own events in the same folder
         evals = [e for e in events if e.get("event") == record.EVAL]
