@@ -314,3 +314,25 @@ def test_a_sweep_on_a_terminal_shows_the_live_view(tmp_path):
     assert "early stopping:" in text and "rung 10: stopped small_lr" in text
     assert "trials 10 done, 0 running, 0 pending (of 10)" in text
     assert not [s for s in RAY_INTERNALS if s in text], text[-3000:]
+
+
+def test_a_held_run_and_the_verdicts_decided_at_a_rung_are_said():
+    runs = [{"name": "baseline", "mean": 2.58, "std": 0.003, "n": 3, "rank": 1, "continues": True, "held": [],
+             "decided": []},
+            {"name": "large_lr", "mean": 2.60, "std": 0.01, "n": 3, "rank": 2, "continues": True,
+             "held": ["oscillates_or_worse within noise (+0.0173 ± 0.0120, p = 0.25)"], "decided": []},
+            {"name": "small_lr", "mean": 3.04, "std": 0.004, "n": 3, "rank": 3, "continues": False, "held": [],
+             "decided": ["converges_slower holds (+0.4566 ± 0.0026, p = 3.7e-08)"]}]
+    d = {"rung": 100, "inferred": False, "reference": "baseline", "runs": runs, "continued": ["baseline", "large_lr"],
+         "stopped": ["small_lr"], "held": ["large_lr"]}
+    lines = View().decision_lines(d)
+    assert lines[0].endswith("2 of 3 continue; decided there: converges_slower holds (+0.4566 ± 0.0026, p = 3.7e-08)")
+    assert lines[1] == ("rung 100: large_lr continues though ranked 2 of 3, val 2.6000 ± 0.0100 (n=3): its verdict is "
+                        "open there, oscillates_or_worse within noise (+0.0173 ± 0.0120, p = 0.25)")
+    everyone = {**d, "stopped": [], "continued": ["baseline", "large_lr", "small_lr"]}
+    assert [line.split(":")[0] for line in View().decision_lines(everyone)] == ["rung 100", "rung 100"]
+    look = {"look": 1, "seeds": 3, "open": ["lower_loss within noise (-0.0145 ± 0.0252, p = 0.6)"],
+            "added": {"weight_decay": 2, "overfit": 2}}
+    assert View.look_line(look) == ("look 1 (3 seeds): within noise: lower_loss within noise (-0.0145 ± 0.0252, "
+                                    "p = 0.6); more seeds: weight_decay +2, overfit +2")
+    assert View.look_line({**look, "open": [], "added": {}}) == "look 1 (3 seeds): every verdict decided, no seed added"
