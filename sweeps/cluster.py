@@ -8,13 +8,19 @@
   write to `--storage` (cloud storage or a network filesystem mounted on every node).
 - `is_network_path`: is a path on NFS/CIFS/Lustre/...? (reads /proc/mounts on Linux).
 - `runtime_env_for_cluster`: ships this repository to the worker nodes when connecting to a
-  remote cluster (`--address`), so the trainable imports the same `gptcore`/`sweeps` there.
+  remote cluster (`--address`), so the trainable imports the same `gptcore`/`sweeps` there; with
+  an `s3://` --storage it also sends where the bucket is (`AWS_ENDPOINT_URL`, the region), so
+  every trial writes where the driver does. Never credentials: a runtime_env shows on the
+  dashboard and in Ray's records; each node uses its own (an instance profile, its environment).
+- `check_job_storage`: inside a `ray job submit` driver, refuse a relative --storage (it would
+  land in the job's temporary copy of the code).
 
 Nothing here imports or starts Ray; the caller passes `ray.nodes()` in.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -37,6 +43,11 @@ NETWORK_FS_TYPES = frozenset({
 # (e.g. --working-dir) then applies to the whole job, and a second working_dir passed to
 # ray.init() would conflict with it (ValueError "Failed to merge the Job's runtime env").
 _RAY_JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+# Where an s3:// --storage is: sent to the trials on every node (runtime_env_for_cluster). Who may
+# write there (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE) is not sent.
+S3_LOCATION_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+_S3_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 # Kept out of the working_dir upload (gitignore syntax, relative to the repository root).
 RUNTIME_ENV_EXCLUDES = [
@@ -196,7 +207,53 @@ def check_storage(storage: str, nodes: list[dict], mounts_text: str | None = Non
     )
 
 
-def runtime_env_for_cluster(repo_root: Path) -> dict:
+def _job_env_vars() -> dict[str, str] | None:
+    """The env_vars of the `ray job submit` runtime_env this driver runs in; None outside a job."""
+    if _RAY_JOB_ENV_VAR not in os.environ:
+        return None
+    try:
+        config = json.loads(os.environ[_RAY_JOB_ENV_VAR])
+        return dict((config.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
+def s3_location(storage: str | None) -> dict[str, str]:
+    """The AWS_* settings of this process that say where an `s3://` storage is (endpoint, region); {} otherwise."""
+    if not storage or not storage.startswith("s3://"):
+        return {}
+    return {k: os.environ[k] for k in S3_LOCATION_VARS if os.environ.get(k)}
+
+
+def credentials_note(storage: str | None) -> str | None:
+    """What to tell a user whose S3 credentials are in this machine's environment, when the trials run on a
+    cluster's nodes that do not get them (outside a Ray job; inside one the job's own env_vars reach them)."""
+    if not storage or not storage.startswith("s3://") or _job_env_vars() is not None:
+        return None
+    here = [k for k in _S3_CREDENTIAL_VARS if os.environ.get(k)]
+    if not here:
+        return None
+    return (f"the trials write to {storage} with the S3 credentials of the nodes they run on (an instance profile, "
+            f"or AWS_* in the nodes' environment); this machine's {', '.join(here)} is not sent to them, as a "
+            "runtime_env shows on the dashboard")
+
+
+def check_job_storage(storage: str) -> None:
+    """Inside a `ray job submit` driver, refuse a relative local `--storage` (the default `results` too).
+
+    The job runs in a copy of the submitted working dir that Ray unpacks under its temp dir: results
+    written relative to it land there, where Ray may delete them once the job ends, and where a
+    later `--resume` (a new copy, if the code changed) does not look.
+    """
+    if _job_env_vars() is None or is_remote(storage):
+        return
+    if not os.path.isabs(os.path.expanduser(local_path(storage))):
+        raise UserError(f"--storage {storage} is a relative path, and a Ray job runs in a temporary copy of the "
+                        "code on the head, which Ray may delete after the job: give an absolute path (on a "
+                        "multi-node cluster one on NFS) or s3://bucket/prefix")
+
+
+def runtime_env_for_cluster(repo_root: Path, storage: str | None = None) -> dict:
     """A Ray runtime_env that ships this repository to every node of a remote cluster.
 
     `working_dir` puts the repository root on each worker's sys.path, so `gptcore` and
@@ -205,11 +262,22 @@ def runtime_env_for_cluster(repo_root: Path) -> dict:
     repository's .gitignore). Data therefore is not shipped: trials prepare or read it
     themselves. Pass the result to `ray.init(address=..., runtime_env=...)`.
 
-    Returns {} inside a `ray job submit` driver: the job's own runtime_env (its
-    --working-dir) already covers the whole job, and Ray refuses a second working_dir.
-    With the cluster launcher the code is already on every node (file_mounts); the
-    runtime_env makes a laptop's `--address` or a job submission use the current code.
+    With an `s3://` storage, `env_vars` carries the AWS_* settings that say where the bucket is
+    (`s3_location`), so a trial on any node writes where the driver does; credentials stay out.
+
+    Inside a `ray job submit` driver there is no working_dir: the job's own runtime_env (its
+    --working-dir) already covers the whole job, and Ray refuses a second one; the job's own
+    env_vars reach every trial too, so only the location settings the job does not set are
+    added (Ray refuses a variable set twice). With the cluster launcher the code is already on
+    every node (file_mounts); the runtime_env makes a laptop's `--address` or a job submission
+    use the current code.
     """
-    if _RAY_JOB_ENV_VAR in os.environ:
-        return {}
-    return {"working_dir": str(Path(repo_root).resolve()), "excludes": list(RUNTIME_ENV_EXCLUDES)}
+    env_vars = s3_location(storage)
+    job = _job_env_vars()
+    if job is not None:
+        env_vars = {k: v for k, v in env_vars.items() if k not in job}
+        return {"env_vars": env_vars} if env_vars else {}
+    out = {"working_dir": str(Path(repo_root).resolve()), "excludes": list(RUNTIME_ENV_EXCLUDES)}
+    if env_vars:
+        out["env_vars"] = env_vars
+    return out

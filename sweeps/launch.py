@@ -43,7 +43,8 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
 
         cluster.check_reachable(address)  # ray.init would retry an unreachable address for minutes
         try:
-            ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(REPO), log_to_driver=False)
+            ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(REPO, storage),
+                           log_to_driver=False)
         except ConnectionError as e:  # e.g. "auto" with no cluster on this machine
             raise UserError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -51,6 +52,9 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
         print(f"connected to the Ray cluster at {address}: {len(nodes)} nodes, {res.get('CPU', 0):g} CPUs, "
               f"{res.get('GPU', 0):g} GPUs")
         cluster.check_storage(storage, nodes)
+        note = cluster.credentials_note(storage)
+        if note:
+            print(f"note: {note}")
     else:
         ctx = ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=True, dashboard_host=dashboard_host,
                        log_to_driver=False, configure_logging=True, logging_level="WARNING")

@@ -67,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         for n in experiment_names():
             print(f"{n}  {load_experiment(n).description}")
         return 0
-    from sweeps.cluster import resolve_address
+    from sweeps.cluster import check_job_storage, resolve_address
     from sweeps.launch import build_tuner, disk_full, prepare_dataset, record_sweep, shutdown, start_ray
     from sweeps.resources import check_ray
     from sweeps.summary import resume_command, summarise
 
     check_data_source(opts.data_source)  # a missing file is one line before anything else, in a dry run too
     address = resolve_address(opts.address)  # an address that does not parse: one line, before Ray
+    check_job_storage(opts.storage)  # in a Ray job, results relative to its temporary copy of the code would be lost
     ray = None
     if address and not opts.dry_run:
         # on a cluster the GPUs are the cluster's, so join it before choosing a profile

@@ -199,3 +199,99 @@ def test_runtime_env_inside_a_ray_job_is_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {"working_dir": "x"}}')
     assert runtime_env_for_cluster(tmp_path) == {}
 
+
+
+# --- S3 settings for the trials on a cluster ---------------------------------------------------
+
+S3_ENV = {"AWS_ENDPOINT_URL": "http://minio.lab:9000", "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1",
+          "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "very-secret", "AWS_SESSION_TOKEN": "tok",
+          "AWS_PROFILE": "lab"}
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for var in (*cluster.S3_LOCATION_VARS, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_PROFILE", "RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    return monkeypatch
+
+
+def test_s3_storage_sends_where_the_bucket_is_and_no_credentials(tmp_path, aws_env):
+    env = runtime_env_for_cluster(tmp_path, "s3://lab-bucket/sweeps")
+    assert env["env_vars"] == {"AWS_ENDPOINT_URL": "http://minio.lab:9000", "AWS_DEFAULT_REGION": "eu-west-1",
+                               "AWS_REGION": "eu-west-1"}
+    assert not {"very-secret", "AKIAEXAMPLE", "tok", "lab"} & set(env["env_vars"].values())
+    assert env["working_dir"] == str(tmp_path.resolve())
+    from ray.runtime_env import RuntimeEnv
+
+    assert RuntimeEnv(**env).env_vars() == env["env_vars"]  # Ray takes it as it is
+    # the trials get nothing of the kind when the results are not in S3, or when nothing is set
+    for storage in (None, "results", "/mnt/shared/sweeps", "gs://bucket/sweeps"):
+        assert "env_vars" not in runtime_env_for_cluster(tmp_path, storage), storage
+    for var in cluster.S3_LOCATION_VARS:
+        aws_env.delenv(var, raising=False)
+    assert "env_vars" not in runtime_env_for_cluster(tmp_path, "s3://lab-bucket/sweeps")
+
+
+def test_inside_a_job_only_what_the_job_does_not_set_and_ray_merges_it(tmp_path, aws_env):
+    import json
+
+    from ray.runtime_env.runtime_env import _merge_runtime_env
+
+    job = {"working_dir": "gcs://_ray_pkg_x.zip", "env_vars": {"AWS_REGION": "eu-west-1", "HF_HOME": "/cache"}}
+    aws_env.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": job}))
+    env = runtime_env_for_cluster(tmp_path, "s3://lab-bucket/sweeps")
+    assert env == {"env_vars": {"AWS_ENDPOINT_URL": "http://minio.lab:9000", "AWS_DEFAULT_REGION": "eu-west-1"}}
+    # what ray.init does inside a job: a variable set twice, or a second working_dir, would be refused (None)
+    merged = _merge_runtime_env(job, env)
+    assert merged is not None and merged["working_dir"] == job["working_dir"]
+    assert merged["env_vars"]["AWS_ENDPOINT_URL"] == "http://minio.lab:9000"
+    assert runtime_env_for_cluster(tmp_path, "results") == {}
+    aws_env.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "not json")
+    assert runtime_env_for_cluster(tmp_path, "s3://lab-bucket/sweeps")["env_vars"]["AWS_REGION"] == "eu-west-1"
+
+
+def test_the_credentials_note_names_what_stays_here(aws_env):
+    note = cluster.credentials_note("s3://lab-bucket/sweeps")
+    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE is not sent" in note
+    assert "very-secret" not in note
+    assert cluster.credentials_note("results") is None
+    aws_env.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")  # in a job the job's env_vars decide what trials get
+    assert cluster.credentials_note("s3://lab-bucket/sweeps") is None
+    aws_env.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        aws_env.delenv(var)
+    assert cluster.credentials_note("s3://lab-bucket/sweeps") is None  # an instance profile: nothing to say
+
+
+# --- a sweep submitted as a Ray job ------------------------------------------------------------
+
+@pytest.mark.parametrize("storage", ["results", "./sweeps-out", "file://results"])
+def test_a_job_refuses_a_relative_storage(monkeypatch, storage):
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
+    cluster.check_job_storage(storage)  # outside a job: relative to where the command runs, fine
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {"working_dir": "gcs://_ray_pkg_x.zip"}}')
+    with pytest.raises(UserError, match=f"--storage {storage} is a relative path.*temporary copy"):
+        cluster.check_job_storage(storage)
+    for fine in ("/srv/sweeps", "s3://bucket/sweeps", "file:///srv/sweeps", "~/sweeps"):
+        cluster.check_job_storage(fine)
+
+
+def test_the_job_upload_leaves_out_git_venv_and_results(tmp_path):
+    # what `ray job submit --working-dir .` packs, with the repository's own .gitignore and .rayignore
+    from ray._private.runtime_env.packaging import _zip_files
+
+    repo = tmp_path / "repo"
+    keep = ["sweeps/run.py", "gptcore/model.py", "search_spaces/exp1.yaml", "README.md", ".gitignore", ".rayignore"]
+    drop = [".git/HEAD", ".git/objects/ab/cdef", ".venv/bin/python", "results/exp1/tuner.pkl",
+            "data/shakespeare_char/train.bin", "sweeps/__pycache__/run.cpython-311.pyc"]
+    root = Path(__file__).resolve().parents[1]
+    for f in keep + drop:
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        src = root / f
+        (repo / f).write_bytes(src.read_bytes() if f.startswith(".") and src.is_file() else b"x")
+    _zip_files(str(repo), [], str(tmp_path / "job.zip"), include_gitignore=True)
+    shipped = {n for n in zipfile.ZipFile(tmp_path / "job.zip").namelist() if not n.endswith("/")}
+    assert shipped == set(keep)
