@@ -18,6 +18,7 @@ end, and has no other record, was `interrupted` (or `not started`, without a sin
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 # the kinds of event (the `event` key of every dict)
@@ -131,3 +132,29 @@ def final_status(status_doc: dict[str, Any] | None, last_row: dict[str, Any] | N
 def is_evaluation(row: dict[str, Any]) -> bool:
     """Whether a report row holds an evaluation (every row but a diverged trial's last)."""
     return row.get("status") != DIVERGED
+
+
+# a trial's folder: <name>_s<seed>_<trial id> (launch._trial_name), Ray adding a suffix when that name is taken
+TRIAL_ID_IN_FOLDER = re.compile(r"_([0-9a-f]{5}_\d{5})(?:_|$)")
+
+
+def left_behind(folders: dict[str, int], named_by_ray: set[str] = frozenset()) -> set[str]:
+    """The trial folders that an interrupted start left behind: to be passed over when reading a sweep.
+
+    `folders` maps each trial folder's name to the size of its result.json. A trial whose start is
+    cut short (the driver stopped or killed) before Ray records its folder in the experiment state
+    keeps that folder, and `--resume` runs it again in a new one (Ray adds a suffix to the taken
+    name). Of the folders of one trial id, the one Ray's newest state names stays, else the one
+    with the most results; the others are returned.
+    """
+    by_id: dict[str, list[str]] = {}
+    for name in folders:
+        m = TRIAL_ID_IN_FOLDER.search(name)
+        if m:
+            by_id.setdefault(m.group(1), []).append(name)
+    out: set[str] = set()
+    for names in by_id.values():
+        if len(names) > 1:
+            keep = max(names, key=lambda n: (n in named_by_ray, folders[n], n))
+            out |= set(names) - {keep}
+    return out

@@ -231,6 +231,9 @@ def _sweep(root: str, exp: str, files: list[Entry], data: dict[str, bytes | None
     info = _json(data.get(f"{exp}/sweep.json"))
     info = info if isinstance(info, dict) else {}
     trials = _trial_files(files)
+    sizes = {f.rel: f.size for f in files if f.rel.endswith("/result.json")}
+    for stale in record.left_behind({t: sizes.get(f"{t}/result.json", 0) for t in trials}):
+        del trials[stale]  # a start an interruption cut short; --resume ran the trial again in another folder
     endings = [trial_ending(_json(data.get(f"{exp}/{t}/{record.STATUS_FILE}")),
                             _last_row(data.get(f"{exp}/{t}/result.json"))) for t in trials]
     done = sum(e is not None for e in endings)

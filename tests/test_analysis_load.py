@@ -195,3 +195,24 @@ def test_evaluations_lost_from_result_json_are_taken_from_the_runs_own_record(tm
     res = load_sweep(exp)
     assert res.history["iter"].tolist() == [0, 50, 100] and res.history["val_loss"].tolist() == [4.1, 3.1, 2.6]
     assert any("2 evaluation(s) missing from result.json" in n for n in res.notes)
+
+
+def left_behind_by_an_interrupted_start(exp: Path) -> None:
+    """exp/: trial `a` whose first start was cut short before Ray recorded its folder, run again by --resume in a
+    folder whose name Ray suffixed; and trial `b`, whole."""
+    done = make_trial(exp, "a", curve(1.6), trial_id="ab001_00001")
+    done.rename(done.with_name(done.name + "_d545"))
+    stale = exp / "a_s1337_ab001_00001"
+    (stale / "checkpoint_000000").mkdir(parents=True)
+    (stale / "params.json").write_text(json.dumps({"name": "a", "seed": 1337}))
+    (stale / "result.json").write_text("")
+    make_trial(exp, "b", curve(1.8), trial_id="ab002_00002")
+
+
+def test_a_folder_an_interrupted_start_left_behind_is_not_a_trial(tmp_path):
+    left_behind_by_an_interrupted_start(tmp_path / "exp")
+    res = load_sweep(tmp_path / "exp")
+    t = res.trials.set_index("name")
+    assert sorted(t.index) == ["a", "b"] and set(t["status"]) == {"completed"}
+    assert t.loc["a", "path"] == "a_s1337_ab001_00001_d545"
+    assert any(n.startswith("a_s1337_ab001_00001: left by a start") for n in res.notes), res.notes

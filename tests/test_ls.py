@@ -133,3 +133,13 @@ def test_gptsweep_ls_dispatch(tmp_path):
                        timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
     assert any(x.startswith("exp1 ") and "finished" in x for x in r.stdout.splitlines())
+
+
+def test_a_folder_an_interrupted_start_left_behind_is_not_counted(tmp_path):
+    from test_analysis_load import left_behind_by_an_interrupted_start
+
+    exp = tmp_path / "results" / "x"
+    sweep_json(exp, "x", 2)
+    left_behind_by_an_interrupted_start(exp)
+    (s,) = sweeps_under(str(tmp_path / "results"))
+    assert (s.state, s.done, s.planned) == ("finished", 2, 2)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from .results import (
 __all__ = ["Results", "legacy_status", "load_sweep", "ray_records", "read_json", "result_rows", "trial_dirs",
            "trial_status"]
 
-_TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})(?:_|$)")
+_TRIAL_ID = record.TRIAL_ID_IN_FOLDER
 
 
 def trial_status(rows: list[dict[str, Any]], ending: dict[str, Any] | None) -> str | None:
@@ -239,10 +238,15 @@ def load_sweep(exp_dir: Path) -> Results:
     records = ray_records(exp_dir)
     by_folder = {r.folder: r for r in records.values()}
     dirs = trial_dirs(exp_dir)
+    sizes = {d.name: (d / "result.json").stat().st_size if (d / "result.json").is_file() else 0 for d in dirs}
+    stale = record.left_behind(sizes, set(by_folder))
+    dirs = [d for d in dirs if d.name not in stale]
     if not dirs and not records:
         raise UserError(f"{exp_dir} holds no trials (no subfolder with result.json or params.json): "
                         "the sweep has not started any trial yet, or this is not an experiment directory")
     rows, hists, iters, configs, notes, params = [], [], [], {}, [], {}
+    notes += [f"{name}: left by a start of the trial that an interruption cut short; --resume ran it again in "
+              "another folder (this one is not read)" for name in sorted(stale)]
     for d in dirs:
         row, hist, it, cfg, trial_notes, p = _load_trial(d, by_folder.get(d.name))
         rows.append(row)
