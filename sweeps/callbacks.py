@@ -1,26 +1,26 @@
-"""Tune callbacks on the driver: what only the sweep knows of a trial, written where the analysis reads it.
+"""A Tune callback on the driver: what only the sweep knows of a trial, written where the analysis reads it.
 
 - `TrialStatus` writes `status.json` (gptcore.record.STATUS_FILE) into a trial's folder when the
   trial ends: `completed` or `diverged` as its last report said (the trainer's own word), `stopped
   early` when the scheduler ended it before that, `errored` when Ray gave up on it. A trial that starts (again, after
   `--resume`) loses the file, so it always describes the latest attempt; a trial without one and
   without a final report was interrupted.
-- `TrimCheckpoints`: a trial that ended keeps only its newest checkpoint (it needs no more).
 
-Both write through the trial's storage filesystem, so they work the same on a local path, NFS or S3.
+It writes through the trial's storage filesystem, so it works the same on a local path, NFS or S3.
+A finished trial's older checkpoint is removed at the end of the sweep (`--keep-checkpoints`,
+sweeps/storage.py), not when the trial ends: until Tune next saves the experiment state (every
+10 s or so) that state names the older one, and a sweep stopped in between (`ray job stop`, a
+kill) resumes the trial from it.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from gptcore import record
-
-from .storage import is_remote, prune_checkpoints
 
 
 def _fs_and_path(trial) -> tuple[Any, str]:
@@ -57,10 +57,3 @@ class TrialStatus(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         write_status(trial, record.ERRORED)
-
-
-class TrimCheckpoints(tune.Callback):
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        path = trial.path
-        if path and not is_remote(path) and Path(path).is_dir():
-            prune_checkpoints(Path(path), 1)

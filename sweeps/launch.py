@@ -246,7 +246,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     """
     from ray import tune
 
-    from .callbacks import TrialStatus, TrimCheckpoints
+    from .callbacks import TrialStatus
     from .trainable import train_gpt
 
     resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
@@ -302,7 +302,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     if concurrent is None and plan.search == "optuna":
         concurrent = default_concurrency(plan)  # a searcher needs the limit to run trials in parallel
 
-    callbacks = [TrialStatus(), TrimCheckpoints()]
+    callbacks = [TrialStatus()]
     if verbose:
         # Tune's table: the trial's name, what it varies, and the metrics that matter
         varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1}
