@@ -2,8 +2,8 @@
 
 Used by the cluster tests (tests/test_cluster_e2e.py) and by the session-wide Ray head that the
 end-to-end sweeps share (tests/conftest.py `ray_address`). Nothing here signals a process the
-tests did not start: only their process groups, processes naming their unique temp dir, or pids
-noted while they were theirs.
+tests did not start: only their process groups, processes naming their unique temp dir (in their
+command line, or in their environment as RAY_TMPDIR), or pids noted while they were theirs.
 """
 
 from __future__ import annotations
@@ -88,23 +88,36 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def ours(groups: list[int], marker: str, pids: list[int]) -> list[int]:
+def environ_holds(pid: int, text: str) -> bool:
+    """Does the environment of process `pid` hold `text` (e.g. "RAY_TMPDIR=/tmp/raye2e-...")?"""
+    try:
+        return text.encode() in (Path("/proc") / str(pid) / "environ").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return False
+
+
+def ours(groups: list[int], marker: str, pids: list[int], env_marker: str | None = None) -> list[int]:
     """Those of our processes still running: in the process groups we started, naming our unique
-    temp dir, or among `pids` (noted while they were ours)."""
+    temp dir, among `pids` (noted while they were ours), or with `env_marker` in their environment
+    (what every process a Ray node starts inherits, a job's driver in a session of its own and
+    workers that renamed themselves included). Never this process."""
     return [p.pid for p in processes()
-            if not p.zombie and (p.pgid in groups or marker in p.cmdline or p.pid in pids)]
+            if not p.zombie and p.pid != os.getpid()
+            and (p.pgid in groups or marker in p.cmdline or p.pid in pids
+                 or (env_marker is not None and environ_holds(p.pid, env_marker)))]
 
 
-def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s: float = 3.0) -> None:
+def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s: float = 3.0,
+                  env_marker: str | None = None) -> None:
     """SIGTERM what we started, then SIGKILL what is left after `grace_s`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ours(groups, marker, list(pids)):
+        for pid in ours(groups, marker, list(pids), env_marker):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.time() + grace_s
-        while ours(groups, marker, list(pids)) and time.time() < deadline:
+        while ours(groups, marker, list(pids), env_marker) and time.time() < deadline:
             time.sleep(0.2)
 
 
@@ -114,6 +127,7 @@ class RealCluster:
     temp_dir: str
     env: dict[str, str]
     groups: list[int] = field(default_factory=list)
+    dashboard_port: int | None = None  # the head's, once started (jobs are submitted there)
 
     def start_node(self, *args: str, num_cpus: int = 1) -> None:
         """`ray start ARGS` in its own process group; the daemons it leaves keep that group."""
@@ -124,7 +138,8 @@ class RealCluster:
                f"--dashboard-agent-listen-port={ports[2]}", f"--dashboard-agent-grpc-port={ports[3]}",
                f"--runtime-env-agent-port={ports[4]}", f"--metrics-export-port={ports[5]}"]
         if "--head" in args:
-            cmd += [f"--ray-client-server-port={ports[6]}", f"--dashboard-port={free_ports(1)[0]}"]
+            self.dashboard_port = free_ports(1)[0]
+            cmd += [f"--ray-client-server-port={ports[6]}", f"--dashboard-port={self.dashboard_port}"]
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         self.groups.append(proc.pid)
