@@ -205,3 +205,89 @@ def test_a_sweep_in_the_bucket_reports_there(s3, tmp_path):
     assert {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in results} == results
     ls = run_cli("ls", storage)
     assert ls.returncode == 0 and "exp1" in ls.stdout and "finished" in ls.stdout and "5/5" in ls.stdout, ls.stdout
+
+
+def bucket_state(client, prefix: str, tmp: Path) -> dict:
+    """Ray's record of each trial (sweeps.analysis.load.ray_records) from the newest experiment state in the bucket."""
+    from sweeps.analysis.load import ray_records
+
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/").get("Contents", [])]
+    states = sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("experiment_state-"))
+    if not states:
+        return {}
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / states[-1].rsplit("/", 1)[-1]).write_bytes(client.get_object(Bucket=BUCKET, Key=states[-1])["Body"].read())
+    return ray_records(tmp)
+
+
+def bucket_rows(client, prefix: str) -> dict[str, bytes]:
+    """Each trial folder's result.json in the bucket, by folder."""
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/").get("Contents", [])]
+    return {k.split("/")[-2]: client.get_object(Bucket=BUCKET, Key=k)["Body"].read()
+            for k in keys if k.endswith("/result.json")}
+
+
+def test_the_driver_killed_then_resume_from_the_bucket(s3, tmp_path):
+    """A sweep to s3:// (one trial at a time), its driver killed with SIGKILL once a trial has finished; `--resume`
+    continues from the bucket: no finished trial runs again, the others go on from their checkpoints there, and the
+    report is made and written beside the trials."""
+    from ray_helpers import end_processes, short_tmp
+    from sweep_helpers import RUN, env_for, write_experiment
+    from test_sweep_faults import SLOW
+
+    storage, prefix = f"s3://{BUCKET}/team", "team/long"
+    exp = write_experiment(tmp_path, "long", SLOW, max_iters=90, eval_interval=30)
+    ray_tmp = short_tmp()  # the local Ray instances' own temp dir: what to end when the driver is killed
+    env = {**env_for(tmp_path), "RAY_TMPDIR": ray_tmp}
+    cmd = RUN + [str(exp), "--profile", "smoke", "--max-concurrent", "1", "--order", "file", "--num-cpus", "2",
+                 "--storage", storage]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        def finished_and_next_checkpointed():
+            records = {r.config.get("name"): r for r in bucket_state(s3, prefix, tmp_path / "state").values()}
+            quick, slow1 = records.get("quick"), records.get("slow1")
+            if quick is None or slow1 is None or quick.status != "TERMINATED" or not slow1.folder:
+                return None
+            rows = [line for line in bucket_rows(s3, prefix).get(slow1.folder, b"").splitlines() if line.strip()]
+            return records if len(rows) >= 2 else None
+
+        deadline = time.monotonic() + 240
+        while not (records := finished_and_next_checkpointed()):
+            assert proc.poll() is None, f"the sweep ended before the kill:\n{proc.stdout.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no finished trial in the bucket's experiment state"
+            time.sleep(0.5)
+        proc.kill()  # SIGKILL to the driver alone: no handler runs, nothing is saved on the way out
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        end_processes([proc.pid], ray_tmp, env_marker=f"RAY_TMPDIR={ray_tmp}")
+    finished = {r.folder for r in records.values() if r.status == "TERMINATED"}
+    before = bucket_rows(s3, prefix)
+    assert finished and set(before) >= finished and len(finished) < 3, (finished, sorted(before))
+
+    try:
+        r = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    finally:
+        end_processes([], ray_tmp, env_marker=f"RAY_TMPDIR={ray_tmp}")
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "resuming the sweep in" in r.stdout and f"report: {storage}/long/report.md" in r.stdout, r.stdout[-3000:]
+    after = bucket_rows(s3, prefix)
+    rerun = sorted(f for f in finished if after[f] != before[f])
+    assert rerun == [], f"finished trials run again after --resume: {rerun}"
+    iters = {f.split("_s1337_")[0]: [json.loads(line)["iter"] for line in rows.splitlines() if line.strip()]
+             for f, rows in after.items()}
+    assert sorted(iters) == ["quick", "slow1", "slow2"], sorted(after)  # one folder a trial
+    for name in ("slow1", "slow2"):
+        assert iters[name][-1] == 90 and iters[name].count(0) == 1, (name, iters[name])  # went on, not over
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")["Contents"]}
+    assert {f"{prefix}/report.md", f"{prefix}/verdicts.json", f"{prefix}/trials.csv"} <= keys
+    ls = run_cli("ls", storage, "--json")
+    assert ls.returncode == 0, ls.stderr
+    (s,) = json.loads(ls.stdout)
+    assert (s["exp"], s["state"], s["done"], s["planned"]) == ("long", "finished", 3, 3), s
