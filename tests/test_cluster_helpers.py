@@ -277,21 +277,3 @@ def test_a_job_refuses_a_relative_storage(monkeypatch, storage):
         cluster.check_job_storage(storage)
     for fine in ("/srv/sweeps", "s3://bucket/sweeps", "file:///srv/sweeps", "~/sweeps"):
         cluster.check_job_storage(fine)
-
-
-def test_the_job_upload_leaves_out_git_venv_and_results(tmp_path):
-    # what `ray job submit --working-dir .` packs, with the repository's own .gitignore and .rayignore
-    from ray._private.runtime_env.packaging import _zip_files
-
-    repo = tmp_path / "repo"
-    keep = ["sweeps/run.py", "gptcore/model.py", "search_spaces/exp1.yaml", "README.md", ".gitignore", ".rayignore"]
-    drop = [".git/HEAD", ".git/objects/ab/cdef", ".venv/bin/python", "results/exp1/tuner.pkl",
-            "data/shakespeare_char/train.bin", "sweeps/__pycache__/run.cpython-311.pyc"]
-    root = Path(__file__).resolve().parents[1]
-    for f in keep + drop:
-        (repo / f).parent.mkdir(parents=True, exist_ok=True)
-        src = root / f
-        (repo / f).write_bytes(src.read_bytes() if f.startswith(".") and src.is_file() else b"x")
-    _zip_files(str(repo), [], str(tmp_path / "job.zip"), include_gitignore=True)
-    shipped = {n for n in zipfile.ZipFile(tmp_path / "job.zip").namelist() if not n.endswith("/")}
-    assert shipped == set(keep)
