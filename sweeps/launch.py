@@ -269,6 +269,10 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         if plan.scheduler is not None and concurrent is not None:
             # trials wait at rungs: Tune's limit would count them as running (scheduler.Slots)
             slots, concurrent = Slots(concurrent), None
+        # Tune lets a Searcher have one trial pending at a time (it waits for results to suggest the
+        # next); a grid's trials are known: let them all wait for resources, as a plain grid would
+        if "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
+            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(16, plan.num_samples))
         # the grid's trials in order, then (a range of seeds) the seeds the looks add
         search_alg = seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, metric=METRIC, mode=MODE,
                                            slots=slots)

@@ -178,35 +178,6 @@ def test_check_remote_passes_and_leaves_nothing(s3):
     assert all(k.endswith("/") for k in keys), keys
 
 
-def test_a_sweep_in_the_bucket_reports_there(s3, tmp_path):
-    """A real sweep with --storage s3://...: its trials, status and report land in the bucket, and a second
-    start is refused there; `gptsweep ls` reads it from there. Local mode: the trials' processes are the
-    driver's children and see its AWS_* settings."""
-    from sweep_helpers import env_for, sweep_args
-
-    storage = f"s3://{BUCKET}/team"
-
-    def sweep(*extra):
-        args = [a for a in sweep_args(tmp_path, "exp1", "--profile", "smoke", "--seeds", "1", *extra)]
-        args[args.index("--storage") + 1] = storage
-        return subprocess.run(args, env=env_for(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
-
-    r = sweep()
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"report: {storage}/exp1/report.md" in r.stdout
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="team/exp1/")["Contents"]}
-    assert {"team/exp1/report.md", "team/exp1/verdicts.json", "team/exp1/sweep.json"} <= keys
-    results = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys if k.endswith("/result.json")}
-    statuses = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["status"]
-                for k in keys if k.endswith("/status.json")]
-    assert len(results) == 5 and sorted(statuses) == ["completed"] * 3 + ["stopped early"] * 2
-    r = sweep()  # refused in one line, nothing touched
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "already holds a sweep" in r.stderr, r.stderr
-    assert {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in results} == results
-    ls = run_cli("ls", storage)
-    assert ls.returncode == 0 and "exp1" in ls.stdout and "finished" in ls.stdout and "5/5" in ls.stdout, ls.stdout
-
-
 def bucket_state(client, prefix: str, tmp: Path) -> dict:
     """Ray's record of each trial (sweeps.analysis.load.ray_records) from the newest experiment state in the bucket."""
     from sweeps.analysis.load import ray_records
@@ -286,7 +257,13 @@ def test_the_driver_killed_then_resume_from_the_bucket(s3, tmp_path):
     for name in ("slow1", "slow2"):
         assert iters[name][-1] == 90 and iters[name].count(0) == 1, (name, iters[name])  # went on, not over
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")["Contents"]}
-    assert {f"{prefix}/report.md", f"{prefix}/verdicts.json", f"{prefix}/trials.csv"} <= keys
+    assert {f"{prefix}/report.md", f"{prefix}/verdicts.json", f"{prefix}/trials.csv", f"{prefix}/sweep.json"} <= keys
+    statuses = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["status"]
+                for k in keys if k.endswith("/status.json")]  # written through the bucket by the sweep
+    assert statuses == ["completed"] * 3, statuses
+    again = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "already holds a sweep" in again.stderr
+    assert bucket_rows(s3, prefix) == after  # the refused start touched nothing
     ls = run_cli("ls", storage, "--json")
     assert ls.returncode == 0, ls.stderr
     (s,) = json.loads(ls.stdout)
