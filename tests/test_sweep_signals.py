@@ -22,7 +22,7 @@ from sweeps.analysis.load import load_sweep
 
 
 def test_ctrl_c_to_the_process_group_twice_then_resume(tmp_path, ray_address):
-    exp = write_experiment(tmp_path, "group", SLOW, max_iters=300, eval_interval=30)
+    exp = write_experiment(tmp_path, "group", SLOW, max_iters=150, eval_interval=30)
     exp_dir = tmp_path / "results" / "group"
     proc = start(tmp_path, str(exp), "--order", "file", group=True)
     try:
@@ -41,11 +41,11 @@ def test_ctrl_c_to_the_process_group_twice_then_resume(tmp_path, ray_address):
     r = run(tmp_path, str(exp), "--resume", address=ray_address)  # it ran in a local Ray; it goes on in any
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (by_name(exp_dir)["quick"] / "result.json").read_text() == quick, "a finished trial was run again"
-    assert all(results_of(d)[-1]["iter"] == 300 for n, d in by_name(exp_dir).items() if n != "quick")
+    assert all(results_of(d)[-1]["iter"] == 150 for n, d in by_name(exp_dir).items() if n != "quick")
 
 
 def test_sigkill_of_the_driver_then_resume(tmp_path, ray_address):
-    exp = write_experiment(tmp_path, "killed", SLOW, max_iters=300, eval_interval=30)
+    exp = write_experiment(tmp_path, "killed", SLOW, max_iters=150, eval_interval=30)
     exp_dir = tmp_path / "results" / "killed"
     proc = start(tmp_path, str(exp), "--order", "file", group=True)
     try:
@@ -69,7 +69,7 @@ def test_sigkill_of_the_driver_then_resume(tmp_path, ray_address):
     named = by_name(exp_dir)
     assert (named["quick"] / "result.json").read_text() == quick, "a finished trial was run again"
     for name in ("slow1", "slow2"):
-        assert results_of(named[name])[-1]["iter"] == 300
+        assert results_of(named[name])[-1]["iter"] == 150
     assert [row["iter"] for row in results_of(named["slow1"])].count(0) == 1
 
 
