@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
+from gptcore import record
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
@@ -209,8 +211,8 @@ class SeedGroupHalving(TrialScheduler):
         self._record(tid, result)
         if group in self._stopped:
             # a seed added after the rungs were decided (sweeps/seeding.py) runs to where its run stopped
-            late = self._members[group].index(tid) >= self._first_wave(group)
-            return TrialScheduler.CONTINUE if late and self._last[tid] < self._stopped[group] else TrialScheduler.STOP
+            going = self._late(tid) and self._last[tid] < self._stopped[group]
+            return TrialScheduler.CONTINUE if going else TrialScheduler.STOP
         # every rung the trial has reached and not yet been let past (after --resume that includes
         # the rung it was waiting at, though its first report comes from beyond it)
         for rung in self._rungs[self._cleared[tid]:]:
@@ -254,13 +256,13 @@ class SeedGroupHalving(TrialScheduler):
 
     # -- decisions ---------------------------------------------------------------------
 
-    def _first_wave(self, group: str) -> int:
+    def _first_wave(self) -> int:
         """How many of a run's trials the grid started with (its seeds before any was added)."""
         return max(1, round(self._n_trials / max(1, len(self._members))))
 
     def _late(self, tid: str) -> bool:
         group = self._group[tid]
-        return self._members[group].index(tid) >= self._first_wave(group)
+        return self._members[group].index(tid) >= self._first_wave()
 
     def _record(self, tid: str, result: dict, exact: bool = False) -> None:
         """Note a trial's report: its clock, and its value at every rung it reaches with this report.
@@ -280,7 +282,7 @@ class SeedGroupHalving(TrialScheduler):
                 self._at[(tid, rung)] = score
         self._last[tid] = max(t, self._last.get(tid, -math.inf))
         if not exact and self._hold is not None:
-            self._rows[tid].append({k: result.get(k) for k in _ROW_KEYS if k in result})
+            self._rows[tid].append({k: result.get(k) for k in record.REPORT_FIELDS if k in result})
 
     def _alive(self, rung: int) -> list[str]:
         """The groups still in the race at a rung: not stopped before it, not all ended short of it."""
@@ -383,9 +385,6 @@ class SeedGroupHalving(TrialScheduler):
                 "held": [] if inferred else [r["name"] for r in runs if r["continues"] and r["name"] not in cut]}
 
 
-_ROW_KEYS = ("iter", "tokens", "train_loss", "val_loss", "gap", "lr", "n_params", "max_iters", "status")
-
-
 def _reported(trial: Trial) -> list[dict[str, Any]]:
     """A restored trial's report rows, from its result.json on the driver (the hold judges whole curves)."""
     try:
@@ -393,7 +392,7 @@ def _reported(trial: Trial) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError, AttributeError, TypeError):
         return []
-    return [{k: r.get(k) for k in _ROW_KEYS if k in r} for r in rows if isinstance(r, dict)]
+    return [{k: r.get(k) for k in record.REPORT_FIELDS if k in r} for r in rows if isinstance(r, dict)]
 
 
 class SearchASHA(AsyncHyperBandScheduler):
