@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from sweeps.render import text_table
+from sweeps.report.tables import text_table
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"

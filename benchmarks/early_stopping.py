@@ -39,8 +39,8 @@ from pathlib import Path
 import yaml
 from common import REPO, SOURCE_HELP, ratio, source_args, table, write_json
 
-from sweeps.analysis.load import load_sweep
-from sweeps.spaces import load_experiment, shape_of
+from sweeps.experiment.files import load_experiment, shape_of
+from sweeps.results.load import load_sweep
 
 EXPERIMENT = Path(__file__).resolve().parent / "early_stopping.yaml"
 

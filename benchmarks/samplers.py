@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 from common import REPO, SOURCE_HELP, source_args, table, write_json
 
-from sweeps.searcher import open_study
+from sweeps.strategies.study import open_study
 
 
 def one_pass(exp: str, sampler: str, seed: int, samples: int, profile: str, tmp: Path, source: str | None) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import REPO, SOURCE_HELP, source_args, table, write_json
 
-from sweeps.analysis.load import load_sweep, result_rows, trial_dirs
+from sweeps.results.load import load_sweep, result_rows, trial_dirs
 
 
 def main(argv=None) -> int:

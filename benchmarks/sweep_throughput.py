@@ -51,8 +51,8 @@ from pathlib import Path
 
 from common import REPO, SOURCE_HELP, median, prepare_data, ratio, source_args, table, write_json
 
-from sweeps.plan import ORDERS
-from sweeps.spaces import expand_shape, load_experiment
+from sweeps.experiment.files import expand_shape, load_experiment
+from sweeps.strategies.grid import ORDERS
 
 
 def run_logged(cmd: list[str], env: dict, log: Path) -> tuple[float, int, list[tuple[float, str]]]:

@@ -47,7 +47,7 @@ def cmd_train(args: list[str]) -> int:
     cfg, notes = load_config(config, overrides)  # before importing torch: a typo is answered at once
     from . import record
     from .run import Run
-    from .train import resolve_device
+    from .device import resolve_device
 
     resolve_device(cfg)  # refuse an impossible device/dtype before any work
     run = Run(cfg, stream=sys.stdout)
@@ -83,9 +83,11 @@ def cmd_check(args: list[str]) -> int:
     config, overrides = _split_config(args)
     cfg, notes = load_config(config, overrides)
     from . import diagnostics
-    from .data import Batches, check_dataset, ensure_prepared
+    from .batches import Batches
+    from .data import check_dataset, ensure_prepared
+    from .device import autocast_context, resolve_device
     from .model import GPT
-    from .train import autocast_context, model_config, resolve_device
+    from .train import model_config
 
     for note in notes:
         print(note)

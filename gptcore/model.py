@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from .record import flops_per_token
+
 
 class LayerNorm(nn.Module):
     """LayerNorm with an optional bias (torch's own can't drop just the bias)."""
@@ -95,12 +97,6 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # True: biases in Linears and LayerNorms, like GPT-2
-
-
-def flops_per_token(n_params: int, n_layer: int, n_embd: int, block_size: int) -> int:
-    """Forward plus backward FLOPs per token, as nanoGPT counts them (PaLM paper, appendix B):
-    6N for the matmuls plus 12*L*H*Q*T for attention, where H*Q is n_embd."""
-    return 6 * n_params + 12 * n_layer * n_embd * block_size
 
 
 class GPT(nn.Module):

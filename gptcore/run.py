@@ -128,7 +128,7 @@ class Run:
     def _open(self) -> None:
         import torch
 
-        from .train import resolve_device
+        from .device import resolve_device
         from .version import environment
 
         cfg = self.cfg = self.trainer.cfg  # with a resumed checkpoint's shape, which config.json records

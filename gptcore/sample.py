@@ -11,7 +11,8 @@ import torch
 from .config import coerce
 from .data import load_meta, meta_problem
 from .errors import UserError
-from .train import autocast_context, load_checkpoint, model_from_checkpoint, resolve_device
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .device import autocast_context, resolve_device
 
 
 @dataclass

@@ -16,10 +16,8 @@ import contextlib
 import dataclasses
 import math
 import os
-import resource
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,123 +26,22 @@ import torch
 from . import diagnostics, record
 from .checkpoint import CKPT_FIX, MODEL_ARGS, SHAPE_ARGS, load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
-from .data import Batches, check_dataset, ensure_prepared
+from .batches import Batches
+from .data import check_dataset, ensure_prepared
+from .device import autocast_context, peak_memory_mb, reset_peak_memory, resolve_device
 from .errors import UserError, write_error
 from .model import GPT, GPTConfig
+from .schedule import get_lr
 from .version import code_version
 
-# load_checkpoint and model_from_checkpoint live in checkpoint.py; they are imported from here too
+# load_checkpoint and model_from_checkpoint live in checkpoint.py, get_lr in schedule.py, the device in
+# device.py; they are imported from here too
 __all__ = ["MODEL_ARGS", "Trainer", "autocast_context", "get_lr", "load_checkpoint", "model_config",
            "model_from_checkpoint", "resolve_device"]
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     """The network a run trains: the shape fields of `cfg` and the dataset's `vocab_size`."""
     return GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
                      bias=cfg.bias, vocab_size=vocab_size, dropout=cfg.dropout)
-
-
-def autocast_context(device_type: str, dtype: str) -> AbstractContextManager:
-    """The context that runs forward passes in `dtype` ('float32', 'bfloat16' or 'float16').
-
-    float32 needs no autocast (a `nullcontext`); the others get `torch.amp.autocast`, which
-    keeps the weights in float32 and casts matmul inputs. `dtype` is a resolved one (see
-    `resolve_device`), never 'auto'. The context can be entered again and again.
-    """
-    if dtype == "float32":
-        return nullcontext()
-    return torch.amp.autocast(device_type=device_type, dtype=TORCH_DTYPES[dtype])
-
-
-def get_lr(it: int, cfg: TrainConfig) -> float:
-    """Learning rate at iteration `it`: linear warmup, cosine decay to `min_lr`, then `min_lr`.
-
-    The same formula as nanoGPT (warmup starts at learning_rate / (warmup_iters + 1), not 0).
-    With `decay_lr=False` there is no warmup either: the rate is constant, as in nanoGPT.
-    """
-    if not cfg.decay_lr:
-        return cfg.learning_rate
-    if it < cfg.warmup_iters:
-        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
-    if it > cfg.lr_decay_iters or cfg.lr_decay_iters <= cfg.warmup_iters:
-        return cfg.min_lr
-    decay_ratio = (it - cfg.warmup_iters) / (cfg.lr_decay_iters - cfg.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))  # from 1 down to 0
-    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX), through oneDNN.
-
-    Only then is bf16 autocast faster on a CPU. Without it (AVX2 machines, for one) oneDNN
-    emulates bf16 and a step runs about 10x slower than float32 (benchmarks/train_speed.py).
-    """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
-    """(device, device_type, dtype) for this machine; refuses what the device can't run."""
-    dev = cfg.device
-    if dev == "auto":
-        if torch.cuda.is_available():
-            dev = "cuda"
-        elif torch.backends.mps.is_available():
-            dev = "mps"
-        else:
-            dev = "cpu"
-    if dev.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device={cfg.device!r} but torch sees no CUDA GPU here: use --device=cpu (or auto)")
-        index = int(dev.split(":")[1]) if ":" in dev else 0
-        if index >= torch.cuda.device_count():
-            raise UserError(f"device={dev!r} but there are {torch.cuda.device_count()} GPUs: use --device=cuda:0")
-    if dev == "mps" and not torch.backends.mps.is_available():
-        raise UserError("device='mps' but this torch has no Apple GPU backend here: use --device=cpu (or auto)")
-    dtype = cfg.dtype
-    if dev.startswith("cuda"):
-        bf16 = torch.cuda.is_bf16_supported()
-        if dtype == "auto":
-            dtype = "bfloat16" if bf16 else "float16"
-        elif dtype == "bfloat16" and not bf16:
-            raise UserError("dtype='bfloat16' is not supported by this GPU: use --dtype=float16 (or auto)")
-    elif dev == "mps":
-        if dtype == "auto":
-            dtype = "float32"
-        elif dtype != "float32":
-            raise UserError(f"dtype={dtype!r} on mps is not supported by gptcore: use --dtype=float32 (or auto)")
-    else:
-        if dtype == "auto":
-            dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
-        elif dtype == "float16":
-            raise UserError("dtype='float16' needs a GPU; on cpu use --dtype=bfloat16 or --dtype=float32 (or auto)")
-    device_type = "cuda" if dev.startswith("cuda") else dev
-    return dev, device_type, dtype
-
-
-def reset_peak_memory(device_type: str) -> None:
-    """Start measuring peak memory afresh: a process may train several runs (a sweep reuses its workers)."""
-    if device_type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        return
-    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_memory_mb(device_type: str) -> float:
-    """Peak memory since `reset_peak_memory`: GPU memory allocated on cuda, resident set size elsewhere."""
-    if device_type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: the process's peak (KiB on Linux)
 
 
 # what to do about a checkpoint that cannot be used, in every message about one

@@ -13,14 +13,14 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["analyze"]:
-        from sweeps.analyze import main as analyze
+        from sweeps.command.analyze import main as analyze
 
         return analyze(argv[1:])
     if argv[:1] == ["ls"]:
-        from sweeps.listing import main as ls
+        from sweeps.command.ls import main as ls
 
         return ls(argv[1:])
-    from sweeps.run import cli
+    from sweeps.command.sweep import cli
 
     return cli(argv)
 

@@ -1,116 +1,13 @@
-"""Analyse an experiment: tables, plots, verdicts and report.md.
+"""`python sweeps/analyze.py ...`, the same as `gptsweep analyze`: the command is sweeps/command/analyze.py."""
 
-    gptsweep analyze exp1                      # results/exp1/ (a sweep's folder)
-    gptsweep analyze exp1 --results runs       # runs/exp1/
-    gptsweep analyze path/to/exp_dir           # any experiment folder
-    gptsweep analyze s3://bucket/prefix/exp1   # a sweep in S3 (also: exp1 --results s3://bucket/prefix)
-    gptsweep analyze --logs experiments/exp1_*.log [--exp exp1] [--out DIR]
-
-(`python sweeps/analyze.py ...` is the same command.) A sweep's folder gets trials.csv,
-history.csv, plots/ and report.md beside the trial folders. Hand-made logs (the chapter's
-`... | tee experiments/exp1_baseline.log`) are named by file: `exp1_large_lr.log` is run
-`large_lr` of `exp1`; their report goes to `<log folder>/<exp>_report/` unless --out says
-otherwise. A sweep in S3 is copied to a local cache without its checkpoints
-(`$XDG_CACHE_HOME/gptsweep/s3/...`), analysed there, and the outputs are copied back beside it.
-Mistakes end with a one-line `error: ...` and exit status 2.
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from gptcore.errors import UserError
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.logs import infer_log_experiment, load_logs
-from sweeps.analysis.pipeline import analyse, analyse_sweep
-from sweeps.analysis.report import summary_text
-from sweeps.remote import analyse_remote
-from sweeps.spaces import experiment_names, load_experiment
-from sweeps.storage import is_remote
-
-USAGE = __doc__.split("\n\n")[1]
-
-
-def load_results(exp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, history) of a sweep's experiment folder, read from the raw files (no Ray needed).
-
-    trials has one row per trial, history one row per evaluation; see sweeps/analysis/results.py
-    for the columns. Raises UserError when the folder is missing or holds no trials.
-    """
-    res = load_sweep(Path(exp_dir))
-    return res.trials, res.history
-
-
-def analyze(exp_dir: Path, exp: str | None = None) -> Path:
-    """Analyse a sweep's experiment folder in place; returns the path of its report.md.
-
-    Writes trials.csv, history.csv, plots/*.png and report.md into exp_dir. `exp` (exp1 ...
-    exp5, or an experiment file) selects the verdicts; by default the sweep's own copy.
-    Raises UserError when the folder is missing or holds no trials.
-    """
-    return analyse_sweep(Path(exp_dir), exp)[1]
-
-
-def check_out_dir(out_dir: Path, what: str) -> None:
-    """Refuse a report folder that cannot be made: a file where it or a folder above it should be, or
-    a folder this user cannot write to (checked before anything is written)."""
-    for parent in [out_dir, *out_dir.absolute().parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} {out_dir}: {parent} is a file, not a folder: choose another --out")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"{what} {out_dir}: {parent} is not writable by this user: choose another --out")
-            return
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gptsweep analyze", description=USAGE,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("exp", nargs="?", help="experiment name under --results (exp1 ... exp5), or an experiment folder")
-    p.add_argument("--results", default="results", help="folder that holds the experiments (default: results)")
-    p.add_argument("--logs", nargs="+", metavar="FILE", help="analyse hand-made nanoGPT-style log files instead")
-    p.add_argument("--exp", dest="exp_name", choices=experiment_names(),
-                   help="which chapter experiment to check (default: from sweep.json, the folder or the log names)")
-    p.add_argument("--out", help="with --logs: where to write the report (default: <log folder>/<exp>_report)")
-    a = p.parse_args(argv)
-    try:
-        if a.logs:
-            if a.exp:
-                raise UserError(f"give either an experiment ({a.exp}) or --logs, not both")
-            files = [Path(f) for f in a.logs]
-            res = load_logs(files)  # first: it says which file is missing before anything is written
-            name = a.exp_name or infer_log_experiment(files)
-            experiment = load_experiment(name) if name else None
-            if experiment is None:
-                print("note: the log names share no expN_ prefix: pass --exp exp1 ... exp5 for the chapter's verdicts")
-            out_dir = Path(a.out) if a.out else files[0].parent / f"{name or 'logs'}_report"
-            check_out_dir(out_dir, "--out" if a.out else "the report folder")
-            analysis, report = analyse(res, experiment, out_dir)
-        else:
-            if not a.exp:
-                raise UserError("name an experiment (e.g. exp1) or an experiment folder, or pass --logs FILE...")
-            if is_remote(a.exp) or is_remote(a.results):
-                uri = a.exp if is_remote(a.exp) else f"{a.results.rstrip('/')}/{a.exp}"
-                analysis, report, remote_report = analyse_remote(uri, a.exp_name)
-                print(summary_text(analysis))
-                print(f"report: {remote_report} (local copy: {report})")
-                return 0
-            exp_dir = Path(a.results) / a.exp
-            if not exp_dir.is_dir() and Path(a.exp).is_dir():
-                exp_dir = Path(a.exp)  # a direct path to an experiment folder
-            analysis, report = analyse_sweep(exp_dir, a.exp_name)
-        print(summary_text(analysis))
-        print(f"report: {report}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
+    # run as a script: import the package from the repository root, not this folder's modules by bare name
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.insert(0, str(here.parent))
+    from sweeps.command.analyze import main
+
     sys.exit(main())

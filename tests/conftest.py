@@ -57,7 +57,7 @@ def _own_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def shakespeare_input(tmp_path_factory) -> Path:
     """Tiny Shakespeare (nanoGPT's input.txt) as a file: the copy inside gptcore, written out once."""
-    from gptcore.data import shakespeare_text
+    from gptcore.sources import shakespeare_text
 
     path = tmp_path_factory.mktemp("tinyshakespeare") / "input.txt"
     path.write_bytes(shakespeare_text())

@@ -17,9 +17,10 @@ import numpy as np
 
 from gptcore import record
 from gptcore.config import TrainConfig
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.verdicts import verdicts
-from sweeps.spaces import load_experiment
+from sweeps.command import pipeline
+from sweeps.experiment.files import load_experiment
+from sweeps.results.load import load_sweep
+from sweeps.results.trial import ERRORED, FINAL, RUNNING, STATUS_FILE, STOPPED, divergence_row, report_row
 
 # small enough that tokens stay readable: 4 x 1 x 16 = 64 tokens per iteration
 SMALL = {"batch_size": 4, "gradient_accumulation_steps": 1, "block_size": 16, "eval_interval": 250}
@@ -63,8 +64,8 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
     if config_json:
         (d / "config.json").write_text(json.dumps({**cfg, "resolved_device": "cpu", "resolved_dtype": "float32"}))
     if status is None and (evals or diverged_at is not None):
-        status = (record.ERRORED if error else record.DIVERGED if diverged_at is not None
-                  else record.COMPLETED if evals[-1][0] >= max_iters else record.STOPPED)
+        status = (ERRORED if error else record.DIVERGED if diverged_at is not None
+                  else record.COMPLETED if evals[-1][0] >= max_iters else STOPPED)
     rows, best = [], math.inf
     for k, (it, tr, va) in enumerate(evals):
         best = min(best, va)
@@ -76,8 +77,8 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
                          "mem_mb": mem_mb, "n_params": n_params, "max_iters": max_iters, "diverged": 0, **ray})
             continue
         ev = record.evaluation(it, tpi, tr, va, 1e-3, elapsed, elapsed, it, best, mem_mb, saved=False)
-        said = status if k == len(evals) - 1 and status == record.COMPLETED else record.RUNNING
-        rows.append({**record.report_row(ev, n_params, max_iters, said), **ray})
+        said = status if k == len(evals) - 1 and status == record.COMPLETED else RUNNING
+        rows.append({**report_row(ev, n_params, max_iters, said), **ray})
     if diverged_at is not None:
         if legacy:  # the old divergence row: the last finite val loss stamped on the divergence step
             last = evals[-1][2] if evals else math.nan
@@ -86,11 +87,11 @@ def make_trial(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], 
                          "trial_id": trial_id, "time_total_s": 5.0, "mem_mb": mem_mb})
         else:
             end = record.end(record.DIVERGED, diverged_at, 4.0, 4.0, best, mem_mb, loss=math.nan)
-            rows.append({**record.divergence_row(end, tpi, n_params, max_iters), "trial_id": trial_id,
+            rows.append({**divergence_row(end, tpi, n_params, max_iters), "trial_id": trial_id,
                          "time_total_s": 5.0})
     rows += extra_rows or []
-    if status in record.FINAL and not legacy:  # what the sweep writes when a trial ends
-        (d / record.STATUS_FILE).write_text(json.dumps({"status": status, "iter": (rows[-1] if rows else {})
+    if status in FINAL and not legacy:  # what the sweep writes when a trial ends
+        (d / STATUS_FILE).write_text(json.dumps({"status": status, "iter": (rows[-1] if rows else {})
                                                         .get("iter")}))
     if rows:
         # json.dumps writes NaN as `NaN`, exactly as Ray does
@@ -153,3 +154,8 @@ def by_expectation(vs, word: str):
 def judge(name: str, exp_dir: Path) -> list:
     """The verdicts of the shipped experiment `name` on the trial folders in exp_dir."""
     return verdicts(load_experiment(name), load_sweep(exp_dir))
+
+
+def verdicts(exp, res):
+    """The verdicts of `res` judged against `exp` as the analysis judges them (one look, at 0.05)."""
+    return pipeline.judge(res, exp).verdicts

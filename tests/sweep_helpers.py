@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from common import RUN  # noqa: F401  (re-exported for the e2e tests)
 
-from sweeps.analysis.load import read_json, result_rows, trial_dirs
+from sweeps.results.load import read_json, result_rows, trial_dirs
 
 results_of = result_rows
 

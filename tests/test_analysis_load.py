@@ -7,14 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
-from results_factory import by_expectation, curve, judge, make_trial
+from results_factory import by_expectation, curve, judge, make_trial, verdicts
 
 from gptcore import record
 from gptcore.errors import UserError
-from sweeps.analysis.load import legacy_status, load_sweep
-from sweeps.analysis.verdicts import verdicts
-from sweeps.analyze import analyze, load_results
-from sweeps.spaces import load_experiment
+from sweeps.command.analyze import analyze, load_results
+from sweeps.experiment.files import load_experiment
+from sweeps.results.load import legacy_status, load_sweep
 
 
 @pytest.mark.parametrize("args,status", [

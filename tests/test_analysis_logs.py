@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from sweeps.analysis.logs import load_logs, parse_log
-from sweeps.analyze import main
+from sweeps.command.analyze import main
+from sweeps.results.logs import load_logs, parse_log
 
 NANOGPT_LOG = """\
 Overriding config with config/train_shakespeare_char.py:

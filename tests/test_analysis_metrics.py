@@ -7,9 +7,9 @@ import math
 import pytest
 from results_factory import curve, make_trial, noisy
 
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.metrics import compute_accounting, loss_noise, overfit_class
-from sweeps.analyze import analyze
+from sweeps.command.analyze import analyze
+from sweeps.results.load import load_sweep
+from sweeps.results.metrics import compute_accounting, loss_noise, overfit_class
 
 
 @pytest.mark.parametrize("gap,cls", [(0.0, "healthy"), (0.0999, "healthy"), (0.1, "slight"), (0.2999, "slight"),

@@ -6,7 +6,7 @@ import pytest
 from results_factory import curve, make_trial
 from test_analysis_verdicts import _exp3, _exp4
 
-from sweeps.analyze import analyze
+from sweeps.command.analyze import analyze
 
 
 @pytest.mark.parametrize("exp_name", ["exp2", "exp4"])

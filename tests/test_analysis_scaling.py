@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps.analysis.scaling import fit_chinchilla, fit_power, fit_scaling
+from sweeps.verdicts.scaling import fit_chinchilla, fit_power, fit_scaling
 
 N = np.array([5e5, 2e6, 8e6, 3e7, 1e8, 4e8])
 

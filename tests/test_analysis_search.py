@@ -7,9 +7,9 @@ import math
 import numpy as np
 from results_factory import by_expectation, curve, judge, make_run, make_trial
 
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.search import confirm_table, importance, judging_step, ranked
-from sweeps.analyze import analyze
+from sweeps.command.analyze import analyze
+from sweeps.results.load import load_sweep
+from sweeps.verdicts.search import confirm_table, importance, judging_step, ranked
 
 BATCHES = (3, 6, 12)
 

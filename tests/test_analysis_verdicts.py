@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from results_factory import by_expectation, curve, judge, make_run, make_trial
+from results_factory import by_expectation, curve, judge, make_run, make_trial, verdicts
 
-from sweeps.analysis import judgement
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.report import summary_text
-from sweeps.analysis.verdicts import verdicts
-from sweeps.analyze import analyze
-from sweeps.spaces import load_experiment
+from sweeps.command import pipeline
+from sweeps.command.analyze import analyze
+from sweeps.experiment.files import load_experiment
+from sweeps.report.summary import summary_text
+from sweeps.results.load import load_sweep
 
 
 def outcomes(vs) -> list[tuple[str, str]]:
@@ -92,7 +91,7 @@ def test_a_within_noise_verdict_gives_the_interval_of_its_effect(tmp_path):
     text = (exp / "report.md").read_text()
     words = f"the effect lies in [{lo:+.4f}, {hi:+.4f}]".replace("-", "−")
     assert f"**within noise**: {words}" in text
-    summary = summary_text(judgement.judge(load_sweep(exp), load_experiment("exp1")))
+    summary = summary_text(pipeline.judge(load_sweep(exp), load_experiment("exp1")))
     assert f"within noise: {words}" in summary
 
 
@@ -185,7 +184,7 @@ SIZES = {"tiny": (2, 128, 4e5), "small": (4, 256, 3.2e6), "medium": (6, 384, 1.0
 @pytest.fixture
 def fewer_draws(monkeypatch):
     """200 bootstrap draws instead of 1,000: the intervals these tests check are wide apart either way."""
-    from sweeps.analysis import scaling
+    from sweeps.verdicts import scaling
 
     monkeypatch.setattr(scaling, "N_BOOT", 200)
 

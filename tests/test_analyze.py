@@ -8,7 +8,7 @@ import sys
 from common import REPO
 from results_factory import make_exp2
 
-from sweeps.analyze import main
+from sweeps.command.analyze import main
 
 
 def test_cli_errors_without_traceback(tmp_path):

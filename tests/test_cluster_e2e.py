@@ -61,7 +61,7 @@ def test_an_address_where_nothing_listens_is_one_line_error_not_a_hang(tmp_path)
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "[::1]:1", "localhost:1/"])
 def test_check_reachable_refuses_a_port_where_nothing_listens(address):
     from gptcore.errors import UserError
-    from sweeps.cluster import check_reachable
+    from sweeps.tune.cluster import check_reachable
 
     with pytest.raises(UserError, match="no Ray cluster answers at"):
         check_reachable(address, timeout_s=2)
@@ -69,7 +69,7 @@ def test_check_reachable_refuses_a_port_where_nothing_listens(address):
 
 @pytest.mark.parametrize("address", ["auto", "local", "ray://head"])
 def test_check_reachable_leaves_addresses_without_a_port_to_ray(address):
-    from sweeps.cluster import check_reachable
+    from sweeps.tune.cluster import check_reachable
 
     check_reachable(address)  # no connection tried, no error: ray.init answers these itself
 
@@ -140,7 +140,7 @@ def test_smoke_sweep_on_a_real_two_node_cluster(tmp_path, real_cluster):
     assert ran_on and ran_on <= placed
 
     # a local --storage passed the storage check because both nodes are this one machine
-    from sweeps.cluster import check_storage
+    from sweeps.tune.cluster import check_storage
 
     assert len({n["NodeManagerAddress"] for n in nodes}) == 1
     check_storage(str(tmp_path / "results"), nodes)  # no UserError

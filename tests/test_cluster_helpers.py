@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gptcore.errors import UserError
-from sweeps import cluster
-from sweeps.cluster import check_storage, is_network_path, resolve_address, runtime_env_for_cluster
+from sweeps.tune import cluster
+from sweeps.tune.cluster import check_storage, is_network_path, resolve_address, runtime_env_for_cluster
 
 MOUNTS = "\n".join([
     "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",

@@ -35,7 +35,7 @@ from ray_helpers import RAY, RealCluster, end_processes, free_ports, short_tmp
 from sweep_helpers import by_name, results_of, wait_for, write_experiment
 from test_sweep_faults import SLOW
 
-from sweeps.analysis.load import load_sweep, ray_records
+from sweeps.results.load import load_sweep, ray_records
 
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 

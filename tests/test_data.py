@@ -18,7 +18,9 @@ import torch
 from conftest import DATASET_DAMAGE
 
 from gptcore import data as gdata
-from gptcore.data import Batches, check_dataset, ensure_prepared, load_meta, prepare, prepare_command
+from gptcore import sources as gsources
+from gptcore.batches import Batches
+from gptcore.data import check_dataset, ensure_prepared, load_meta, prepare, prepare_command
 from gptcore.errors import UserError
 
 NANOGPT_SHA256 = {
@@ -60,10 +62,10 @@ def test_prepare_reports_nanogpts_numbers(tmp_path, shakespeare_input, capsys):
 
 
 def test_the_packaged_text_is_nanogpts_input_txt():
-    raw = gdata.shakespeare_text()
+    raw = gsources.shakespeare_text()
     assert len(raw) == 1_115_394
     assert hashlib.sha256(raw).hexdigest() == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-    gz = (Path(gdata.__file__).parent / gdata.SHAKESPEARE_ASSET).read_bytes()
+    gz = (Path(gsources.__file__).parent / gsources.SHAKESPEARE_ASSET).read_bytes()
     assert gz[:2] == b"\x1f\x8b" and gz[4:8] == b"\x00" * 4  # gzip -n: no timestamp, so the file is reproducible
 
 
@@ -80,7 +82,7 @@ def test_shakespeare_char_is_prepared_offline_from_the_packaged_text(tmp_path, m
     assert sha256(folder / "train.bin") == NANOGPT_SHA256["train.bin"]
     assert sha256(folder / "val.bin") == NANOGPT_SHA256["val.bin"]
     assert load_meta(folder)["vocab_size"] == 65
-    assert prepare("shakespeare_char", tmp_path / "again", quiet=True)["source"] == gdata.SHAKESPEARE_LABEL
+    assert prepare("shakespeare_char", tmp_path / "again", quiet=True)["source"] == gsources.SHAKESPEARE_LABEL
 
 
 def test_an_input_txt_in_the_folder_comes_before_the_packaged_text(tmp_path, monkeypatch):
@@ -99,18 +101,18 @@ def test_an_input_txt_in_the_folder_comes_before_the_packaged_text(tmp_path, mon
 
 @pytest.mark.parametrize("how", ["missing", "not_gzip", "truncated", "other_text"])
 def test_a_damaged_packaged_text_says_reinstall(tmp_path, monkeypatch, how):
-    gz = (Path(gdata.__file__).parent / gdata.SHAKESPEARE_ASSET).read_bytes()
+    gz = (Path(gsources.__file__).parent / gsources.SHAKESPEARE_ASSET).read_bytes()
     fake = tmp_path / "pkg"
     (fake / "assets").mkdir(parents=True)
     damaged = {"not_gzip": b"not gzip at all", "truncated": gz[: len(gz) // 2],
                "other_text": gzip.compress(b"To be, or not to be\n" * 1000)}
     if how in damaged:
-        (fake / gdata.SHAKESPEARE_ASSET).write_bytes(damaged[how])
-    monkeypatch.setattr(gdata.resources, "files", lambda package: fake)
+        (fake / gsources.SHAKESPEARE_ASSET).write_bytes(damaged[how])
+    monkeypatch.setattr(gsources.resources, "files", lambda package: fake)
     with pytest.raises(UserError) as e:
         prepare("shakespeare_char", tmp_path / "data", quiet=True)
     msg = str(e.value)
-    assert "reinstall" in msg and "\n" not in msg and str(fake / gdata.SHAKESPEARE_ASSET) in msg, msg
+    assert "reinstall" in msg and "\n" not in msg and str(fake / gsources.SHAKESPEARE_ASSET) in msg, msg
     assert not (tmp_path / "data" / "shakespeare_char" / "meta.pkl").exists()
 
 
@@ -151,10 +153,10 @@ def test_an_input_url_is_downloaded_once_into_the_cache(tmp_path, http_server, m
     url = http_server() + "/richard.txt"
     info = prepare("richard", tmp_path / "data", input_path=url, block_size=16)
     assert info["source"] == url and info["characters"] == len(text)
-    downloaded = list((gdata.cache_dir() / "downloads").glob("*/richard.txt"))
+    downloaded = list((gsources.cache_dir() / "downloads").glob("*/richard.txt"))
     assert len(downloaded) == 1 and downloaded[0].read_text() == text
     assert f"downloaded {url} to {downloaded[0]}" in capsys.readouterr().out
-    assert not list((gdata.cache_dir() / "downloads").glob("*/.download-*"))
+    assert not list((gsources.cache_dir() / "downloads").glob("*/.download-*"))
     # later preparations reuse it, offline too
     _no_network(monkeypatch)
     again = prepare("richard", tmp_path / "again", input_path=url, block_size=16, quiet=True)
@@ -168,7 +170,7 @@ def _download_error(tmp_path, url: str) -> str:
     msg = str(e.value)
     assert msg.startswith(f"--input {url}: could not download it (") and "\n" not in msg, msg
     assert not (tmp_path / "data" / "web" / "meta.pkl").exists()
-    assert not list((gdata.cache_dir() / "downloads").glob("*/*"))  # nothing half-written is kept
+    assert not list((gsources.cache_dir() / "downloads").glob("*/*"))  # nothing half-written is kept
     return msg
 
 
@@ -195,7 +197,7 @@ def test_a_stalled_server_is_an_error_not_a_hang(tmp_path, monkeypatch):
     import socket
     import time
 
-    monkeypatch.setattr(gdata, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(gsources, "STALL_SECONDS", 0.5)
     with socket.socket() as listener:  # accepts the connection (the kernel does) and never answers
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -219,8 +221,8 @@ def test_a_download_that_drags_on_is_stopped(tmp_path, http_server, monkeypatch)
             except OSError:
                 pass
 
-    monkeypatch.setattr(gdata, "STALL_SECONDS", 0.5)
-    monkeypatch.setattr(gdata, "DOWNLOAD_SECONDS", 1.5)
+    monkeypatch.setattr(gsources, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(gsources, "DOWNLOAD_SECONDS", 1.5)
     started = time.monotonic()
     assert "still going after" in _download_error(tmp_path, http_server(Drip) + "/input.txt")
     assert time.monotonic() - started < 5

@@ -12,7 +12,8 @@ from conftest import cli_args
 
 from gptcore import diagnostics
 from gptcore.__main__ import main
-from gptcore.data import Batches, load_meta
+from gptcore.batches import Batches
+from gptcore.data import load_meta
 from gptcore.model import GPT, GPTConfig
 
 

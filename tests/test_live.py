@@ -21,9 +21,11 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from sweep_helpers import env_for, sweep_args
 
-from sweeps.live import PlainOutput, TerminalOutput, View
-from sweeps.live_tune import LiveView
-from sweeps.scheduler import SeedGroupHalving
+from sweeps.strategies.halving import SeedGroupHalving
+from sweeps.strategies.search import SearchPanel
+from sweeps.tune.live import LiveView
+from sweeps.view.outputs import PlainOutput, TerminalOutput
+from sweeps.view.state import View
 
 RAY_INTERNALS = ("== Status ==", "Result logdir", "driver_artifacts", "Current best trial", "Logical resource usage")
 
@@ -137,7 +139,7 @@ def search_events() -> list[tuple]:
 
 
 def test_a_search_shows_done_pruned_running_the_best_so_far_and_the_confirm_stage():
-    view = play(search_events(), num_search=8, sampler="tpe", searched=("learning_rate", "batch_size"))
+    view = play(search_events(), panel=SearchPanel(8, "tpe", ("learning_rate", "batch_size")))
     view.planned_trials = 10
     screen = view.render()
     assert "search (sampler tpe): 3 of 8 trials done (1 pruned), 1 running" in screen
@@ -234,13 +236,13 @@ def test_the_scheduler_lists_its_decisions_with_each_runs_figures():
 
 def test_the_callback_pickles_without_its_output_and_keeps_its_scheduler():
     sched = SeedGroupHalving(grace_period=10, reduction_factor=2, max_t=40, n_trials=2)
-    cb = LiveView({"title": "t", "planned_trials": 2, "max_iters": 40}, scheduler=sched, interval=1)
+    cb = LiveView({"title": "t", "planned_trials": 2, "max_iters": 40}, shown=(sched,), interval=1)
     cb.setup(total_num_samples=2)  # pytest's stdout is no terminal: the plain output
     assert isinstance(cb._out, PlainOutput)
     sched.decisions.append({**DECISION})
     cb_again, sched_again = pickle.loads(pickle.dumps((cb, sched)))  # as tuner.pkl holds both
     assert cb_again._out is None and cb_again._view is None
-    assert cb_again._scheduler is sched_again and sched_again.decisions == sched.decisions
+    assert cb_again._shown[0] is sched_again and sched_again.decisions == sched.decisions
     old = pickle.loads(pickle.dumps(sched))
     del old.__dict__["decisions"]  # a scheduler pickled before the list existed
     assert pickle.loads(pickle.dumps(old)).decisions == []
@@ -249,7 +251,7 @@ def test_the_callback_pickles_without_its_output_and_keeps_its_scheduler():
 def test_ray_messages_go_to_driver_log_and_back_to_the_screen(tmp_path):
     import logging
 
-    from sweeps.launch import ray_log_to_file, ray_log_to_screen
+    from sweeps.tune.launch import ray_log_to_file, ray_log_to_screen
 
     logger = logging.getLogger("ray")
     screen_buf = io.StringIO()

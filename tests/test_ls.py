@@ -12,9 +12,9 @@ from pathlib import Path
 from common import REPO
 from results_factory import curve, make_trial
 
-from sweeps.listing import main as ls_main
-from sweeps.listing import sweeps_under
-from sweeps.storage import SweepLock
+from sweeps.command.ls import main as ls_main
+from sweeps.command.ls import sweeps_under
+from sweeps.storage.local import SweepLock
 
 STARTED = "2025-01-02T10:00:00+0000"
 

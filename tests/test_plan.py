@@ -1,4 +1,4 @@
-"""sweeps/plan.py in process: the trials a command line asks for, their order, compute and the dry-run text."""
+"""sweeps/strategies/plan.py in process: the trials a command line asks for, their order, compute, the dry run."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import re
 import pytest
 
 from gptcore.errors import UserError
-from sweeps.options import parse_options
-from sweeps.plan import choose_profile, describe, estimated_flops, make_plan
-from sweeps.spaces import EarlyStopping, SeedRange
+from sweeps.command.options import parse_options
+from sweeps.experiment.files import EarlyStopping, SeedRange
+from sweeps.strategies import choose_profile, describe, make_plan
+from sweeps.strategies.plan import estimated_flops
 
 
 def plan_of(*argv: str, gpus: int = 0):
-    return make_plan(parse_options(list(argv)), gpus)
+    return make_plan(parse_options(list(argv)).plan_request(), gpus)
 
 
 def test_a_grid_plan_has_the_files_runs_and_scheduler():

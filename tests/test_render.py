@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweeps.render import markdown_table, md_cell, text_table
+from sweeps.report.tables import markdown_table, md_cell, text_table
 
 
 def test_text_tables_align_numbers_right_and_words_left():

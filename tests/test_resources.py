@@ -14,7 +14,7 @@ from conftest import assert_user_error
 from sweep_helpers import env_for, sweep_args
 
 from gptcore.errors import UserError
-from sweeps.resources import NodeType, check_trial_fits, fits, node_types_from_config
+from sweeps.tune.resources import NodeType, check_trial_fits, fits, node_types_from_config
 
 
 def node(cpu: float = 0, gpu: float = 0, alive: bool = True, ip: str = "10.0.0.1", head: bool = False) -> dict:

@@ -15,7 +15,7 @@ from common import REPO
 from sweep_helpers import RUN, env_for, run
 
 from gptcore.errors import UserError
-from sweeps.options import SweepOptions, parse_options
+from sweeps.command.options import SweepOptions, parse_options
 
 
 def test_dry_run_lists_every_trial_and_the_total_without_starting_ray(tmp_path):
@@ -110,7 +110,7 @@ def test_resume_with_nothing_to_resume_is_an_error(tmp_path):
 # what the command imports: --list, --help and --dry-run start neither Ray nor Optuna (seconds, not tens)
 _IMPORTS = """
 import sys
-from sweeps.run import cli
+from sweeps.command.sweep import cli
 try:
     rc = cli(sys.argv[1:])
 except SystemExit as e:  # --help
@@ -214,7 +214,7 @@ def test_an_experiment_file_that_is_no_text_is_one_line(tmp_path, kind):
 
 
 def test_a_remote_storage_that_cannot_be_opened_is_one_line(tmp_path):
-    from sweeps.run import existing_sweep
+    from sweeps.command.sweep import existing_sweep
 
     opts = parse_options(["exp1", "--storage", "nosuchscheme://bucket/prefix"])
     with pytest.raises(UserError) as e:

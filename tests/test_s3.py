@@ -57,7 +57,7 @@ def s3(tmp_path, monkeypatch):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws of the user's
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setenv("GPTCORE_CACHE", str(tmp_path / "cache"))  # the one cache: a copy of a bucket lands there
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")
@@ -107,7 +107,7 @@ def test_ls_lists_sweeps_in_the_bucket(s3, tmp_path):
     assert found["exp2"]["state"] == "failed"
     # just uploaded, unfinished: no lock in S3, so the newest file's age decides
     assert found["exp3"]["state"] == "running?" and found["exp3"]["folder"] == f"s3://{BUCKET}/team/sweeps/exp3"
-    from sweeps.listing import sweeps_under
+    from sweeps.command.ls import sweeps_under
 
     later = {s.exp: s.state for s in sweeps_under(f"s3://{BUCKET}/team/sweeps", now=time.time() + 3600)}
     assert later["exp3"] == later["exp4"] == "interrupted"
@@ -124,7 +124,7 @@ def test_analyze_from_the_bucket(s3, tmp_path):
     r = run_cli("analyze", f"s3://{BUCKET}/sw/exp2")
     assert r.returncode == 0, r.stderr
     assert "[holds] gradient accumulation equals a large batch" in r.stdout
-    cache = tmp_path / "cache" / "gptsweep" / "s3" / BUCKET / "sw" / "exp2"
+    cache = tmp_path / "cache" / "sweeps" / "s3" / BUCKET / "sw" / "exp2"
     assert f"report: s3://{BUCKET}/sw/exp2/report.md (local copy: {cache / 'report.md'})" in r.stdout
     assert not list(cache.glob("*/checkpoint_*"))  # checkpoints are not copied
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sw/exp2/")["Contents"]}
@@ -155,7 +155,7 @@ def test_bad_settings_are_one_line_within_seconds(s3, monkeypatch, what):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID" if what == "wrong key" else "AWS_SECRET_ACCESS_KEY", "WRONG")
         needle = "the S3 credentials were refused"
     from gptcore.errors import UserError
-    from sweeps.storage import check_remote
+    from sweeps.storage.local import check_remote
 
     for args in (("ls", uri), ("analyze", f"{uri}/exp2")):
         t0 = time.monotonic()
@@ -169,7 +169,7 @@ def test_bad_settings_are_one_line_within_seconds(s3, monkeypatch, what):
 
 
 def test_check_remote_passes_and_leaves_nothing(s3):
-    from sweeps.storage import check_remote
+    from sweeps.storage.local import check_remote
 
     check_remote(f"s3://{BUCKET}/sw")
     check_remote("results")  # a local path: nothing to check here
@@ -180,7 +180,7 @@ def test_check_remote_passes_and_leaves_nothing(s3):
 
 def bucket_state(client, prefix: str, tmp: Path) -> dict:
     """Ray's record of each trial (sweeps.analysis.load.ray_records) from the newest experiment state in the bucket."""
-    from sweeps.analysis.load import ray_records
+    from sweeps.results.load import ray_records
 
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/").get("Contents", [])]
     states = sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("experiment_state-"))

@@ -15,7 +15,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from sweeps.scheduler import SeedGroupHalving, rungs, survivors
+from sweeps.strategies.halving import SeedGroupHalving, rungs, survivors
 
 
 def test_rungs_sit_below_max_t():

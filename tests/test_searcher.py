@@ -7,9 +7,9 @@ import pickle
 import optuna
 import pytest
 
-from sweeps.sampling import Confirm, choose_sampler
-from sweeps.searcher import StudySearcher, open_study
-from sweeps.spaces import Distribution
+from sweeps.experiment.files import Distribution
+from sweeps.strategies.sampling import Confirm, choose_sampler
+from sweeps.strategies.study import StudySearcher, open_study
 
 SPACE = {"learning_rate": Distribution("loguniform", (1e-4, 1e-2)), "shape": Distribution("choice", ("1/2/32",
                                                                                                     "2/4/64"))}

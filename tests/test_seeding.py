@@ -8,10 +8,10 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 from test_scheduler import Controller
 
-from sweeps.scheduler import SeedGroupHalving
-from sweeps.seeding import SeedSearcher, VerdictHold
-from sweeps.spaces import load_experiment
-from sweeps.specs import SeedRange
+from sweeps.experiment.files import load_experiment
+from sweeps.experiment.specs import SeedRange
+from sweeps.strategies.halving import SeedGroupHalving
+from sweeps.strategies.seeds import SeedSearcher, VerdictHold
 
 EXP = load_experiment("exp1")
 NAMES = EXP.run_names  # baseline, large_lr, small_lr, small_batch, large_model

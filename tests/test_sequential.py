@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from results_factory import curve, make_run
 
-from sweeps.analysis import judgement
-from sweeps.analysis.load import load_sweep
-from sweeps.analysis.report import summary_text
-from sweeps.analysis.sequential import first_seeds, judge_looks, seeds_of, spec_runs
-from sweeps.analysis.stats import ALPHA, NOISE, at_level, level, pocock_level, sample, welch
-from sweeps.spaces import load_experiment
-from sweeps.specs import SeedRange
+from sweeps.command import pipeline
+from sweeps.experiment.files import load_experiment
+from sweeps.experiment.specs import SeedRange
+from sweeps.report.summary import summary_text
+from sweeps.results.load import load_sweep
+from sweeps.verdicts.sequential import first_seeds, judge_looks, seeds_of, spec_runs
+from sweeps.verdicts.stats import ALPHA, NOISE, at_level, level, pocock_level, sample, welch
 
 LOOKS = (3, 5, 7, 8)  # --seeds 3..8
 
@@ -111,7 +111,7 @@ def test_a_verdict_within_noise_at_the_first_look_is_decided_by_the_added_seeds(
     # a verdict decided at the first look stays as it was there
     assert judged["falls_steadily"].look == 1 and judged["falls_steadily"].verdicts[0].n_seeds == {"baseline": 3}
 
-    a = judgement.judge(res, exp, info)
+    a = pipeline.judge(res, exp, info)
     v = next(v for v in a.verdicts if v.check == "lower_loss")
     assert v.outcome == "holds" and "decided at look 2 (5 seeds)" in v.observed
     assert "Pocock" in v.rule and f"{pocock_level((3, 5)):.4f}" in v.rule
@@ -126,13 +126,13 @@ def test_with_the_first_seeds_only_the_same_verdict_is_within_noise_with_its_int
     exp_dir, info = _sweep(tmp_path, 3)
     exp = load_experiment("exp1")
     res = load_sweep(exp_dir)
-    a = judgement.judge(res, exp, info)
+    a = pipeline.judge(res, exp, info)
     v = next(v for v in a.verdicts if v.check == "lower_loss")
     assert v.outcome == NOISE and "still within noise at look 1 (3 seeds)" in v.observed
     lo, hi = v.interval
     assert lo < v.effect < hi and lo < 0 < hi
     assert "no seed was added" in {r["run"]: r for r in a.seeding}["large_model"]["why"]
     # without a range (seed_range absent) the plain rule at 0.05 judges every seed there is
-    plain = judgement.judge(res, exp, {"exp": "exp1"})
+    plain = pipeline.judge(res, exp, {"exp": "exp1"})
     assert a.seeding is not None and plain.seeding is None
     assert next(v for v in plain.verdicts if v.check == "lower_loss").rule.endswith("p < 0.05")

@@ -9,7 +9,14 @@ import yaml
 
 from gptcore.config import build_config
 from gptcore.errors import UserError
-from sweeps.spaces import PROFILES, PROFILES_FILE, EarlyStopping, VerdictSpec, experiment_names, load_experiment
+from sweeps.experiment.files import (
+    PROFILES,
+    PROFILES_FILE,
+    EarlyStopping,
+    VerdictSpec,
+    experiment_names,
+    load_experiment,
+)
 
 GOOD = """\
 description: a test experiment

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gptcore.errors import UserError
-from sweeps.storage import aside_name, check_existing, experiment_dir, is_remote, storage_root
+from sweeps.storage.local import aside_name, check_existing, experiment_dir, is_remote, storage_root
 
 
 @pytest.mark.parametrize("storage, remote", [("s3://bucket/sweeps", True), ("gs://b/p", True), ("abfs://c/p", True),

@@ -10,9 +10,9 @@ import time
 import pytest
 from results_factory import make_exp2
 
-import sweeps.analysis.pipeline as pipeline_module
-from sweeps.options import SweepOptions
-from sweeps.summary import summarise
+import sweeps.command.pipeline as pipeline_module
+from sweeps.command.finish import summarise
+from sweeps.command.options import SweepOptions
 
 
 def finished_exp2(tmp_path):
@@ -58,7 +58,7 @@ def test_a_ctrl_c_at_any_moment_of_the_report_is_exit_130_and_says_how_to_finish
 def test_a_ctrl_c_while_the_results_are_read_is_exit_130_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
     # a real SIGINT while the summary reads the trials, with a handler like the one Tune leaves installed
     # after a sweep that ran to its end (it would swallow the Ctrl-C)
-    import sweeps.analysis.load as load_module
+    import sweeps.results.load as load_module
 
     def load(*a, **k):
         os.kill(os.getpid(), signal.SIGINT)

@@ -18,7 +18,7 @@ import time
 from sweep_helpers import RUN, by_name, env_for, results_of, wait_for, write_experiment
 from test_sweep_faults import SLOW, finish, quick_done_and_slow_checkpointed, start
 
-from sweeps.analysis.load import load_sweep
+from sweeps.results.load import load_sweep
 
 
 def test_ctrl_c_to_the_process_group_twice_stops_cleanly(tmp_path, ray_address):

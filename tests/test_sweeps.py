@@ -28,7 +28,7 @@ from sweep_helpers import (
 )
 from test_live import RAY_INTERNALS
 
-from sweeps.analysis.load import load_sweep
+from sweeps.results.load import load_sweep
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ profiles:
 def test_a_search_tells_optuna_what_each_trial_did_and_confirms_the_best(tmp_path, ray_address):
     import optuna
 
-    from sweeps.searcher import open_study
+    from sweeps.strategies.study import open_study
 
     path = tmp_path / "divsearch.yaml"
     path.write_text(SEARCH)

@@ -344,7 +344,7 @@ def test_bfloat16_autocast_on_cpu(tiny_config):
 
 @pytest.mark.parametrize("native, expect", [(True, "bfloat16"), (False, "float32")])
 def test_auto_dtype_on_cpu_is_bf16_only_where_the_cpu_has_it(tiny_config, monkeypatch, native, expect):
-    import gptcore.train as train_mod
+    import gptcore.device as train_mod
 
     assert isinstance(train_mod.cpu_has_native_bf16(), bool)
     monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import sweeps.trainable as trainable
-from gptcore import record
+import sweeps.tune.trainable as trainable
 from gptcore.run import Run
+from sweeps.results.trial import REPORT_FIELDS
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_each_evaluation_is_a_report_row_and_the_last_one_says_completed(tiny_co
     rows = _run(cfg, reports)
     assert [r["iter"] for r in rows] == [0, 2, 4]
     assert [r["status"] for r in rows] == ["running", "running", "completed"]
-    assert all(set(r) == set(record.REPORT_FIELDS) for r in rows)  # the record's fields, nothing else
+    assert all(set(r) == set(REPORT_FIELDS) for r in rows)  # the record's fields, nothing else
     assert rows[-1]["max_iters"] == 4 and rows[-1]["n_params"] > 0
     # every checkpoint carries the run's history up to it; the last one the whole log and the sample
     assert all(files == ["ckpt.pt", "metrics.jsonl", "train.log"] for _, files in reports)
