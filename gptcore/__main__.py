@@ -46,8 +46,8 @@ def cmd_train(args: list[str]) -> int:
     config, overrides = _split_config(args)
     cfg, notes = load_config(config, overrides)  # before importing torch: a typo is answered at once
     from . import record
-    from .run import Run
     from .device import resolve_device
+    from .run import Run
 
     resolve_device(cfg)  # refuse an impossible device/dtype before any work
     run = Run(cfg, stream=sys.stdout)

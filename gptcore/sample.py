@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import coerce
 from .data import load_meta, meta_problem
-from .errors import UserError
-from .checkpoint import load_checkpoint, model_from_checkpoint
 from .device import autocast_context, resolve_device
+from .errors import UserError
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from . import diagnostics, record
+from .batches import Batches
 from .checkpoint import CKPT_FIX, MODEL_ARGS, SHAPE_ARGS, load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
-from .batches import Batches
 from .data import check_dataset, ensure_prepared
 from .device import autocast_context, peak_memory_mb, reset_peak_memory, resolve_device
 from .errors import UserError, write_error
