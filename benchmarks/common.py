@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from gptcore.version import cpu_model
 from sweeps.report.tables import text_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,21 +51,11 @@ def machine() -> dict:
     import torch
 
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cpu_capability": _cpu_capability(), "load_avg_1m": _load()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _cpu_capability() -> str:
@@ -98,6 +89,62 @@ def _jsonable(x):
     return str(x)
 
 
-def table(rows: list[list], header: list[str]) -> str:
-    """A plain text table, first column left-aligned, the rest right-aligned."""
-    return text_table(header, rows, align="l" + "r" * (len(header) - 1))
+def table(rows: list[list], header: list[str], align: str | None = None) -> str:
+    """A plain text table, first column left-aligned, the rest right-aligned (or as `align` says: l/r each)."""
+    return text_table(header, rows, align=align or "l" + "r" * (len(header) - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# the matmul peak, measured on the spot: the denominator of every MFU figure here
+
+
+def matmul_flops(dtype, device: str, max_n: int, reps: int = 5) -> dict:
+    """Best and median FLOP/s of an n x n matmul, n doubled until one takes >= 0.2 s (or max_n)."""
+    import torch
+
+    n = 256
+    while True:
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
+        times = []
+        for _ in range(reps + 1):
+            sync(device)
+            t = time.perf_counter()
+            a @ b
+            sync(device)
+            times.append(time.perf_counter() - t)
+        times = times[1:]  # the first call pays for set-up
+        if min(times) >= 0.2 or n >= max_n:
+            break
+        n *= 2
+    flop = 2 * n**3
+    return {"n": n, "peak_flops": flop / min(times), "median_flops": flop / median(times)}
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU (CUDA kernels run asynchronously); nothing on a CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure_peaks(device: str, thread_counts: list[int]) -> dict:
+    """{(dtype name, threads): matmul_flops result} for float32 and bfloat16; threads 0 on CUDA, where
+    the float32 figure is with TF32 on, as the trainer runs."""
+    import torch
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    peaks = {}
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        for name, dt in dtypes.items():
+            peaks[(name, 0)] = matmul_flops(dt, device, max_n=16384)
+        return peaks
+    before = torch.get_num_threads()
+    for th in thread_counts:
+        torch.set_num_threads(th)
+        for name, dt in dtypes.items():
+            peaks[(name, th)] = matmul_flops(dt, device, max_n=4096)
+    torch.set_num_threads(before)
+    return peaks

@@ -8,11 +8,18 @@ What it measures, for two model configs:
 and these variants of the same training step (gptcore's Trainer, data, AdamW, clipping):
 
   plain        dtype=float32, compile=False: plain fp32 eager training
-  defaults     no dtype/compile override: whatever the trainer's defaults resolve to today
+  defaults     no dtype/compile override: what the trainer's defaults resolve to here (dtype=auto:
+               on a CPU with native bfloat16, a probe of this model at these threads decides,
+               gptcore/dtype.py; it runs afresh, in a cache of this run's own)
   bf16         dtype=bfloat16 (autocast), compile=False
   compile      dtype=float32, compile=True (torch.compile; its first step includes compiling)
   bf16+compile dtype=bfloat16, compile=True
   unfused      plain, but AdamW without fused=True (the trainer uses the fused kernel on cpu/cuda)
+  plain-torchattn, bf16-torchattn
+               plain and bf16 with torch's attention and dropout as they come, as the trainer had
+               them before its CPU paths (scaled_dot_product_attention in the autocast dtype, with
+               dropout_p; nn.Dropout): the before of gptcore.model's causal_attention (bf16 in
+               float32) and causal_attention_with_dropout (the shakespeare config's dropout 0.2)
 
 All variants of one config are built first, then stepped in rounds, alternating (the order
 rotates every round), so load from other processes hits them alike; figures are medians of the
@@ -21,19 +28,18 @@ square matmul, per dtype and thread count), not a datasheet number.
 
 Also measured: thread count (1 .. all cores, same process, alternating), OpenMP's wait policy
 (child processes with OMP_WAIT_POLICY unset and PASSIVE, alternating: it can only be set
-before torch starts), a quick bf16-vs-fp32 matmul probe (what an automatic dtype choice could
-run), and a quality check: val loss after 500 steps of the cpu config in fp32 and bf16 (same
-seed, same data order). The same check on the shakespeare config would take hours on a CPU
-(`--big-quality-steps N` runs a shorter one when you can afford it).
+before torch starts), and a quality check: val loss after 500 steps of the cpu config in fp32
+and bf16 (same seed, same data order). The same check on the shakespeare config takes about an
+hour on 2 cores (`--big-quality-steps N`, with 4 evaluation batches). `--profile` adds where one
+step of each variant spends its time (torch.profiler, the operators by their own time).
 
-On CUDA the same script measures bf16 and TF32 (the trainer turns TF32 on); `--pack` measures
-four concurrent trainings of exp5's smallest model on one GPU (what `--gpus-per-trial 0.25`
-does) against one alone, as aggregate tokens/s.
+On CUDA the same script measures bf16 and TF32 (the trainer turns TF32 on);
+benchmarks/gpu_check.py runs it there with packing and a full-profile sweep.
 
     python benchmarks/train_speed.py                  # everything (about 40 minutes on 2 cores)
     python benchmarks/train_speed.py --quick          # the cpu config only, few steps (a few minutes)
     python benchmarks/train_speed.py --configs cpu --variants plain,defaults,compile
-    python benchmarks/train_speed.py --pack           # CUDA only
+    python benchmarks/train_speed.py --configs shakespeare --variants bf16 --profile --rounds 1
 
 Writes benchmarks/out/train_speed.json.
 """
@@ -41,6 +47,7 @@ Writes benchmarks/out/train_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -50,7 +57,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import SOURCE_HELP, median, prepare_data, ratio, table, write_json
+from common import SOURCE_HELP, machine, measure_peaks, median, prepare_data, ratio, table, write_json
 
 from gptcore.config import build_config, find_config, read_config_file
 from gptcore.train import Trainer, resolve_device
@@ -68,8 +75,12 @@ VARIANTS = {
     "compile": {"dtype": "float32", "compile": True},
     "bf16+compile": {"dtype": "bfloat16", "compile": True},
     "unfused": {"dtype": "float32", "compile": False},  # plain, with AdamW's foreach kernel instead of fused
+    # before gptcore's own CPU attention and dropout mask: torch's SDPA (its math path, with dropout) and nn.Dropout
+    "plain-torchattn": {"dtype": "float32", "compile": False},
+    "bf16-torchattn": {"dtype": "bfloat16", "compile": False},
 }
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+TORCH_ATTENTION = ("plain-torchattn", "bf16-torchattn")
+VARIANTS_LIKE_DEFAULTS = ("plain", "bf16", "compile", "bf16+compile")  # the trainer as it is, dtype and compile set
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,72 +100,6 @@ def make_config(name: str, variant: dict, data_dir: Path, out_dir: Path, **extra
 
 
 # --------------------------------------------------------------------------------------------
-# matmul peak
-
-
-def matmul_flops(dtype: torch.dtype, device: str, max_n: int, reps: int = 5) -> dict:
-    """Best and median FLOP/s of an n x n matmul, n doubled until one takes >= 0.2 s (or max_n)."""
-    n = 256
-    while True:
-        a = torch.randn(n, n, dtype=dtype, device=device)
-        b = torch.randn(n, n, dtype=dtype, device=device)
-        times = []
-        for _ in range(reps + 1):
-            _sync(device)
-            t = time.perf_counter()
-            a @ b
-            _sync(device)
-            times.append(time.perf_counter() - t)
-        times = times[1:]  # the first call pays for set-up
-        if min(times) >= 0.2 or n >= max_n:
-            break
-        n *= 2
-    flop = 2 * n**3
-    return {"n": n, "peak_flops": flop / min(times), "median_flops": flop / median(times)}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def measure_peaks(device: str, thread_counts: list[int]) -> dict:
-    """{(dtype, threads): result}; on CUDA the fp32 figure is with TF32 on, as the trainer runs."""
-    peaks = {}
-    if device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = True
-        for dt in DTYPES:
-            peaks[(dt, 0)] = matmul_flops(DTYPES[dt], device, max_n=16384)
-        return peaks
-    before = torch.get_num_threads()
-    for th in thread_counts:
-        torch.set_num_threads(th)
-        for dt in DTYPES:
-            peaks[(dt, th)] = matmul_flops(DTYPES[dt], device, max_n=4096)
-    torch.set_num_threads(before)
-    return peaks
-
-
-def bf16_probe(n: int = 512, reps: int = 3) -> dict:
-    """A quick check an automatic dtype choice could make at start-up (~0.1-1 s on a CPU):
-    is a bf16 matmul faster here than an fp32 one? (On CPUs without native bf16 it is ~100x slower.)"""
-    out = {}
-    for name, dt in DTYPES.items():
-        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-        a @ b
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t)
-        out[name] = min(times)
-    return {"n": n, "fp32_s": out["float32"], "bf16_s": out["bfloat16"],
-            "bf16_speedup": out["float32"] / out["bfloat16"],
-            "mkldnn_bf16_supported": bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported",
-                                                  lambda: False)())}
-
-
-# --------------------------------------------------------------------------------------------
 # the interleaved step measurement
 
 
@@ -171,12 +116,13 @@ class Runner:
                       for g in self.trainer.optimizer.param_groups]
             self.trainer.optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
                                                        fused=False)
-        self.build_s = time.perf_counter() - t
-        self.device, _, self.dtype = resolve_device(cfg)
+        self.build_s = time.perf_counter() - t  # with the dtype probe, when dtype=auto makes one
+        self.device, self.dtype, self.why = self.trainer.device, self.trainer.dtype, self.trainer.dtype_why
         self.gen = self.trainer.run(eval_at_start=False, save_best=False)
         self.first_steps: list[float] = []  # warm-up step times (s), the first includes compiling
         self.times: list[float] = []  # timed step times (s)
         self.skipped = ""
+        self.same_as: Runner | None = None  # a variant that resolved to the same training as another one
 
     @property
     def compiled(self) -> bool:
@@ -184,6 +130,10 @@ class Runner:
 
     def step(self) -> float:
         torch.set_num_threads(self.threads)
+        with torch_attention(self.label in TORCH_ATTENTION):
+            return self._step()
+
+    def _step(self) -> float:
         for m in self.gen:
             if m["event"] == "iter":
                 return m["time_ms"] / 1000
@@ -195,10 +145,31 @@ class Runner:
         self.gen.close()
 
 
+@contextlib.contextmanager
+def torch_attention(on: bool):
+    """With `on`, the model's CPU training path uses torch's SDPA and nn.Dropout's mask (the trainer before)."""
+    if not on:
+        yield
+        return
+    import gptcore.model as model_mod
+
+    def sdpa(q, k, v, p):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+
+    saved = model_mod.causal_attention_with_dropout, model_mod.causal_attention, model_mod.Dropout.forward
+    model_mod.causal_attention_with_dropout = model_mod.causal_attention = sdpa
+    model_mod.Dropout.forward = torch.nn.Dropout.forward
+    try:
+        yield
+    finally:
+        model_mod.causal_attention_with_dropout, model_mod.causal_attention, model_mod.Dropout.forward = saved
+
+
 def compare_variants(name: str, variants: list[str], threads: int, warmup: int, rounds: int,
                      steps_per_round: int, max_step_s: float, data_dir: Path, tmp: Path, peaks: dict,
-                     device_type: str) -> dict:
-    """Build every variant of one config, warm each up, then time them in alternating rounds."""
+                     device_type: str, profile: bool = False) -> dict:
+    """Build every variant of one config, warm each up, then time them in alternating rounds
+    (and with `profile`, one more step of each under torch.profiler)."""
     runners: list[Runner] = []
     for v in variants:
         cfg = make_config(name, VARIANTS[v], data_dir, tmp / f"{name}-{v}")
@@ -207,8 +178,18 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
     fpt = runners[0].trainer.model.flops_per_token()
     print(f"\n== {name}: {runners[0].trainer.model.get_num_params() / 1e6:.2f}M parameters, "
           f"{tokens_per_iter:,} tokens/step, {fpt / 1e6:.1f} MFLOP/token, {threads} thread(s)")
+    for r in runners:
+        # the defaults resolve to one of the explicit variants: the same training, timed once (a second
+        # timing of it would only measure the noise between two identical runs)
+        r.same_as = next((q for q in runners if r.label == "defaults" and q.label in VARIANTS_LIKE_DEFAULTS
+                          and (q.dtype, q.cfg.compile) == (r.dtype, r.cfg.compile)), None)
+        if r.same_as is not None:
+            print(f"  {r.label}: resolves to {r.dtype}{', compile' if r.cfg.compile else ''}, as "
+                  f"{r.same_as.label}: its timings stand for both")
     too_slow_eager = set()
     for r in runners:
+        if r.same_as is not None:
+            continue
         dtype_key = (r.dtype, r.cfg.compile)
         if r.cfg.compile and (r.dtype, False) in too_slow_eager:
             r.skipped = f"skipped: eager {r.dtype} already took more than {max_step_s:g} s a step"
@@ -223,7 +204,7 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
                              "not timed further")
                 too_slow_eager.add(dtype_key)
                 break
-    active = [r for r in runners if not r.skipped]
+    active = [r for r in runners if not r.skipped and r.same_as is None]
     for k in range(rounds):
         order = active[k % len(active):] + active[:k % len(active)] if active else []
         for r in order:
@@ -232,15 +213,17 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
         if order:
             print(f"  round {k + 1}/{rounds}: " + ", ".join(f"{r.label} {median(r.times[-steps_per_round:]):.3f} s"
                                                              for r in order), flush=True)
+    profiles = {r.label: profile_step(r) for r in active} if profile else {}
     for r in runners:
         r.close()
 
     plain = next((r for r in runners if r.label == "plain"), None)
     rows, out = [], {}
     for r in runners:
-        times = r.times
+        src = r.same_as or r
+        times = src.times
         if not times:  # stopped after its warm-up: report the warm-up steps (without a compiling first one)
-            times = r.first_steps[1:] if (r.cfg.compile or len(r.first_steps) > 1) else r.first_steps
+            times = src.first_steps[1:] if (r.cfg.compile or len(src.first_steps) > 1) else src.first_steps
         step_s = median(times)
         tps = tokens_per_iter / step_s if times else float("nan")
         compute = "bfloat16" if r.dtype == "bfloat16" else "float32"
@@ -248,20 +231,42 @@ def compare_variants(name: str, variants: list[str], threads: int, warmup: int, 
         peak = peaks.get(peak_key, {}).get("peak_flops", float("nan"))
         mfu = 100 * tps * fpt / peak
         mfu32 = 100 * tps * fpt / peaks.get(("float32", peak_key[1]), {}).get("peak_flops", float("nan"))
-        first = r.first_steps[0] if r.first_steps else float("nan")
+        first = src.first_steps[0] if src.first_steps else float("nan")
         speedup = ratio(tps, tokens_per_iter / median(plain.times)) if plain and plain.times else float("nan")
-        out[r.label] = {"dtype": r.dtype, "compile": r.cfg.compile, "compiled": r.compiled, "threads": threads,
+        out[r.label] = {"dtype": r.dtype, "dtype_why": r.why, "build_s": r.build_s, "compile": r.cfg.compile,
+                        "compiled": r.compiled, "threads": threads,
                         "step_s_median": step_s, "tokens_per_s": tps, "mfu_pct": mfu, "mfu_vs_fp32_peak_pct": mfu32,
                         "first_step_s": first, "timed_steps": len(times), "vs_plain": speedup,
-                        "note": r.skipped}
+                        "note": r.skipped or (f"same training as {r.same_as.label}" if r.same_as else ""),
+                        "same_as": r.same_as.label if r.same_as else None}
         rows.append([r.label, f"{r.dtype}{' compiled' if r.compiled else ''}", f"{step_s * 1000:,.0f}",
                      f"{tps:,.0f}", f"{mfu:.1f}", f"{mfu32:.1f}", f"{first:.1f}", len(times),
-                     f"{speedup:.2f}x", r.skipped[:40]])
+                     f"{speedup:.2f}x", out[r.label]["note"][:40]])
     print()
     print(table(rows, ["variant", "runs as", "ms/step", "tok/s", "MFU %", "MFU% fp32pk", "1st step s",
                        "steps", "vs plain", "note"]))
+    for r in runners:
+        if r.label == "defaults":
+            print(f"defaults: dtype {r.dtype} ({r.why}); trainer built in {r.build_s:.1f} s")
     return {"tokens_per_step": tokens_per_iter, "flops_per_token": fpt,
-            "n_params": runners[0].trainer.model.get_num_params(), "variants": out}
+            "n_params": runners[0].trainer.model.get_num_params(), "variants": out, "profiles": profiles}
+
+
+def profile_step(r: Runner, rows: int = 14) -> list[dict]:
+    """Where one step of `r` spends its time: torch.profiler's operators (by input shape) by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if r.device.startswith("cuda") else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        step_s = r.step()
+    events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    top = [{"op": e.key, "shapes": str(e.input_shapes)[:60], "calls": e.count, "self_ms": e.self_cpu_time_total / 1e3,
+            "share": e.self_cpu_time_total / total} for e in events[:rows]]
+    print(f"\n  profile of one {r.label} step ({step_s:.2f} s under the profiler), operators by own CPU time:")
+    print(table([[t["op"], t["shapes"], t["calls"], f"{t['self_ms']:,.1f}", f"{100 * t['share']:.1f}"] for t in top],
+                ["operator", "input shapes", "calls", "ms", "%"]))
+    return top
 
 
 def compare_threads(name: str, counts: list[int], rounds: int, steps_per_round: int, data_dir: Path,
@@ -343,25 +348,27 @@ def compare_wait_policy(name: str, counts: list[int], rounds: int, steps: int, d
 # quality: val loss after N steps, fp32 against bf16 (and the defaults when they differ)
 
 
-def quality(name: str, steps: int, threads: int, data_dir: Path, tmp: Path, eval_iters: int | None) -> dict:
+def quality(name: str, steps: int, threads: int, data_dir: Path, tmp: Path, eval_iters: int | None,
+            **overrides) -> dict:
+    """Val loss after `steps` steps in fp32, bf16 and the defaults (when they differ), same seed and data."""
     runs = {"plain": VARIANTS["plain"], "bf16": VARIANTS["bf16"], "defaults": VARIANTS["defaults"]}
     seen = {}
     out = {}
     for label, variant in runs.items():
-        extra = {"max_iters": steps, "eval_interval": steps, "log_interval": 10**9}
+        extra = {"max_iters": steps, "eval_interval": steps, "log_interval": 10**9, **overrides}
         if eval_iters:
             extra["eval_iters"] = eval_iters
-        cfg = make_config(name, variant, data_dir, tmp / f"q-{name}-{label}", **extra)
-        dev, _, dt = resolve_device(cfg)
+        cfg = make_config(name, variant, data_dir, tmp / f"q-{name}-{label}-{len(overrides)}", **extra)
+        torch.set_num_threads(threads)
+        t = time.perf_counter()
+        trainer = Trainer(cfg, say=lambda line: None)  # dtype=auto: the probe decides (cached from the timing)
+        dt = trainer.dtype
         key = (dt, cfg.compile)
         if key in seen:
             out[label] = {**out[seen[key]], "same_as": seen[key]}
             print(f"  {label}: resolves to {dt}{', compile' if cfg.compile else ''}, as {seen[key]}: not rerun")
             continue
         seen[key] = label
-        torch.set_num_threads(threads)
-        t = time.perf_counter()
-        trainer = Trainer(cfg, say=lambda line: None)
         val = train = None
         for m in trainer.run(eval_at_start=False, save_best=False):
             if m["event"] == "eval":
@@ -378,63 +385,7 @@ def quality(name: str, steps: int, threads: int, data_dir: Path, tmp: Path, eval
     print(table([[k, r["dtype"], f"{r['val_loss']:.4f}", f"{r['diff_vs_fp32']:+.4f}",
                   "yes" if abs(r["diff_vs_fp32"]) <= 0.02 else "NO"] for k, r in out.items()],
                 ["run", "dtype", f"val loss @ {steps}", "vs fp32", "within 0.02"]))
-    return {"steps": steps, "threads": threads, "runs": out}
-
-
-# --------------------------------------------------------------------------------------------
-# CUDA: four trainings packed on one GPU against one alone
-
-
-PACK_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 128}  # exp5's smallest model, full profile
-
-
-def pack_child(args) -> None:
-    """Child: warm up, say ready, wait for `go`, then time steps for a fixed window; print JSON."""
-    ready, go = Path(args.pack_dir) / f"ready-{args.pack_index}", Path(args.pack_dir) / "go"
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_config("shakespeare", {}, Path(args.data_dir), Path(tmp), **PACK_MODEL)
-        r = Runner("pack", cfg, torch.get_num_threads())
-        for _ in range(10):
-            r.step()
-        ready.touch()
-        while not go.exists():
-            time.sleep(0.01)
-        end = time.perf_counter() + args.pack_seconds
-        while time.perf_counter() < end:
-            r.times.append(r.step())
-        print(json.dumps({"tokens_per_s": r.trainer.tokens_per_iter / median(r.times), "steps": len(r.times),
-                          "mem_mb": torch.cuda.max_memory_allocated() / 2**20}))
-        r.close()
-
-
-def run_pack(n: int, seconds: float, data_dir: Path) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--pack-child",
-                                   "--pack-dir", d, "--pack-index", str(i), "--pack-seconds", str(seconds),
-                                   "--data-dir", str(data_dir)], stdout=subprocess.PIPE, text=True)
-                 for i in range(n)]
-        while sum(Path(d, f"ready-{i}").exists() for i in range(n)) < n:
-            if any(p.poll() not in (None, 0) for p in procs):
-                raise RuntimeError("a packed training failed to start")
-            time.sleep(0.05)
-        Path(d, "go").touch()
-        res = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    return {"n": n, "per_trial_tokens_per_s": [r["tokens_per_s"] for r in res],
-            "aggregate_tokens_per_s": sum(r["tokens_per_s"] for r in res), "mem_mb": [r["mem_mb"] for r in res]}
-
-
-def compare_pack(seconds: float, rounds: int, data_dir: Path) -> dict:
-    alone, packed = [], []
-    for k in range(rounds):
-        for n in ((1, 4) if k % 2 == 0 else (4, 1)):
-            r = run_pack(n, seconds, data_dir)
-            (alone if n == 1 else packed).append(r["aggregate_tokens_per_s"])
-            print(f"  round {k + 1}: {n} trial(s) on one GPU: {r['aggregate_tokens_per_s']:,.0f} tok/s in all "
-                  f"({', '.join(f'{x:,.0f}' for x in r['per_trial_tokens_per_s'])})", flush=True)
-    res = {"alone_tokens_per_s": median(alone), "packed4_aggregate_tokens_per_s": median(packed),
-           "ratio": ratio(median(packed), median(alone))}
-    print(f"4 packed / 1 alone, aggregate tokens/s: {res['ratio']:.2f}x")
-    return res
+    return {"steps": steps, "threads": threads, "overrides": overrides, "runs": out}
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,18 +411,16 @@ def parse_args(argv):
     p.add_argument("--no-threads", action="store_true", help="skip the thread-count and wait-policy comparisons")
     p.add_argument("--warm-compile-cache", action="store_true",
                    help="use torch.compile's usual cache (default: a fresh one, so compile time is a first run's)")
-    p.add_argument("--pack", action="store_true", help="CUDA: 4 packed trainings vs 1 alone")
-    p.add_argument("--pack-seconds", type=float, default=30.0)
+    p.add_argument("--profile", action="store_true",
+                   help="after the timing, profile one step of each variant: where its time goes")
+    p.add_argument("--json-name", default="train_speed", help="benchmarks/out/NAME.json (default %(default)s)")
     p.add_argument("--data-source", help=SOURCE_HELP)
     # child modes (internal)
     p.add_argument("--wait-policy-child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--pack-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-config", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--threads-list", default="1", help=argparse.SUPPRESS)
     p.add_argument("--child-steps", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
-    p.add_argument("--pack-dir", help=argparse.SUPPRESS)
-    p.add_argument("--pack-index", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     for c in a.configs.split(","):
         if c not in CONFIGS:
@@ -487,9 +436,6 @@ def main(argv=None) -> int:
     if a.wait_policy_child:
         wait_policy_child(a)
         return 0
-    if a.pack_child:
-        pack_child(a)
-        return 0
     if a.quick:
         a.configs, a.quality_steps = "cpu", min(a.quality_steps, 50)
         a.variants = ",".join(v for v in a.variants.split(",") if "compile" not in v)
@@ -499,14 +445,15 @@ def main(argv=None) -> int:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp / "inductor-cache")
         data_dir = tmp / "data"
         prepare_data(data_dir, a.data_source)
+        # the defaults' dtype probe runs afresh here, and its cost shows in the trainer's build time
+        os.environ["GPTCORE_CACHE"] = str(tmp / "cache")
         probe_cfg = make_config("cpu", {}, data_dir, tmp / "probe")
-        device, device_type, default_dtype = resolve_device(probe_cfg)
+        device, device_type, _ = resolve_device(probe_cfg)
         cores = os.cpu_count() or 1
         thread_counts = sorted({1, a.threads, cores}) if device_type == "cpu" else [a.threads]
-        print(f"device {device}; the trainer's defaults resolve to dtype={default_dtype}, "
-              f"compile={probe_cfg.compile}; torch {torch.__version__}, {cores} cores, "
-              f"variant threads {a.threads}")
-        result: dict = {"device": device, "defaults": {"dtype": default_dtype, "compile": probe_cfg.compile},
+        print(f"device {device} ({machine()['cpu']}); the trainer's defaults: dtype={probe_cfg.dtype}, "
+              f"compile={probe_cfg.compile}; torch {torch.__version__}, {cores} cores, variant threads {a.threads}")
+        result: dict = {"device": device, "defaults": {"dtype": probe_cfg.dtype, "compile": probe_cfg.compile},
                         "threads": a.threads}
 
         print("\n== matmul peak (best of 5, large square matmul)")
@@ -515,11 +462,6 @@ def main(argv=None) -> int:
                      for (dt, th), r in peaks.items()],
                     ["dtype", "threads", "n", "peak GFLOP/s", "median GFLOP/s"]))
         result["matmul_peak"] = {f"{dt}@{th}": r for (dt, th), r in peaks.items()}
-        if device_type == "cpu":
-            probe = bf16_probe()
-            print(f"bf16 probe (512x512 matmul): bf16 {probe['bf16_speedup']:.3f}x the speed of fp32; "
-                  f"torch.ops.mkldnn._is_mkldnn_bf16_supported() = {probe['mkldnn_bf16_supported']}")
-            result["bf16_probe"] = probe
 
         result["configs"] = {}
         for name in a.configs.split(","):
@@ -530,7 +472,8 @@ def main(argv=None) -> int:
                 warmup=a.warmup or (1 if big else (2 if a.quick else 3)),
                 rounds=a.rounds or (3 if big else (2 if a.quick else 5)),
                 steps_per_round=a.steps_per_round or (1 if big else (3 if a.quick else 4)),
-                max_step_s=a.max_step_s, data_dir=data_dir, tmp=tmp, peaks=peaks, device_type=device_type)
+                max_step_s=a.max_step_s, data_dir=data_dir, tmp=tmp, peaks=peaks, device_type=device_type,
+                profile=a.profile)
 
         if device_type == "cpu" and not a.no_threads and cores > 1:
             counts = sorted({1, cores})
@@ -548,18 +491,14 @@ def main(argv=None) -> int:
         if a.quality_steps:
             print(f"\n== quality: val loss after {a.quality_steps} steps, cpu config, same seed and data order")
             result["quality_cpu"] = quality("cpu", a.quality_steps, a.threads, data_dir, tmp, None)
+            # the same with dropout 0.2: the path of gptcore's own attention and dropout mask on a CPU
+            print("\n== quality: the same with dropout 0.2 (the shakespeare config's)")
+            result["quality_cpu_dropout"] = quality("cpu", a.quality_steps, a.threads, data_dir, tmp, None,
+                                                    dropout=0.2)
         if a.big_quality_steps:
             print(f"\n== quality: val loss after {a.big_quality_steps} steps, shakespeare config")
             result["quality_shakespeare"] = quality("shakespeare", a.big_quality_steps, a.threads, data_dir, tmp,
                                                     eval_iters=4)
-
-        if a.pack:
-            if device_type != "cuda":
-                print("\n--pack needs a CUDA GPU: skipped")
-                result["pack"] = "skipped: no CUDA GPU"
-            else:
-                print("\n== packing: 4 trainings of exp5's smallest model (2/2/128) on one GPU vs 1 alone")
-                result["pack"] = compare_pack(a.pack_seconds, 2, data_dir)
 
         summary = []
         for name, r in result["configs"].items():
@@ -568,9 +507,13 @@ def main(argv=None) -> int:
                 summary.append(f"{name}: defaults ({v['defaults']['dtype']}"
                                f"{', compile' if v['defaults']['compile'] else ''}) run at "
                                f"{v['defaults']['vs_plain']:.2f}x the plain fp32 eager tokens/s")
+            for label in ("bf16", "plain"):
+                if label in v:
+                    summary.append(f"{name}: {label} at {v[label]['mfu_pct']:.1f}% of the {v[label]['dtype']} "
+                                   f"matmul peak at {a.threads} thread{'s' if a.threads != 1 else ''}")
         if summary:
             print("\n" + "\n".join(summary))
-        write_json("train_speed", result)
+        write_json(a.json_name, result)
     return 0
 
 

@@ -1,7 +1,9 @@
 """The machine a run trains on: its device and dtype, the autocast that applies the dtype, and peak memory.
 
 `resolve_device` turns a config's `device` and `dtype` (either may be `auto`) into what this
-machine runs, and refuses what it cannot (float16 on a CPU, bfloat16 on a GPU without it).
+machine runs, and refuses what it cannot (float16 on a CPU, bfloat16 on a GPU without it). On a
+CPU it leaves auto at float32: whether bfloat16 is faster there depends on the model and the
+threads, and the trainer measures it (`gptcore.dtype.choose_dtype`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def autocast_context(device_type: str, dtype: str) -> AbstractContextManager:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX), through oneDNN.
 
-    Only then is bf16 autocast faster on a CPU. Without it (AVX2 machines, for one) oneDNN
-    emulates bf16 and a step runs about 10x slower than float32 (benchmarks/train_speed.py).
+    Only then can bf16 autocast be faster on a CPU (and `gptcore.dtype` measures whether it is).
+    Without it (AVX2 machines, for one) oneDNN emulates bf16 and a step runs about 10x slower
+    than float32 (benchmarks/train_speed.py).
     """
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -44,7 +47,12 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
-    """(device, device_type, dtype) for this machine; refuses what the device can't run."""
+    """(device, device_type, dtype) for this machine; refuses what the device can't run.
+
+    dtype=auto is bfloat16 (or float16) on CUDA, float32 elsewhere: on a CPU with native bfloat16
+    the trainer then measures whether bfloat16 trains its model faster (`gptcore.dtype`); sampling
+    and the checks stay in float32.
+    """
     dev = cfg.device
     if dev == "auto":
         if torch.cuda.is_available():
@@ -75,7 +83,7 @@ def resolve_device(cfg: TrainConfig) -> tuple[str, str, str]:
             raise UserError(f"dtype={dtype!r} on mps is not supported by gptcore: use --dtype=float32 (or auto)")
     else:
         if dtype == "auto":
-            dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
+            dtype = "float32"
         elif dtype == "float16":
             raise UserError("dtype='float16' needs a GPU; on cpu use --dtype=bfloat16 or --dtype=float32 (or auto)")
     device_type = "cuda" if dev.startswith("cuda") else dev

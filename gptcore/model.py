@@ -31,6 +31,60 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
+def dropout_multiplier(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A tensor of `shape` holding 0 with probability p and 1/(1-p) otherwise: dropout as one multiplication.
+
+    The draw takes 16 random bits per element (four from each 64-bit word, 15 of them used), so p
+    is rounded to a multiple of 2^-15 (0.2 becomes 0.20001) and the scale is exact for the rounded
+    p. On a CPU this is 3x faster than torch's own dropout, whose bernoulli_ draws one number per
+    element (benchmarks/train_speed.py, the 6/6/384 config); it uses torch's generator as
+    nn.Dropout does, so a run stays reproducible from its seed.
+    """
+    n = math.prod(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # uniform on [0, 2^63)
+    cut = min(round(p * 32768), 32767)
+    keep = (bits.view(torch.int16)[:n] & 0x7FFF) >= cut  # the top word's sign bit is always 0: use 15 bits
+    return keep.view(shape).to(dtype).mul_(32768 / (32768 - cut))
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (same module, same name in the model) with `dropout_multiplier`'s mask on a CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.p > 0 and x.device.type == "cpu":
+            return x * dropout_multiplier(x.shape, self.p, x.dtype, x.device)
+        return super().forward(x)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float) -> torch.Tensor:
+    """scaled_dot_product_attention with is_causal=True and dropout_p=p; (..., T, hs) each.
+
+    On a CPU, bfloat16 inputs are computed in float32: torch's CPU flash kernel runs 3-4x slower in
+    bfloat16 than in float32 at the head sizes of these models (benchmarks/README.md), and the
+    matmuls around it stay in bfloat16.
+    """
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        with torch.autocast("cpu", enabled=False):  # autocast would cast the float32 inputs back
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=p,
+                                                  is_causal=True).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+
+
+def causal_attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) + causal mask), dropped out with probability p, times v; (N, T, hs) each.
+
+    What scaled_dot_product_attention computes with dropout_p=p and is_causal=True, for the CPU:
+    there torch's fused kernel has no dropout, and its fallback upcasts bfloat16 to float32 and
+    builds the mask in several passes (2.5x slower than this in bfloat16, benchmarks/README.md).
+    Here the scale and the mask are folded into one baddbmm, in the compute dtype.
+    """
+    T, hs = q.size(-2), q.size(-1)
+    mask = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+    att = F.softmax(torch.baddbmm(mask, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs)), dim=-1)
+    att = att * dropout_multiplier(att.shape, p, att.dtype, att.device)
+    return torch.bmm(att, v)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -38,23 +92,29 @@ class CausalSelfAttention(nn.Module):
         # key, query and value projections for all heads, in one matmul
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.dropout = config.dropout  # on the attention weights, applied inside the fused kernel
+        # on the attention weights: inside SDPA's fused kernel, or causal_attention_with_dropout on a CPU
+        self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()  # batch, sequence length, embedding width (n_embd)
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         hs = C // self.n_head
+        if self.training and self.dropout > 0 and x.device.type == "cpu":
+            # (3, B * nh, T, hs) in one copy: the batched matmuls want each head's rows contiguous
+            q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4).reshape(
+                3, B * self.n_head, T, hs).unbind(0)
+            y = causal_attention_with_dropout(q, k, v, self.dropout).view(B, self.n_head, T, hs)
+            y = y.transpose(1, 2).contiguous().view(B, T, C)
+            return self.resid_dropout(self.c_proj(y))
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
         # the fused kernel (flash / memory-efficient where the device has one) applies the
         # causal mask itself, so no tril buffer is kept: fewer bytes in every checkpoint
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0.0, is_causal=True
-        )
+        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -65,7 +125,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU()  # exact (erf) GELU, as nanoGPT
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
@@ -110,7 +170,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
+                drop=Dropout(config.dropout),
                 h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
                 ln_f=LayerNorm(config.n_embd, bias=config.bias),
             )

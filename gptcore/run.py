@@ -128,12 +128,11 @@ class Run:
     def _open(self) -> None:
         import torch
 
-        from .device import resolve_device
         from .version import environment
 
         cfg = self.cfg = self.trainer.cfg  # with a resumed checkpoint's shape, which config.json records
-        device, _, dtype = resolve_device(cfg)
-        resolved = {**cfg.as_dict(), "resolved_device": device, "resolved_dtype": dtype,
+        t = self.trainer
+        resolved = {**cfg.as_dict(), "resolved_device": t.device, "resolved_dtype": t.dtype, "dtype_why": t.dtype_why,
                     "torch_threads": torch.get_num_threads(), "pid": os.getpid(), **environment(), **self.facts}
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from .checkpoint import CKPT_FIX, MODEL_ARGS, SHAPE_ARGS, load_checkpoint, model
 from .config import TrainConfig
 from .data import check_dataset, ensure_prepared
 from .device import autocast_context, peak_memory_mb, reset_peak_memory, resolve_device
+from .dtype import choose_dtype
 from .errors import UserError, write_error
 from .model import GPT, GPTConfig
 from .schedule import get_lr
@@ -75,13 +76,12 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         if resume_from is None and cfg.init_from == "resume":
             resume_from = self.out_dir / "ckpt.pt"
-        self.device, self.device_type, self.dtype = resolve_device(cfg)
+        self.device, self.device_type, resolved = resolve_device(cfg)
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: same as nanoGPT
             torch.backends.cudnn.allow_tf32 = True
         # peak memory is this run's, not the process's (a sweep may run several trials in one)
         reset_peak_memory(self.device_type)
-        self.autocast = autocast_context(self.device_type, self.dtype)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
         self.iter_num = 0
@@ -104,6 +104,12 @@ class Trainer:
             self.best_val_loss = ckpt["best_val_loss"]
         self.batches = Batches(folder, cfg.block_size, cfg.batch_size, cfg.gradient_accumulation_steps,
                                cfg.seed, self.device, cfg.train_tokens, cfg.eval_batch_size, cfg.eval_seed)
+        # auto on a CPU with native bfloat16: a probe of this network (cached) decides; before the
+        # model is built, so that the probe's memory is freed first
+        choice = choose_dtype(cfg, model_config(cfg, self.meta["vocab_size"]), self.device_type, resolved)
+        self.dtype, self.dtype_why = choice.dtype, choice.why
+        self.say(f"dtype: {self.dtype} ({self.dtype_why})")
+        self.autocast = autocast_context(self.device_type, self.dtype)
 
         torch.manual_seed(cfg.seed)
         if ckpt is not None:

@@ -26,8 +26,26 @@ def code_version() -> str:
         return f"gptcore {__version__}"
 
 
-def environment() -> dict[str, str]:
-    """Versions that change numbers: python, torch and the code itself."""
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, object]:
+    """What changes numbers: python, torch, the code itself, and the processor (the CPU's model and whether it
+    multiplies bfloat16 in hardware; the GPU's name where there is one)."""
     import torch
 
-    return {"code_version": code_version(), "python": platform.python_version(), "torch": torch.__version__}
+    from .device import cpu_has_native_bf16
+
+    env: dict[str, object] = {"code_version": code_version(), "python": platform.python_version(),
+                              "torch": torch.__version__, "cpu": cpu_model(), "cpu_bf16": cpu_has_native_bf16()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
+    return env

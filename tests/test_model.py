@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from gptcore.model import GPT, GPTConfig
+import gptcore.model as model_mod
+from gptcore.model import GPT, GPTConfig, causal_attention, dropout_multiplier
 
 
 def nanogpt_state_dict_shapes(n_layer, n_embd, block_size, vocab_size, bias):
@@ -108,6 +109,56 @@ def test_dropout_only_in_training():
     assert torch.equal(m(idx, idx)[0], m(idx, idx)[0])
     m.train()
     assert not torch.equal(m(idx, idx)[0], m(idx, idx)[0])
+
+
+def test_dropout_multiplier_is_dropout():
+    torch.manual_seed(0)
+    m = dropout_multiplier(torch.Size([400, 1000]), 0.2, torch.float32, torch.device("cpu"))
+    scale = 32768 / (32768 - round(0.2 * 32768))  # p in steps of 2^-15: 0.20001
+    assert m.shape == (400, 1000) and m.unique().tolist() == pytest.approx([0.0, scale])
+    assert (m == 0).float().mean().item() == pytest.approx(0.2, abs=0.003)
+    assert m.mean().item() == pytest.approx(1.0, abs=0.005)  # the expectation is kept
+    torch.manual_seed(0)
+    assert torch.equal(m, dropout_multiplier(torch.Size([400, 1000]), 0.2, torch.float32, torch.device("cpu")))
+    # each of the four 16-bit lanes of a random word drops alike (the top one has no sign bit)
+    lanes = (m.view(-1)[: 4 * 100_000].view(-1, 4) == 0).float().mean(0)
+    assert torch.allclose(lanes, torch.full((4,), 0.2), atol=0.01)
+    assert dropout_multiplier(torch.Size([3]), 0.2, torch.bfloat16, torch.device("cpu")).dtype == torch.bfloat16
+
+
+def test_cpu_training_attention_equals_sdpa(monkeypatch):
+    """With dropout on a CPU, training takes gptcore's own attention; without its mask it is SDPA's."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65, dropout=0.3))
+    idx = torch.randint(0, 65, (3, 16))
+    m.eval()
+    ref, _ = m(idx, idx)
+    monkeypatch.setattr(model_mod, "dropout_multiplier",
+                        lambda shape, p, dtype, device: torch.ones(shape, dtype=dtype, device=device))
+    m.train()
+    got, _ = m(idx, idx)
+    assert torch.allclose(got, ref, atol=1e-5)
+    used = []
+    real = model_mod.causal_attention_with_dropout
+    monkeypatch.setattr(model_mod, "causal_attention_with_dropout", lambda *a: used.append(1) or real(*a))
+    m(idx, idx)[1].backward()
+    assert len(used) == 2 and all(p.grad is not None for p in m.parameters())
+    m.eval()
+    m(idx, idx)
+    assert len(used) == 2  # evaluation: SDPA's fused kernel, no dropout
+
+
+def test_cpu_attention_in_bfloat16_is_computed_in_float32():
+    """torch's CPU flash kernel is slow in bfloat16: causal_attention runs it in float32 (under autocast too)."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 8, 4).bfloat16() for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = causal_attention(q, k, v, 0.0)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, ref.bfloat16())
+    x = torch.randn(2, 8, 4)
+    assert torch.equal(causal_attention(x, x, x, 0.0),
+                       torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True))
 
 
 def test_generate_and_crop():

@@ -342,15 +342,24 @@ def test_bfloat16_autocast_on_cpu(tiny_config):
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # weights stay fp32
 
 
-@pytest.mark.parametrize("native, expect", [(True, "bfloat16"), (False, "float32")])
-def test_auto_dtype_on_cpu_is_bf16_only_where_the_cpu_has_it(tiny_config, monkeypatch, native, expect):
-    import gptcore.device as train_mod
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_on_cpu_is_float32_until_the_trainer_measures(tiny_config, monkeypatch, native):
+    import gptcore.device as device_mod
+    import gptcore.dtype as dtype_mod
 
-    assert isinstance(train_mod.cpu_has_native_bf16(), bool)
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native)
-    assert train_mod.resolve_device(tiny_config(device="cpu", dtype="auto"))[2] == expect
+    assert isinstance(device_mod.cpu_has_native_bf16(), bool)
+    monkeypatch.setattr(dtype_mod, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(dtype_mod, "_MEMO", {})
+    # resolve_device alone (sampling, the checks) does not measure: float32
+    assert device_mod.resolve_device(tiny_config(device="cpu", dtype="auto"))[2] == "float32"
     # an explicit choice is kept either way: bf16 still works (slowly) where it is emulated
-    assert train_mod.resolve_device(tiny_config(device="cpu", dtype="bfloat16"))[2] == "bfloat16"
+    assert device_mod.resolve_device(tiny_config(device="cpu", dtype="bfloat16"))[2] == "bfloat16"
+    # the trainer probes its network where bf16 is native (tests/test_dtype.py), and only there
+    probed = []
+    monkeypatch.setattr(dtype_mod, "probe_cpu", lambda shape, threads: probed.append(threads) or
+                        {"float32_s": 3.0, "bfloat16_s": 1.0, "steps": 3, "probe_s": 0.1})
+    t = Trainer(tiny_config(device="cpu", dtype="auto"), say=quiet)
+    assert (t.dtype, probed) == (("bfloat16", [torch.get_num_threads()]) if native else ("float32", []))
 
 
 def test_float16_on_cpu_is_refused(tiny_config):

@@ -1,0 +1,179 @@
+"""Where an exp1 sweep's wall time goes: training against everything around it.
+
+Runs the sweep as users do (`python sweeps/run.py exp1 --profile cpu`: early stopping, seeds
+3..8, the report at the end), through the sweep command's own code, with one addition: each
+trial's trainable (sweeps.tune.trainable.train_gpt) is wrapped in a timer that adds up, per
+session of a trial, how long its calls took (a trial paused at a rung and continued later is two
+sessions). Nothing else changes. The slot-seconds (slots x wall, one slot per concurrent trial)
+then split into:
+
+  training        the trials' optimizer steps (each session's `train_time_s`, metrics.jsonl)
+  evaluation      Trainer.estimate_loss: the evaluations of the train and val splits
+  checkpoints     Trainer.save: writing ckpt.pt (fsynced) at every evaluation
+  report to Tune  tune.report: Ray persisting the checkpoint, then waiting for the driver to ask
+                  for the next result (a function trainable blocks until then)
+  trial start     from the trainable's call to a started run: the dataset, the trainer, the model,
+                  a checkpoint to continue from, the dtype probe when it is not cached yet
+  rest of trial   the rest of a session: copying the history into the checkpoint, log lines, the
+                  sample at the end
+  idle slots      the rest while Ray ran trials: no trial in a slot (halving's rungs wait for every
+                  run of the race, the last trials run alone), Ray's own work between trials
+  before / after  imports, planning, the dataset and Ray's start; the summary, the report and plots,
+                  Ray's shutdown (both slots idle)
+
+and prints each one's share and the share outside training (goal: at most 15%).
+
+    python benchmarks/sweep_overhead.py              # exp1, cpu profile: 10-25 minutes on 2 cores
+    python benchmarks/sweep_overhead.py --quick      # smoke profile: about a minute
+    python benchmarks/sweep_overhead.py --seeds 3    # fewer trials (a shorter, less faithful sweep)
+
+Writes benchmarks/out/sweep_overhead.json, and the sweep's own output to sweep_overhead.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import OUT_DIR, REPO, SOURCE_HELP, source_args, table, write_json
+from sweep_throughput import base_env, run_logged
+
+TIMED = ("evaluation", "checkpoints", "report to Tune", "trial start")
+
+
+def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
+    """sweeps.tune.trainable.train_gpt, timing its parts into $SWEEP_TIMING_DIR (one JSON file per session)."""
+    from ray import tune
+
+    from gptcore.run import Run
+    from gptcore.train import Trainer
+    from sweeps.tune import trainable
+
+    spent = dict.fromkeys(TIMED, 0.0)
+    targets = [(Trainer, "estimate_loss", "evaluation"), (Trainer, "save", "checkpoints"),
+               (tune, "report", "report to Tune"), (Run, "start", "trial start")]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in targets]
+
+    def timed(fn, key):
+        def call(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t
+        return call
+
+    for (obj, name, key), (_, _, fn) in zip(targets, saved):
+        setattr(obj, name, timed(fn, key))
+    t0 = time.perf_counter()
+    try:
+        trainable.train_gpt(config, dataset)
+    finally:
+        for obj, name, fn in saved:
+            setattr(obj, name, fn)
+        spent["session"] = time.perf_counter() - t0
+        spent["trial"] = f"{config.get('name')}_s{config.get('seed')}"
+        folder = Path(os.environ["SWEEP_TIMING_DIR"])
+        (folder / f"{spent['trial']}-{os.getpid()}-{time.time_ns()}.json").write_text(json.dumps(spent))
+
+
+def sweep_child(args: list[str]) -> int:
+    """The sweep command, with the timed trainable in place of the plain one."""
+    import sweeps.tune.trainable as trainable
+    from sweeps.command.sweep import cli
+
+    trainable.train_gpt = timed_train_gpt  # build_tuner imports it from there when it builds the Tuner
+    return cli(args)
+
+
+def train_times(metrics: Path) -> float:
+    """The seconds of optimizer steps in a trial's metrics.jsonl, over its sessions (each one's clock
+    restarts when it continues from a checkpoint)."""
+    total, last, current = 0.0, None, 0.0
+    for line in metrics.read_text().splitlines():
+        m = json.loads(line)
+        if "elapsed_s" not in m:
+            continue
+        if last is not None and m["elapsed_s"] < last:
+            total += current
+        last, current = m["elapsed_s"], m["train_time_s"]
+    return total + current
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--sweep-child"]:
+        return sweep_child(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--quick", action="store_true", help="the smoke profile")
+    p.add_argument("--exp", default="exp1")
+    p.add_argument("--seeds", help="the sweep's --seeds (default: the profile's, 3..8 for cpu)")
+    p.add_argument("--extra", default="", help="more arguments for the sweep command, in one string")
+    p.add_argument("--data-source", help=SOURCE_HELP)
+    a = p.parse_args(argv)
+    profile = "smoke" if a.quick else "cpu"
+    with tempfile.TemporaryDirectory(prefix="bover-") as tmpname:
+        tmp = Path(tmpname)
+        env = base_env(tmp)
+        timing = tmp / "timing"
+        timing.mkdir()
+        # the trials import the timed trainable from this file
+        env.update(SWEEP_TIMING_DIR=str(timing),
+                   PYTHONPATH=os.pathsep.join([str(REPO / "benchmarks"), str(REPO), env.get("PYTHONPATH", "")]))
+        storage = tmp / "results"
+        args = ([a.exp, "--profile", profile, "--storage", str(storage)] + (["--seeds", a.seeds] if a.seeds else [])
+                + source_args(a.data_source) + a.extra.split())
+        print("== sweeps/run.py " + " ".join(args) + "  (trainable timed)", flush=True)
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--sweep-child", *args]
+        wall, rc, lines = run_logged(cmd, env, OUT_DIR / "sweep_overhead.log")  # kept: the sweep's own output
+        if rc != 0:
+            print("\n".join(line for _, line in lines[-20:]))
+            print(f"the sweep failed ({rc})")
+            return 1
+        t_ray = next((t for t, line in lines if line.startswith("Ray dashboard:")), 0.0)
+        # the summary table's header is the first line after the trials
+        t_fit = next((t for t, line in lines if line.lstrip().startswith("name ") and "seeds" in line), wall)
+        exp_dir = storage / Path(a.exp).stem
+        sweep = json.loads((exp_dir / "sweep.json").read_text())
+        cores = os.cpu_count() or 1
+        slots = max(1, min(cores, int(cores / (sweep.get("cpus_per_trial") or 1))))
+        sessions = [json.loads(f.read_text()) for f in sorted(timing.glob("*.json"))]
+        train = sum(train_times(m) for m in exp_dir.glob("*/metrics.jsonl"))
+        dtypes: dict[str, int] = {}
+        for c in exp_dir.glob("*/config.json"):
+            conf = json.loads(c.read_text())
+            why = f"{conf['resolved_dtype']}: {conf.get('dtype_why')}"
+            dtypes[why] = dtypes.get(why, 0) + 1
+        n_trials = len(list(exp_dir.glob("*/metrics.jsonl")))
+    total = slots * wall
+    in_trials = sum(s["session"] for s in sessions)
+    parts = {"training": train}
+    parts.update({k: sum(s[k] for s in sessions) for k in TIMED})
+    parts["rest of trial"] = in_trials - sum(parts.values())
+    parts["idle slots while Ray ran trials"] = slots * (t_fit - t_ray) - in_trials
+    parts["before the trials (imports, plan, data, Ray's start)"] = slots * t_ray
+    parts["after the trials (summary, report, shutdown)"] = slots * (wall - t_fit)
+    print()
+    print(table([[k, f"{v:,.1f}", f"{100 * v / total:.1f}%"] for k, v in parts.items()],
+                ["slot-seconds", "s", "share"]))
+    outside = 1 - train / total
+    print(f"\nwall {wall:.1f} s x {slots} slots = {total:,.1f} slot-seconds; {n_trials} trials, {len(sessions)} "
+          f"sessions; outside training {100 * outside:.1f}% (goal <= 15%)")
+    for why, n in sorted(dtypes.items()):
+        print(f"  {n} trials in {why}")
+    write_json("sweep_overhead", {"exp": a.exp, "profile": profile, "command": ["sweeps/run.py", *args],
+                                  "wall_s": wall, "slots": slots, "slot_seconds": parts,
+                                  "outside_training_share": outside, "trials": n_trials, "sessions": sessions,
+                                  "dtypes": dtypes})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
