@@ -9,6 +9,7 @@ its own (deterministic) noise; no training, no Ray.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -114,17 +115,40 @@ def seed_offset(seed: int, sigma: float) -> float:
     return float(np.random.default_rng(seed).normal(0, sigma))
 
 
+def own_offset(name: str, seed: int, sigma: float) -> float:
+    """The part of one trial's shift that is its run's own (the same for the same run and seed, every time)."""
+    key = int.from_bytes(hashlib.sha256(f"{name}/{seed}".encode()).digest()[:4], "little")
+    return float(np.random.default_rng(key).normal(0, sigma))
+
+
+def zero_mean(values: list[float]) -> list[float]:
+    return [v - float(np.mean(values)) for v in values] if len(values) > 1 else [0.0 for _ in values]
+
+
 def make_run(exp_dir: Path, name: str, evals: list[tuple[int, float, float]], *, seeds=SEEDS, sigma: float = 0.01,
-             per_iter_sigma: float | None = None, per_iter_final: float | None = None, **kwargs) -> list[Path]:
-    """The trials of one run, one per seed: `evals` shifted by each seed's offset (std `sigma`).
+             per_iter_sigma: float | None = None, per_iter_final: float | None = None, own: float | None = None,
+             **kwargs) -> list[Path]:
+    """The trials of one run, one per seed: `evals` shifted by each seed's offset (std `sigma`, shared by every run
+    with that seed) and the run's own (std `own`, by default `sigma` / 2), each evaluation wobbling by a fifth of
+    that.
 
     With `per_iter_sigma`, each seed also logs a per-iteration training loss of that noise level.
     """
     out = []
+    mine = sigma / 2 if own is None else own
+    # each evaluation's own wobble (a fifth of the run's own noise), with no mean over the seeds: a seed's rises
+    # between evaluations differ, and the run's mean curve stays the planted one
+    wobble = {it: zero_mean([own_offset(f"{name}@{it}", seed, mine / 5) for seed in seeds]) for it, _, _ in evals}
+    spread = zero_mean([own_offset(f"{name}#cost", seed, 0.01) for seed in seeds])  # time and memory, ±1%
     for i, seed in enumerate(seeds):
-        shift = seed_offset(seed, sigma)
-        pts = [(it, tr + shift, va + shift) for it, tr, va in evals]
+        # what the seed shares with every run trained with it (its data order, often its initialisation), and what
+        # is this run's own: paired seeds, as a sweep's are, whose differences still scatter
+        shift = seed_offset(seed, sigma) + own_offset(name, seed, mine)
+        pts = [(it, tr + shift + wobble[it][i], va + shift + wobble[it][i]) for it, tr, va in evals]
         extra = dict(kwargs)
+        for cost in ("time_s", "mem_mb"):
+            if extra.get(cost) is not None:
+                extra[cost] = extra[cost] * (1 + spread[i])
         if per_iter_sigma is not None:
             extra["per_iter"] = noisy(per_iter_final if per_iter_final is not None else evals[-1][2], per_iter_sigma,
                                       seed=seed * 7 + i)

@@ -1,10 +1,13 @@
-"""sweeps/analysis/verdicts.py: crafted runs over seeds for which each expectation holds, fails, or cannot be told."""
+"""sweeps/verdicts/checks.py and lr_law.py: crafted runs over seeds for which each expectation holds, fails, or
+cannot be told."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from results_factory import by_expectation, curve, judge, make_run, make_trial, verdicts
 
@@ -116,8 +119,9 @@ def test_exp2_equivalence(tmp_path, delta, outcome):
     exp = tmp_path / "exp2"
     a = curve(1.8, iters=range(0, 501, 100))
     b = [(it, tr + delta * (i % 2), va + delta * (i % 2)) for i, (it, tr, va) in enumerate(a)]
-    make_run(exp, "large_batch", a, overrides={"batch_size": 64, "gradient_accumulation_steps": 1})
-    make_run(exp, "grad_accum", b, overrides={"batch_size": 16, "gradient_accumulation_steps": 4})
+    # the two runs' own noise is tiny (exp2's curves agree to about 1e-6): the difference is the planted one
+    make_run(exp, "large_batch", a, overrides={"batch_size": 64, "gradient_accumulation_steps": 1}, own=1e-8)
+    make_run(exp, "grad_accum", b, overrides={"batch_size": 16, "gradient_accumulation_steps": 4}, own=1e-8)
     (v,) = judge("exp2", exp)
     assert v.outcome == outcome, v.observed
     assert f"max |Δ val| {delta:.6f}" in v.observed and "64×1 vs 16×4" in v.observed
@@ -195,8 +199,8 @@ def _exp5(tmp_path: Path, good: bool) -> tuple[Path, list]:
         final = 1.0 + 2.0 * n ** -0.15  # a Chinchilla law: E = 1.0, A = 2.0, alpha = 0.15
         if not good and name == "large":
             final = 2.5
-        make_run(exp, name, curve(final, iters=range(0, 3001, 500), k=12.0), sigma=0.005, n_params=n,
-                 seeds=[1337 + 3 * i + k for k in range(3)],
+        make_run(exp, name, curve(final, iters=range(0, 3001, 500), k=12.0), sigma=0.005, own=0.001, n_params=n,
+                 seeds=[1337 + k for k in range(3)],  # every size trains the same seeds, as a sweep's do
                  overrides={"n_layer": layers, "n_head": layers, "n_embd": width},
                  time_s=100.0 * 2 ** i if good else 100.0 / 2 ** i, mem_mb=500.0 * 2 ** i,
                  sample=f"ROMEO{i}:\nWhat light | through yonder window breaks? " * 5)
@@ -303,11 +307,12 @@ def test_search_gap_trend_is_a_slope_with_its_uncertainty(tmp_path):
     assert by_expectation(vs, "more weight decay").outcome == "cannot tell"
 
 
-def _lr_search(exp: Path, beta: float) -> list:
+def _lr_search(exp: Path, beta: float, noise: float = 0.004) -> list:
     """An exp5 search whose best learning rate is 1e-3 · (N / 4e5)^(−beta): per size, seven learning rates a
-    half-octave apart around the best (val loss 0.02 higher per octave², so the nearest neighbours lie within the
-    seeds' noise of 0.01), and the confirm stage's best of each size over three seeds."""
+    half-octave apart around the best (val loss 0.02 higher per octave²), each trial's loss off by a seed's noise
+    (std `noise`), and the confirm stage's best of each size over three seeds."""
     k = 0
+    rng = np.random.default_rng(5)
 
     def tid() -> str:
         nonlocal k
@@ -318,7 +323,7 @@ def _lr_search(exp: Path, beta: float) -> list:
         over = {"n_layer": layers, "n_head": layers, "n_embd": width}
         best = 1e-3 * (n / 4e5) ** -beta
         for j, octaves in enumerate((-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)):
-            final = 3.95 * n ** -0.06 + 0.02 * octaves ** 2
+            final = 3.95 * n ** -0.06 + 0.02 * octaves ** 2 + rng.normal(0, noise)
             lr = {**over, "learning_rate": best * 2 ** octaves}
             make_trial(exp, f"t{i}{j}", curve(final), n_params=n, overrides=lr, stage="search", trial_id=tid())
             if octaves == 0:
@@ -335,22 +340,20 @@ def test_the_best_learning_rate_falls_with_size_as_planted(tmp_path, fewer_draws
     exp = tmp_path / "exp5"
     v = by_expectation(_lr_search(exp, 0.5), "best learning rate")
     assert v.check == "lr_scaling" and v.outcome == "holds", v.observed
-    assert v.effect == pytest.approx(0.5, abs=1e-6) and v.interval[0] < 0.5 < v.interval[1]
-    assert v.interval[0] > 0 and v.interval[1] - v.interval[0] > 0.01  # the near-ties widen it
-    assert v.n_seeds == {"2/2/128": 3, "4/4/256": 3, "6/6/384": 3, "8/8/512": 3}
+    assert v.interval[0] < 0.5 < v.interval[1] and v.interval[0] > 0 and v.coverage == pytest.approx(0.95)
+    # one model over every searched trial: each size's seven trials locate its best
+    assert v.n_seeds == {"2/2/128": 7, "4/4/256": 7, "6/6/384": 7, "8/8/512": 7}
     analyze(exp)
     j = json.loads((exp / "scaling.json").read_text())
     lr = j["learning_rate"]
-    assert lr["beta"] == pytest.approx(0.5, abs=1e-6) and lr["beta_ci"][0] < 0.5 < lr["beta_ci"][1]
+    assert lr["beta_ci"][0] < 0.5 < lr["beta_ci"][1] and lr["df"] == 28 - 7 and lr["bracketed_sizes"] == 4
     nx = lr["next_size"]
     assert nx["params"] == pytest.approx(j["next_size"]["params"])  # the loss law's next size
-    assert nx["predicted_lr"] == pytest.approx(1e-3 * (nx["params"] / 4e5) ** -0.5, rel=1e-6)
-    assert nx["interval"][0] < nx["predicted_lr"] < nx["interval"][1]
+    assert nx["interval"][0] < 1e-3 * (nx["params"] / 4e5) ** -0.5 < nx["interval"][1]  # the planted rate
     loo = lr["leave_one_out"]
-    assert len(loo["sizes"]) == 4 and all(z["ratio"] == pytest.approx(1.0, rel=1e-6) for z in loo["sizes"])
-    assert loo["median_abs_log_error"] == pytest.approx(0.0, abs=1e-9)
+    assert len(loo["sizes"]) == 4 and all(0.5 < z["ratio"] < 2 for z in loo["sizes"])
     tiny = lr["sizes"][0]
-    assert tiny["best_lr"] == pytest.approx(1e-3) and len(tiny["near_ties"]) == 3
+    assert tiny["best_lr"] == pytest.approx(1e-3, rel=0.3) and tiny["bracketed"] and tiny["rates"] == 7
     text = (exp / "report.md").read_text()
     assert "### The best learning rate against size" in text and "predicted best learning rate" in text
     assert (exp / "plots" / "exp5_lr_scaling.png").is_file()
@@ -359,9 +362,21 @@ def test_the_best_learning_rate_falls_with_size_as_planted(tmp_path, fewer_draws
 def test_a_flat_best_learning_rate_is_within_noise(tmp_path, fewer_draws):
     exp = tmp_path / "exp5"
     v = by_expectation(_lr_search(exp, 0.0), "best learning rate")
-    assert v.outcome in ("within noise", "does not hold"), v.observed
-    assert v.effect == pytest.approx(0.0, abs=1e-6) and v.interval[0] <= 0 <= v.interval[1]
+    assert v.outcome == "within noise", v.observed
+    assert v.interval[0] <= 0 <= v.interval[1]
     assert "leave one size out" in v.observed
+
+
+def test_a_best_rate_at_the_edge_of_the_searched_range_is_not_bracketed(tmp_path, fewer_draws):
+    exp = tmp_path / "exp5"
+    for i, (layers, width, n) in enumerate(SIZES.values()):
+        for j, octaves in enumerate((0.0, 0.5, 1.0, 1.5)):  # every rate above the best: the bottom is not inside
+            make_trial(exp, f"t{i}{j}", curve(2.0 + 0.02 * octaves ** 2 + 0.001 * ((i + j) % 3)), n_params=n,
+                       stage="search", trial_id=f"ab{i}{j}_0000{i}{j}",
+                       overrides={"n_layer": layers, "n_head": layers, "n_embd": width,
+                                  "learning_rate": 1e-3 * 2 ** octaves})
+    v = by_expectation(verdicts(load_experiment("exp5"), load_sweep(exp)), "best learning rate")
+    assert v.outcome == "cannot tell" and "bracketed" in v.observed, v.observed
 
 
 def test_the_best_learning_rate_needs_three_sizes(tmp_path, fewer_draws):
@@ -373,3 +388,35 @@ def test_the_best_learning_rate_needs_three_sizes(tmp_path, fewer_draws):
                        overrides={"n_layer": layers, "n_head": layers, "n_embd": width, "learning_rate": lr})
     v = by_expectation(verdicts(load_experiment("exp5"), load_sweep(exp)), "best learning rate")
     assert v.outcome == "cannot tell" and "2 size(s)" in v.observed
+
+
+def test_the_law_refuses_a_bottom_far_outside_the_searched_rates():
+    """A fit whose bowl bottoms out decades away from every searched rate is no finding (and no overflow)."""
+    from sweeps.verdicts.lr_law import fit_law
+
+    rng = np.random.default_rng(3)
+    params = np.repeat([1e5, 4e5, 1.6e6], 5)
+    lr = np.tile([1e-3, 1.5e-3, 2e-3, 3e-3, 4e-3], 3)
+    loss = 2.0 - 0.1 * np.log10(lr) + rng.normal(0, 1e-4, len(lr))  # falling straight on: no bottom inside
+    assert fit_law(params, lr, loss) is None
+
+
+def test_the_profile_interval_of_beta_matches_the_t_interval_where_the_model_is_nearly_linear():
+    from sweeps.verdicts.lr_law import fit_law
+    from sweeps.verdicts.stats import t_quantile
+
+    rng = np.random.default_rng(4)
+    sizes = np.array([1e5, 4e5, 1.6e6, 6.4e6])
+    rows = []
+    for n in sizes:
+        best = -3 - 0.3 * np.log10(n / 8e5)
+        for x in best + np.linspace(-0.6, 0.6, 9):
+            rows.append((n, 10 ** x, 2.0 + 0.5 * (x - best) ** 2 + rng.normal(0, 0.002)))
+    p, lr, loss = map(np.array, zip(*rows))
+    law = fit_law(p, lr, loss)
+    lo, hi = law.beta_interval(0.05)
+    half = t_quantile(0.975, law.df) * math.sqrt(law.cov[1, 1])
+    assert lo < 0.3 < hi
+    assert lo == pytest.approx(law.beta - half, abs=0.15 * half)
+    assert hi == pytest.approx(law.beta + half, abs=0.15 * half)
+    assert law.beta_p() < 1e-6

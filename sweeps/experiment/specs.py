@@ -41,6 +41,9 @@ CHECK_NEEDS: dict[str, tuple[str, ...]] = {
     "scaling": (),
     "lr_scaling": (),
 }
+# how a sweep's verdicts share their error budget (`--family`): each its own 5% (none), or one 5% for all of them
+# by Holm's step-down (holm; sweeps/verdicts/judging.py)
+FAMILIES = ("none", "holm")
 # the chapter's numbers that its expectations are judged against
 RISE_TOL = 0.01  # a val-loss rise between two evaluations larger than this counts as oscillation
 EQUIV_TOL = 0.01  # the bound on the difference of experiment 2's two curves
@@ -105,6 +108,14 @@ class EarlyStopping:
 
     grace_period: int
     reduction_factor: int
+
+    def rungs(self, max_t: int) -> list[int]:
+        """The milestones below max_t: grace_period * reduction_factor**k."""
+        out, r = [], self.grace_period
+        while r < max_t:
+            out.append(r)
+            r *= self.reduction_factor
+        return out
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the step it was judged at. Nothing here judges: every figure comes from the Anal
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from sweeps.report.analysis import Analysis, order_trials
@@ -29,6 +30,7 @@ from sweeps.report.tables import markdown_table, md_cell
 from sweeps.results.frames import CONFIG_COLUMNS
 from sweeps.results.metrics import Compute, overfit_class
 from sweeps.results.trial import STATUS_NOTES
+from sweeps.verdicts.family import FamilyRate, family_rate
 from sweeps.verdicts.search import TOP
 from sweeps.verdicts.stats import RULE, sample
 
@@ -158,29 +160,35 @@ def _lr_lines(a: Analysis) -> list[str]:
     if a.lr_scaling is None:
         if a.exp is not None and a.exp.asks("lr_scaling") and a.search is not None:
             return ["### The best learning rate against size", "",
-                    "Fewer than three sizes have a best learning rate: no fit.", ""]
+                    "The searched trials are too few for the model (or show no bowl in learning rate): no fit.", ""]
         return []
     j = a.lr_scaling.to_json()
 
     def ci(x) -> str:
-        return f"[{x[0]:.3g}, {x[1]:.3g}]" if x else "(no confirmed seeds: no interval)"
+        return f"[{x[0]:.3g}, {x[1]:.3g}]" if x else "(no interval)"
 
-    draws = j["bootstrap"]["draws"]
+    cover = f"{100 * j['coverage']:.3g}%"
+    loo = {o["label"]: o for o in j["leave_one_out"]["sizes"]}
     lines = ["### The best learning rate against size", "",
-             "The best learning rate of each size (the confirmed best) fitted as lr* = c · N^(−β) by least squares "
-             "in log-log space; 95% intervals: "
-             + (f"bootstrap, {draws} draws, the confirmed seeds and the search's near-ties of each size resampled "
-                "(docs/verdicts.md)." if draws else "none without confirmed seeds."), "",
-             f"- β = {j['beta']:.3f} {ci(j['beta_ci'])}, c = {j['c']:.3g}",
+             "One model fitted to every searched trial at the search's judging step: loss = a_size + k · (log10 lr − "
+             "log10 lr*(N))² with lr*(N) = c · N^(−β) (a level per size, one curvature). How well each size's best "
+             f"rate is located is part of the fit; intervals ({cover}) are the fit's t intervals with {j['df']} "
+             "degrees of freedom (docs/verdicts.md). A size whose best rate lies outside the rates it was searched "
+             "at, or that had fewer than three, is *not bracketed*; the law is judged with three bracketed sizes or "
+             "more.",
+             "",
+             f"- β = {j['beta']:.3f} {ci(j['beta_ci'])}, c = {j['c']:.3g}; curvature {j['curvature']:.3f} loss per "
+             f"decade² of learning rate; residual sd {j['residual_sd']:.4f}",
              f"- the next size up, {j['next_size']['params']:,.0f} parameters: predicted best learning rate "
              f"{j['next_size']['predicted_lr']:.3g} {ci(j['next_size']['interval'])}",
-             f"- leave one size out (fitted on the others): median |ln(predicted / best)| "
-             f"{j['leave_one_out']['median_abs_log_error']:.3f}", ""]
-    rows = [[z["label"], f"{z['params']:,.0f}", f"{z['best_lr']:.3g}", z["n_seeds"],
-             ", ".join(f"{x:.3g}" for x in z["near_ties"]), f"{o['predicted_lr']:.3g}", f"{o['ratio']:.2f}×"]
-            for z, o in zip(j["sizes"], j["leave_one_out"]["sizes"])]
-    lines += markdown_table(["size", "parameters", "best lr", "seeds", "searched lrs within the seeds' noise",
-                             "predicted leaving it out", "predicted / best"], rows)
+             f"- leave one size out (the law fitted on the others predicts its best searched rate): median "
+             f"|ln(predicted / best)| {j['leave_one_out']['median_abs_log_error']:.3f}", ""]
+    rows = [[z["label"], f"{z['params']:,.0f}", f"{z['best_lr']:.3g}", f"{z['best_searched_lr']:.3g}",
+             f"{z['n_trials']} ({z['rates']} rates)", "yes" if z["bracketed"] else "no",
+             f"{loo[z['label']]['predicted_lr']:.3g}" if z["label"] in loo else "–",
+             f"{loo[z['label']]['ratio']:.2f}×" if z["label"] in loo else "–"] for z in j["sizes"]]
+    lines += markdown_table(["size", "parameters", "the law's best lr", "best searched lr", "trials", "bracketed",
+                             "predicted leaving it out", "predicted / best searched"], rows)
     return lines + [""]
 
 
@@ -193,6 +201,8 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     source = "hand-made training logs" if res.source == "logs" else "the sweep's trial folders"
     lines.append(f"{len(names)} run(s), {len(trials)} trial(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                  + f". Read from {source}.")
+    if where := environment_text(res.envs):
+        lines.append(where)
     if sweep_info:
         keys = [k for k in ("profile", "search", "scheduler", "num_samples", "seeds") if k in sweep_info]
         if keys:
@@ -217,11 +227,12 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
         lines += [f"Each expectation of the chapter, measured. Outcome rule: {RULE}; a difference the seeds cannot "
                   "separate from zero is *within noise*, one seed is never decisive (*cannot tell*). The effect "
                   "is the difference the verdict rests on, ± its standard error over seeds; a within-noise "
-                  "verdict gives the effect's 95% interval from the same test (docs/verdicts.md). Also in "
-                  "`verdicts.json`.", ""]
+                  "verdict gives the effect's interval from the same test, at the level it was judged at "
+                  "(docs/verdicts.md). Also in `verdicts.json`.", ""]
         lines += markdown_table(["expectation", "outcome", "effect", "step", "seeds", "observed"],
                                 [[v.expectation, outcome_text(v), effect_text(v), fmt(v.step, 0), seeds_text(v),
                                   v.observed] for v in vs])
+        lines += ["", family_of(a).text()]
     else:
         lines.append(f"No chapter expectations for {exp.name if exp else 'an unnamed experiment'}: pass --exp "
                      "exp1 ... exp5 (or an experiment file with `verdicts:`) to check them.")
@@ -264,6 +275,32 @@ def render_report(a: Analysis, plots: list[tuple[str, Path]], exp_dir: Path) -> 
     if notes:
         lines += ["## Notes", ""] + [f"- {md_cell(n)}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+def environment_text(envs: dict[str, dict]) -> str:
+    """Where the trials ran, from their config.json: `Ran on cpu in bfloat16 (24 trials), ...` (the figures
+    depend on it: another dtype or processor gives other losses); '' when no trial recorded it."""
+    known = [e for e in envs.values() if e.get("device")]
+    if not known:
+        return ""
+    combos = Counter((e["device"], e.get("dtype", "?")) for e in known)
+    hw = Counter(e.get("gpu") or (e.get("cpu", "") + (", bfloat16 in hardware" if e.get("cpu_bf16") else ""))
+                 for e in known)
+    threads = Counter(e.get("threads") for e in known if e.get("threads"))
+    torch_v = sorted({str(e["torch"]) for e in known if e.get("torch")})
+    text = "Ran on " + ", ".join(f"{d} in {t} ({n} trial(s))" for (d, t), n in combos.most_common())
+    text += " · " + "; ".join(h for h, _ in hw.most_common() if h)
+    if threads:
+        text += " · " + ", ".join(f"{t} torch thread(s) a trial" for t, _ in threads.most_common())
+    return text + (f" · torch {', '.join(torch_v)}" if torch_v else "") + "."
+
+
+def family_of(a: Analysis) -> FamilyRate:
+    """The sweep's family-wise figure (sweeps/verdicts/family.py): measured where the benchmark ran its design."""
+    info = a.info or {}
+    grid = info.get("search") == "grid"
+    return family_rate(a.exp.name if a.exp is not None and grid else None, info.get("profile"),
+                       info.get("seed_range"), info.get("family"), len(a.verdicts))
 
 
 def _seeds_section(a: Analysis) -> list[str]:

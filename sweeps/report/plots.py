@@ -187,24 +187,23 @@ def scaling_plot(fit: Scaling, points: pd.DataFrame, path: Path) -> Path:
 
 
 def lr_scaling_plot(fit: LrScaling, path: Path) -> Path:
-    """The best learning rate of each size against parameters (log-log): the near-ties, the fit, its band and the
-    next size's prediction."""
+    """The best learning rate of each size against parameters (log-log): each size's best searched rate, the law's,
+    its band at the verdict's level and the next size's prediction."""
     fig, ax = _axes("Best learning rate against model size", xlabel="parameters (non-embedding, log scale)",
                     ylabel="best learning rate (log scale)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     s = fit.sizes
-    near = [(p, lr) for p, lrs in zip(s["params"], s["near"]) for lr in lrs]
-    ax.scatter([p for p, _ in near], [lr for _, lr in near], s=16, alpha=0.4, color="grey",
-               label="searched within the seeds' noise of the best")
-    ax.scatter(s["params"], s["lr"], s=36, color="k", zorder=3, label="confirmed best")
+    ax.scatter(s["params"], s["best_searched_lr"], s=16, alpha=0.5, color="grey", label="best searched trial")
+    ax.scatter(s["params"], s["lr"], s=36, color="k", zorder=3, label="the law's best (fitted to every trial)")
     for _, r in s.iterrows():
-        ax.annotate(str(r["label"]), (r["params"], r["lr"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.annotate(str(r["label"]) + ("" if r["bracketed"] else " (not bracketed)"), (r["params"], r["lr"]),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
     xs = np.geomspace(s["params"].min() / 1.5, fit.next_params * 1.2, 100)
     c, beta = fit.fit
     ax.plot(xs, fit.predict(xs)[0], "r--", label=f"{c:.3g}·N^(−{beta:.3f})")
     if (band := fit.band(xs)) is not None:
-        ax.fill_between(xs, band[0], band[1], color="r", alpha=0.15, lw=0, label="95% band (bootstrap)")
+        ax.fill_between(xs, band[0], band[1], color="r", alpha=0.15, lw=0, label="the law's interval")
     nx = fit.to_json()["next_size"]
     err = None
     if nx["interval"]:

@@ -47,6 +47,8 @@ class Results:
     source: str = "sweep"
     notes: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # trial_id -> where it ran, from its config.json: device, dtype (and why), threads, CPU or GPU, versions
+    envs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,63 +70,97 @@ def tokens_per_iter(cfg: dict[str, Any]) -> int:
     return int(cfg["batch_size"]) * int(cfg["gradient_accumulation_steps"]) * int(cfg["block_size"])
 
 
-def history_frame(trial_id: str, name: str, seed: Any, rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, int]:
-    """Evaluation rows as a frame, de-duplicated on iter (a retried trial repeats rows: keep the last)."""
-    recs = []
-    for r in rows:
-        if math.isnan(num(r.get("iter"))):
-            continue
-        rec = {k: num(r.get(k)) for k in HISTORY_COLUMNS[3:]}
-        if math.isnan(rec["gap"]):
-            rec["gap"] = rec["val_loss"] - rec["train_loss"]
-        recs.append({"trial_id": trial_id, "name": name, "seed": seed, **rec})
-    hist = pd.DataFrame(recs, columns=list(HISTORY_COLUMNS))
-    before = len(hist)
-    hist = hist.drop_duplicates("iter", keep="last").sort_values("iter", kind="stable").reset_index(drop=True)
-    return hist, before - len(hist)
+EVAL_KEYS = HISTORY_COLUMNS[3:]  # an evaluation's fields: iter, tokens, train_loss, val_loss, gap, lr, ...
 
 
-def summary_row(trial_id: str, name: str, cfg: dict[str, Any], hist: pd.DataFrame, *, status: str,
-                diverged_at: float, error: str, sample: str, time_s: float, n_params: float, mem_mb: float,
-                max_iters_known: bool, where: str, retried_rows: int = 0, stage: str = "grid") -> dict[str, Any]:
-    """One trials-table row from a trial's config, its status and its de-duplicated evaluation history."""
-    finite = hist.dropna(subset=["val_loss"]) if len(hist) else hist
-    last = hist.iloc[-1] if len(hist) else None
-    final_iter = float(hist["iter"].max()) if len(hist) else 0.0
-    if not math.isnan(diverged_at):
-        final_iter = max(final_iter, diverged_at)
+@dataclass
+class TrialRecord:
+    """One trial as the analysis reads it: its config and ending, and its evaluations as arrays (one per step).
+
+    `evals` maps each of EVAL_KEYS to an array sorted by iter, one value per step (a retried trial repeats rows:
+    the last is kept; `retried` counts the ones dropped). `facts` are what its files add (time_s, mem_mb,
+    n_params, error, sample, max_iters_known, where).
+    """
+
+    trial_id: str
+    name: str
+    config: dict[str, Any]
+    status: str
+    stage: str
+    evals: dict[str, np.ndarray]
+    diverged_at: float = math.nan
+    retried: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+
+FACTS = {"error": "", "sample": "", "time_s": math.nan, "n_params": math.nan, "mem_mb": math.nan,
+         "max_iters_known": True, "where": ""}
+
+
+def trial_record(trial_id: str, name: str, cfg: dict[str, Any], evals: list[dict[str, Any]], *, status: str,
+                 diverged_at: float = math.nan, stage: str = "grid", **facts: Any) -> TrialRecord:
+    """A trial's record from its evaluation rows: the one builder, for the loader (a sweep's folder, with what its
+    files add in `facts`) and for judging a sweep while it runs (`from_reports`, sweeps.verdicts' Runs)."""
+    table = {k: np.array([num(r.get(k)) for r in evals], dtype=float) for k in EVAL_KEYS}
+    keep = ~np.isnan(table["iter"])
+    table = {k: v[keep] for k, v in table.items()}
+    missing = np.isnan(table["gap"])
+    table["gap"][missing] = table["val_loss"][missing] - table["train_loss"][missing]
+    # one row per step, the last one kept; in step order
+    it = table["iter"]
+    last = {x: i for i, x in enumerate(it)}
+    order = sorted(last.values(), key=lambda i: it[i])
+    table = {k: v[order] for k, v in table.items()}
+    if len(order) and np.isnan(table["tokens"]).all():
+        table["tokens"] = table["iter"] * tokens_per_iter(cfg)
+    return TrialRecord(trial_id, name, dict(cfg), status, stage, table, diverged_at, len(it) - len(order),
+                       {**FACTS, **facts})
+
+
+def history_of(rec: TrialRecord) -> pd.DataFrame:
+    """A record's evaluations as history rows (HISTORY_COLUMNS)."""
+    n = len(rec.evals["iter"])
+    return pd.DataFrame({"trial_id": [rec.trial_id] * n, "name": [rec.name] * n, "seed": [rec.seed] * n,
+                         **rec.evals}, columns=list(HISTORY_COLUMNS))
+
+
+def summary_of(rec: TrialRecord) -> dict[str, Any]:
+    """A record's trials-table row: its config, its status, its final and best metrics and its cost."""
+    e, cfg, f = rec.evals, rec.config, rec.facts
+    n = len(e["iter"])
+    finite = ~np.isnan(e["val_loss"])
+    final_iter = float(e["iter"].max()) if n else 0.0
+    if not math.isnan(rec.diverged_at):
+        final_iter = max(final_iter, rec.diverged_at)
     tpi = tokens_per_iter(cfg)
-    if len(finite):
-        best = finite.loc[finite["val_loss"].idxmin()]
-        best_val, best_iter = float(best["val_loss"]), float(best["iter"])
+    if finite.any():
+        i = int(np.flatnonzero(finite)[np.argmin(e["val_loss"][finite])])
+        best_val, best_iter = float(e["val_loss"][i]), float(e["iter"][i])
     else:
         best_val = best_iter = math.nan
-    final_train = float(last["train_loss"]) if last is not None else math.nan
-    final_val = float(last["val_loss"]) if last is not None else math.nan
+    final_train = float(e["train_loss"][-1]) if n else math.nan
+    final_val = float(e["val_loss"][-1]) if n else math.nan
     gap = final_val - final_train
-    return {"name": name, "trial_id": trial_id, "status": status, "stage": stage,
+    return {"name": rec.name, "trial_id": rec.trial_id, "status": rec.status, "stage": rec.stage,
             **{k: cfg.get(k) for k in CONFIG_COLUMNS},
             "final_iter": final_iter, "final_train_loss": final_train, "final_val_loss": final_val,
             "final_gap": gap, "overfit_class": overfit_class(gap), "best_val_loss": best_val, "best_iter": best_iter,
-            "diverged_at": diverged_at, "tokens": record.tokens(final_iter, tpi), "tokens_per_iter": tpi,
-            "tokens_planned": float(cfg["max_iters"]) * tpi if max_iters_known else math.nan,
-            "time_s": time_s, "n_params": n_params, "mem_mb": mem_mb, "n_evals": len(finite),
-            "retried_rows": retried_rows, "error": error, "sample": sample, "path": where}
+            "diverged_at": rec.diverged_at, "tokens": record.tokens(final_iter, tpi), "tokens_per_iter": tpi,
+            "tokens_planned": float(cfg["max_iters"]) * tpi if f["max_iters_known"] else math.nan,
+            "time_s": f["time_s"], "n_params": f["n_params"], "mem_mb": f["mem_mb"], "n_evals": int(finite.sum()),
+            "retried_rows": rec.retried, "error": f["error"], "sample": f["sample"], "path": f["where"]}
 
 
 def trial_frames(trial_id: str, name: str, cfg: dict[str, Any], evals: list[dict[str, Any]], *, status: str,
                  diverged_at: float = math.nan, stage: str = "grid",
                  **facts: Any) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One trial's trials-table row and its history, from its evaluation rows: the one builder, for the loader
-    (a sweep's folder, with what its files add in `facts`: time, memory, error, sample...) and for judging a
-    sweep while it runs (`from_reports`)."""
-    hist, dup = history_frame(trial_id, name, cfg.get("seed"), evals)
-    if len(hist) and hist["tokens"].isna().all():
-        hist["tokens"] = record.tokens(hist["iter"], tokens_per_iter(cfg))
-    given = {"error": "", "sample": "", "time_s": math.nan, "n_params": math.nan, "mem_mb": math.nan,
-             "max_iters_known": True, "where": "", **facts}
-    return summary_row(trial_id, name, cfg, hist, status=status, diverged_at=diverged_at, stage=stage,
-                       retried_rows=dup, **given), hist
+    """One trial's trials-table row and its history, from its evaluation rows (`trial_record`)."""
+    rec = trial_record(trial_id, name, cfg, evals, status=status, diverged_at=diverged_at, stage=stage, **facts)
+    return summary_of(rec), history_of(rec)
 
 
 def assemble(rows: list[dict[str, Any]], hists: list[pd.DataFrame], iters: list[pd.DataFrame],

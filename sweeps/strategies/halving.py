@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from sweeps.experiment.specs import METRIC, MODE, TIME_ATTR
+from sweeps.experiment.specs import METRIC, MODE, TIME_ATTR, EarlyStopping
+from sweeps.results.decisions import DecisionLog
 from sweeps.strategies.base import Slots, TrialRows
 
 if TYPE_CHECKING:
@@ -74,11 +75,7 @@ def _stop(tc: TuneController, trial: Trial) -> None:
 
 def rungs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
     """The milestones below max_t: grace_period * reduction_factor**k."""
-    out, r = [], grace_period
-    while r < max_t:
-        out.append(r)
-        r *= reduction_factor
-    return out
+    return EarlyStopping(grace_period, reduction_factor).rungs(max_t)
 
 
 def survivors(scores: dict[str, float], reduction_factor: int, protected: set[str]) -> set[str]:
@@ -135,10 +132,12 @@ class SeedGroupHalving(TrialScheduler):
         self._slots = slots
         self._rows = TrialRows()  # what every trial reported, for the hold
         self.decisions: list[dict] = []  # the rungs decided, in order (module docstring); only ever appended
+        self.log = DecisionLog(None)  # the sweep's decision log (sweeps/results/decisions.py), set by the grid
 
     def __setstate__(self, state: dict) -> None:  # a scheduler pickled before `decisions` existed
         self.__dict__.update(state)
         self.__dict__.setdefault("decisions", [])
+        self.__dict__.setdefault("log", DecisionLog(None))
         self.__dict__.setdefault("_hold", None)
         self.__dict__.setdefault("_slots", None)
         rows = self.__dict__.get("_rows")
@@ -284,6 +283,7 @@ class SeedGroupHalving(TrialScheduler):
         keep |= {g for g in groups if judged.get(g, {}).get("open")}
         self._decided[rung] = keep
         self.decisions.append(self._decision(rung, groups, keep, inferred=False, judged=judged))
+        self._log(self.decisions[-1])
         for group in sorted(set(groups) - keep):
             self._stopped[group] = rung
         self._release |= {t for t in self._waiting if t != current and self._group[t] in keep}
@@ -320,6 +320,7 @@ class SeedGroupHalving(TrialScheduler):
                     if any(t not in self._ended or self._last.get(t, 0) > rung for t in self._members[g])}
             self._decided[rung] = keep
             self.decisions.append(self._decision(rung, groups, keep, inferred=True))
+            self._log(self.decisions[-1])
             for group in set(groups) - keep:
                 self._stopped[group] = rung
 
@@ -330,6 +331,12 @@ class SeedGroupHalving(TrialScheduler):
         entries = [(tid, dict(self._trials[tid].config), self._rows.of(tid))
                    for tids in self._members.values() for tid in tids]
         return self._hold(rung, entries)
+
+    def _log(self, d: dict) -> None:
+        """A rung decision into the decision log: what each run had there and whether it goes on (an inferred one,
+        after a resume, is the same decision: the log keeps the first)."""
+        self.log.record("rung", [1, d["rung"]], step=d["rung"], stopped=d["stopped"], continued=d["continued"],
+                        held=d["held"], runs={r["name"]: [r["mean"], r["n"], r["rank"]] for r in d["runs"]})
 
     def _decision(self, rung: int, groups: list[str], keep: set[str], inferred: bool,
                   judged: dict[str, dict[str, list[str]]] | None = None) -> dict:

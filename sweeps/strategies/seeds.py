@@ -17,16 +17,18 @@ and is judged in the report):
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from typing import Any
 
 from ray.tune.search import Searcher
 
 from sweeps.experiment.specs import METRIC, MODE, Experiment, SeedRange
-from sweeps.results.frames import from_reports
+from sweeps.results.decisions import DecisionLog
+from sweeps.results.trial import ending
 from sweeps.strategies.base import Slots, TrialRows
-from sweeps.verdicts.judging import judge, spec_runs
-from sweeps.verdicts.sequential import judge_looks, level_of
-from sweeps.verdicts.stats import NOISE
+from sweeps.verdicts.judging import claims, judge, spec_runs
+from sweeps.verdicts.sequential import judge_looks
+from sweeps.verdicts.stats import NOISE, Design
 from sweeps.verdicts.verdict import Runs, verdict_text
 
 Entry = tuple[str, dict, list[dict]]  # (trial id, its config, its report rows)
@@ -35,20 +37,29 @@ Entry = tuple[str, dict, list[dict]]  # (trial id, its config, its report rows)
 class VerdictHold:
     """The scheduler's `hold` for an experiment: per run, its verdicts at the rung, open (within noise) or decided.
 
-    Judged at the first look's level (`sequential.level_of`), as the report judges a stopped run.
+    Judged at the rung's level of the sweep's design (`stats.Design`: a share of each verdict's 5%, split
+    between the rungs), as the report judges a stopped run's verdicts; with `family="holm"` each verdict has
+    1/m of the design's budget (the step-down's first step, the strictest; m counts hypotheses: `claims`).
     A class, not a closure: Tune pickles the scheduler with the experiment.
     """
 
-    def __init__(self, exp: Experiment, seeds: SeedRange):
-        self.exp, self.level = exp, level_of(seeds)
+    def __init__(self, exp: Experiment, design: Design, family: str | None = None):
+        self.exp, self.design, self.family = exp, design, family
+        if family == "holm" and exp.verdicts:
+            self.design = replace(design, alpha=design.alpha / sum(claims(s) for s in exp.verdicts))
+
+    def __setstate__(self, state: dict) -> None:  # pickled by an earlier version: a level, no design
+        if "design" not in state:
+            state = {"exp": state["exp"], "design": Design((3,)), "family": None}
+        self.__dict__.update(state)
 
     def __call__(self, rung: int, entries: list[Entry]) -> dict[str, dict[str, list[str]]]:
         exp = self.exp
         if not entries or not exp.verdicts:
             return {}
-        runs = Runs(from_reports(entries, upto=rung), exp.run_names)
+        runs = Runs.from_reports(entries, exp.run_names, upto=rung)
         out: dict[str, dict[str, list[str]]] = {}
-        for j in judge(exp.verdicts, runs, self.level, tolerant=True):
+        for j in judge(exp.verdicts, runs, self.design, "rung", tolerant=True):
             for run in spec_runs(j.spec, exp):
                 for v in j.verdicts:
                     out.setdefault(run, {"open": [], "decided": []})["open" if v.outcome == NOISE else "decided"] \
@@ -67,9 +78,11 @@ class SeedSearcher(Searcher):
     """
 
     def __init__(self, trials: list[dict[str, Any]], exp: Experiment, seeds: SeedRange,
-                 metric: str = METRIC, mode: str = MODE, slots: Slots | None = None):
+                 metric: str = METRIC, mode: str = MODE, slots: Slots | None = None, design: Design | None = None,
+                 family: str | None = None):
         super().__init__(metric=metric, mode=mode)
         self._exp, self._seeds = exp, seeds
+        self._design, self._family = design or Design(tuple(seeds.looks)), family
         self._slots = slots  # --max-concurrent with early stopping (scheduler.Slots); None: Tune's own limit
         self._queue = [dict(t) for t in trials]
         self._base = {}  # run -> its first trial's config (the template of an added seed)
@@ -81,6 +94,7 @@ class SeedSearcher(Searcher):
         self._look = 0  # looks taken
         self._done = False
         self.looks: list[dict] = []  # each: {"look", "seeds", "open": [texts], "added": {run: n}}; only appended
+        self.log = DecisionLog(None)  # the sweep's decision log (sweeps/results/decisions.py), set by the grid
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return metric in (None, self.metric) and mode in (None, self.mode)
@@ -106,6 +120,12 @@ class SeedSearcher(Searcher):
         if result:
             self._rows.add(trial_id, result)
         self._ended.add(trial_id)
+        config, rows = self._configs[trial_id], self._rows.of(trial_id)
+        order = self._exp.run_names.index(config["name"]) if config["name"] in self._exp.run_names else -1
+        last = rows[-1] if rows else {}
+        self.log.record("end", [3, order, config.get("seed", 0)], trial=f"{config['name']} seed {config.get('seed')}",
+                        status=ending(result, over=True, errored=error), iter=last.get("iter"),
+                        val_loss=last.get("val_loss"))
 
     # -- the looks -----------------------------------------------------------------------
 
@@ -117,12 +137,12 @@ class SeedSearcher(Searcher):
         if self._look >= len(looks) or not entries:
             self._done = True
             return
-        res = from_reports(entries)
-        have = res.trials.groupby("name")["trial_id"].count().to_dict()
+        runs = Runs.from_reports(entries, self._exp.run_names)
+        have = {n: runs.n(n) for n in runs.names}
         want: dict[str, int] = {}
         open_: list[str] = []
         try:
-            judged = judge_looks(self._exp, res, self._seeds)
+            judged = judge_looks(self._exp, runs, self._design, self._family)
         except Exception as e:  # noqa: BLE001 - a look that cannot judge adds no seed; the sweep ends as it is
             self.looks.append({"look": self._look, "seeds": looks[self._look - 1], "added": {},
                                "open": [f"not judged ({type(e).__name__}: {e}): no seed added"]})
@@ -142,6 +162,7 @@ class SeedSearcher(Searcher):
             added[run] = want[run] - n
             self._queue += [{**base, "seed": base["seed"] + i} for i in range(n, want[run])]
         self.looks.append({"look": self._look, "seeds": looks[self._look - 1], "open": open_, "added": added})
+        self.log.record("look", [2, self._look], **self.looks[-1])
         if not added:
             self._done = True
 
@@ -157,6 +178,9 @@ class SeedSearcher(Searcher):
             self.__setstate__({**{k: v for k, v in pickle.load(f).items() if k != "_slots"}, "_slots": self._slots})
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("_design", Design(tuple(state["_seeds"].looks)) if "_seeds" in state else Design((3,)))
+        state.setdefault("_family", None)
+        state.setdefault("log", DecisionLog(None))
         rows = state.get("_rows")
         if isinstance(rows, dict):  # saved by an earlier version: trial id -> rows
             state["_rows"] = TrialRows()

@@ -16,6 +16,7 @@ and both laws refitted. With one seed per size there is nothing to resample and 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,8 +28,21 @@ from scipy.optimize import minimize_scalar, nnls
 from gptcore.record import estimated_params
 from sweeps.experiment.specs import shape_of
 from sweeps.verdicts.search import search_trials
-from sweeps.verdicts.stats import HOLDS, NOISE, NOT, UNKNOWN, all_of, welch
-from sweeps.verdicts.verdict import Runs, Verdict, cannot_tell, n_seeds
+from sweeps.verdicts.stats import (
+    HOLDS,
+    NOISE,
+    NOT,
+    T1,
+    UNKNOWN,
+    Test,
+    all_of,
+    compare,
+    coverage,
+    p_value,
+    share,
+    t_interval,
+)
+from sweeps.verdicts.verdict import Runs, Verdict, cannot_tell, measured, n_seeds, percent
 
 if TYPE_CHECKING:
     from sweeps.experiment.files import VerdictSpec
@@ -79,17 +93,51 @@ def _slope_per_decade(n: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass
 class Scaling:
-    """Both fits, their bootstrap draws, and the next size up; `to_json` is results/exp5/scaling.json."""
+    """Both fits, their bootstrap draws, and the next size up; `to_json` is results/exp5/scaling.json.
+
+    The bootstrap (for the report's intervals and band) is drawn on first use: the verdicts need none of it.
+    """
 
     step: float
     sizes: pd.DataFrame  # one row per size: label, params, n_seeds, mean, std
     power: tuple[float, float]  # a, alpha
-    chinchilla: tuple[float, float, float]  # E, A, alpha
     slope: float  # loss change per 10x parameters
-    boot_power: np.ndarray  # (B, 2)
-    boot_chinchilla: np.ndarray  # (B, 3)
-    boot_slope: np.ndarray  # (B,)
     next_params: float
+    points: pd.DataFrame | None = None  # what was fitted, for the bootstrap
+    n_boot: int = N_BOOT
+    seed: int = 0
+
+    @functools.cached_property
+    def chinchilla(self) -> tuple[float, float, float]:
+        """E, A, alpha of the Chinchilla form (fitted on first use: the report's, not the verdicts')."""
+        return fit_chinchilla(self.points["params"].to_numpy(float), self.points["loss"].to_numpy(float))
+
+    @functools.cached_property
+    def _boot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        groups = [g for _, g in self.points.groupby("params", sort=True)] if self.points is not None else []
+        rng = np.random.default_rng(self.seed)
+        boot_p, boot_c, boot_s = [], [], []
+        if groups and self.min_seeds >= 2:
+            for _ in range(self.n_boot):
+                draw = [g.iloc[rng.integers(0, len(g), len(g))] for g in groups]
+                bn = np.concatenate([d["params"].to_numpy(float) for d in draw])
+                by = np.concatenate([d["loss"].to_numpy(float) for d in draw])
+                boot_p.append(fit_power(bn, by))
+                boot_c.append(fit_chinchilla(bn, by))
+                boot_s.append(_slope_per_decade(bn, by))
+        return np.array(boot_p).reshape(-1, 2), np.array(boot_c).reshape(-1, 3), np.array(boot_s)
+
+    @property
+    def boot_power(self) -> np.ndarray:  # (B, 2)
+        return self._boot[0]
+
+    @property
+    def boot_chinchilla(self) -> np.ndarray:  # (B, 3)
+        return self._boot[1]
+
+    @property
+    def boot_slope(self) -> np.ndarray:  # (B,)
+        return self._boot[2]
 
     @property
     def min_seeds(self) -> int:
@@ -147,21 +195,10 @@ def fit_scaling(points: pd.DataFrame, step: float, n_boot: int = N_BOOT, seed: i
                            "std": float(g["loss"].std(ddof=1)) if len(g) > 1 else math.nan} for g in groups])
     n = points["params"].to_numpy(float)
     y = points["loss"].to_numpy(float)
-    rng = np.random.default_rng(seed)
-    boot_p, boot_c, boot_s = [], [], []
-    if sizes["n_seeds"].min() >= 2:
-        for _ in range(n_boot):
-            draw = [g.iloc[rng.integers(0, len(g), len(g))] for g in groups]
-            bn = np.concatenate([d["params"].to_numpy(float) for d in draw])
-            by = np.concatenate([d["loss"].to_numpy(float) for d in draw])
-            boot_p.append(fit_power(bn, by))
-            boot_c.append(fit_chinchilla(bn, by))
-            boot_s.append(_slope_per_decade(bn, by))
     params = sizes["params"].to_numpy()
-    return Scaling(step=step, sizes=sizes, power=fit_power(n, y), chinchilla=fit_chinchilla(n, y),
-                   slope=_slope_per_decade(n, y), boot_power=np.array(boot_p).reshape(-1, 2),
-                   boot_chinchilla=np.array(boot_c).reshape(-1, 3), boot_slope=np.array(boot_s),
-                   next_params=float(params[-1] ** 2 / params[-2]))
+    return Scaling(step=step, sizes=sizes, power=fit_power(n, y),
+                   slope=_slope_per_decade(n, y), next_params=float(params[-1] ** 2 / params[-2]), points=points,
+                   n_boot=n_boot, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------
@@ -238,8 +275,32 @@ def _points(runs: Runs, names: list[str]) -> tuple[pd.DataFrame, float | None]:
     return pd.DataFrame(rows), step
 
 
+def size_line(points: pd.DataFrame, y: str = "loss", log_y: bool = False) -> tuple[float, float, int] | None:
+    """(slope, its standard error, degrees of freedom) of a straight line through the sizes' means of `y`
+    (of log y with `log_y`) against log10 N: each size one point, its seeds averaged, so the line's noise is the
+    sizes' scatter about it (k sizes, k − 2 degrees of freedom); None below three sizes."""
+    n, v = points["params"].to_numpy(float), points[y].to_numpy(float)
+    ok = np.isfinite(v) & (n > 0) & ((v > 0) if log_y else True)
+    n, v = n[ok], (np.log(v[ok]) if log_y else v[ok])
+    sizes = np.unique(n)
+    if len(sizes) < 3:
+        return None
+    x = np.log10(sizes)
+    m = np.array([v[n == s].mean() for s in sizes])
+    slope, intercept = np.polyfit(x, m, 1)
+    resid = m - (slope * x + intercept)
+    df = len(m) - 2
+    se = math.sqrt(float(resid @ resid) / df / float(((x - x.mean()) ** 2).sum()))
+    return float(slope), se, df
+
+
 def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
-    """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory."""
+    """Loss against model size at one budget: ordered sizes, the power law's α, 10× ≈ −0.2, time and memory.
+
+    Each larger size against the one before (paired by seed): every pair to hold, one to fail, each pair at
+    1/(k − 1) of the level. The exponent and the drop per 10× from a line through the sizes' means (t with k − 2
+    degrees of freedom: the sizes' scatter about the line is the noise, not only the seeds').
+    """
     named = bool(runs.names & set(runs.order))
     points, step = size_points(runs, named)
     fitted = fit_of(runs)
@@ -252,40 +313,50 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
         if not pairs or step is None:
             out.append(cannot_tell(e, f"{len(sizes)} size(s) with results", spec.check))
         else:
-            tests = [(b, a, welch(runs.at(b, step), runs.at(a, step))) for a, b in pairs]
-            weakest = max(tests, key=lambda x: x[2].effect)
-            obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
-                   + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
-            out.append(Verdict(e, all_of([t.outcome(-1) for _, _, t in tests]), obs, weakest[2].effect,
-                               weakest[2].stderr, n_seeds(runs, *sizes), step, p_value=weakest[2].p, check=spec.check,
-                               interval=weakest[2].interval()))
+            with share(len(pairs)):
+                tests = [(b, a, compare(runs.at(b, step), runs.at(a, step))) for a, b in pairs]
+                outcomes = [t.outcome(-1) for _, _, t in tests]
+                weakest = max(tests, key=lambda x: x[2].effect)
+                obs = (f"at step {step:.0f}: " + " > ".join(f"{n} {runs.at(n, step).text()}" for n in sizes)
+                       + f"; the smallest gain, {weakest[0]} vs {weakest[1]}: {weakest[2].text()}")
+                out.append(measured(e, all_of(outcomes), obs, weakest[2], n_seeds(runs, *sizes), step, spec.check,
+                                    rule=f"each size against the one before, {weakest[2].how}, each pair at "
+                                         f"1/{len(pairs)} of the level"))
     e = "the loss falls as a power of the parameter count: loss = a · N^(−α) with α > 0"
-    if fit is None:
-        out.append(cannot_tell(e, f"{points['params'].nunique() if len(points) else 0} distinct size(s), 2 needed",
-                               spec.check))
-        return out
-    seeds = {r["label"]: int(r["n_seeds"]) for _, r in fit.sizes.iterrows()}
-    a, alpha = fit.power
-    ci = fit.ci(fit.boot_power[:, 1])
-    outcome = UNKNOWN if ci is None else HOLDS if ci[0] > 0 else NOT if ci[1] < 0 else NOISE
-    e_c, _, alpha_c = fit.chinchilla
-    obs = (f"α = {alpha:.4f}" + (f" (95% interval {ci[0]:.4f} to {ci[1]:.4f})" if ci else " (one seed: no interval)")
-           + f" over {len(fit.sizes)} sizes at step {fit.step:.0f}; with an irreducible term, "
-             f"loss = {e_c:.3f} + A·N^(−{alpha_c:.3f})")
-    out.append(Verdict(e, outcome, obs, alpha, float(np.std(fit.boot_power[:, 1])) if ci else None, seeds, fit.step,
-                       rule="95% bootstrap interval of α (seeds resampled within each size) above 0",
-                       check=spec.check, interval=ci))
-    e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
-    ci = fit.ci(-fit.boot_slope)
-    drop = -fit.slope
-    lo, hi = DECADE_DROP
-    outcome = UNKNOWN if ci is None else HOLDS if lo <= ci[0] and ci[1] <= hi else NOT if ci[1] < lo or ci[0] > hi \
-        else NOISE
-    obs = (f"{drop:.3f} lower per 10× (straight line of loss against log10 N)"
-           + (f", 95% interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else "; one seed: no interval"))
-    out.append(Verdict(e, outcome, obs, drop, float(np.std(fit.boot_slope)) if ci else None, seeds, fit.step,
-                       rule=f"95% bootstrap interval of the drop per 10× inside [{lo}, {hi}]", check=spec.check,
-                       interval=ci))
+    line = size_line(points, log_y=True) if len(points) else None
+    if fit is None or line is None:
+        k = points["params"].nunique() if len(points) else 0
+        out.append(cannot_tell(e, f"{k} distinct size(s), 3 needed for a line and its noise", spec.check))
+    elif fit.min_seeds < 2:  # a search's best trial of each size: one seed, and chosen as the lowest of several
+        out.append(cannot_tell(e, "one seed per size (the best searched trial of each): no noise estimate; confirm "
+                                  "the best of each size over seeds", spec.check))
+    else:
+        seeds = {r["label"]: int(r["n_seeds"]) for _, r in fit.sizes.iterrows()}
+        slope, se, df = line
+        alpha = -slope / math.log(10)  # the line is ln loss per decade of N: α is per e-fold of N
+        se_alpha = se / math.log(10)
+        test = Test(alpha, se_alpha, df, p_value(alpha / se_alpha, df) if se else math.nan, (len(fit.sizes),) * 2,
+                    T1, f"a line through the {len(fit.sizes)} sizes' mean log loss")
+        interval = test.interval()
+        obs = (f"α = {alpha:.4f} ± {test.stderr:.4f}"
+               + (f" ({percent(coverage())} interval {interval[0]:.4f} to {interval[1]:.4f})" if interval else "")
+               + f" over {len(fit.sizes)} sizes at step {fit.step:.0f} (the fit on every seed: {fit.power[1]:.4f}; the "
+                 "Chinchilla form with an irreducible term is in the report's Model sizes)")
+        out.append(measured(e, test.outcome(+1), obs, test, seeds, fit.step, spec.check,
+                            rule=f"{test.how} against log N, two-sided t-test with {df} degrees of freedom"))
+        e = f"10× more parameters lowers the loss by about 0.2 (accepted {DECADE_DROP[0]} to {DECADE_DROP[1]})"
+        drop_line = size_line(points)
+        slope, se, df = drop_line
+        drop = -slope
+        interval = t_interval(drop, se, df)
+        lo, hi = DECADE_DROP
+        outcome = UNKNOWN if interval is None else HOLDS if lo <= interval[0] and interval[1] <= hi else \
+            NOT if interval[1] < lo or interval[0] > hi else NOISE
+        obs = (f"{drop:.3f} ± {se:.3f} lower per 10× (a line through the sizes' mean loss against log10 N)"
+               + (f", interval {interval[0]:.3f} to {interval[1]:.3f}" if interval else ""))
+        out.append(Verdict(e, outcome, obs, drop, se, seeds, fit.step,
+                           rule=f"the drop per 10×'s t interval (k − 2 = {df} degrees of freedom) inside [{lo}, {hi}]",
+                           check=spec.check, interval=interval, coverage=coverage() if interval else None))
     if named and len(sizes) >= 2:
         for col, e, unit in (("time_s", "larger models take longer to train", "s"),
                              ("mem_mb", "larger models need more memory", " MB")):
@@ -293,11 +364,12 @@ def scaling(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
             if any(s.n == 0 for s in samples.values()):
                 out.append(cannot_tell(e, f"{col} not recorded for every size", spec.check, n_seeds(runs, *sizes)))
                 continue
-            tests = [welch(samples[b], samples[a]) for a, b in zip(sizes, sizes[1:])]
-            weakest = min(tests, key=lambda t: t.effect)
-            obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
-                   + f"; smallest step: {weakest.text()}")
-            out.append(Verdict(e, all_of([t.outcome(+1) for t in tests]), obs, weakest.effect, weakest.stderr,
-                               n_seeds(runs, *sizes), None, p_value=weakest.p, check=spec.check,
-                               interval=weakest.interval()))
+            with share(len(sizes) - 1):
+                tests = [compare(samples[b], samples[a]) for a, b in zip(sizes, sizes[1:])]
+                weakest = min(tests, key=lambda t: t.effect)
+                obs = (" < ".join(f"{n} {s.mean:.0f}{unit}" for n, s in samples.items())
+                       + f"; smallest step: {weakest.text()}")
+                out.append(measured(e, all_of([t.outcome(+1) for t in tests]), obs, weakest, n_seeds(runs, *sizes),
+                                    None, spec.check, rule=f"each size against the one before, {weakest.how}, each "
+                                                           f"pair at 1/{len(sizes) - 1} of the level"))
     return out

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from gptcore.record import estimated_params
 from sweeps.results.frames import Results
 from sweeps.results.trial import SEARCH, of_stage
-from sweeps.verdicts.stats import HOLDS, NOISE, NOT, t_interval, welch
+from sweeps.verdicts.stats import HOLDS, NOISE, NOT, compare, coverage, level, p_value, t_interval
 from sweeps.verdicts.verdict import Runs, Verdict, cannot_tell
 
 if TYPE_CHECKING:
@@ -66,11 +65,19 @@ def ranked(res: Results) -> pd.DataFrame:
     return t.sort_values(["final_iter", "final_val_loss", "name"], ascending=[False, True, True], kind="stable")
 
 
+# a parameter's scale is the parameter's, not the values a search happened to draw (that would switch between two
+# runs of one search): rates and sizes searched on a log scale are per decade, the powers of two per doubling
+LOG_PARAMS = {"learning_rate": 10, "min_lr": 10, "weight_decay": 10, "params": 10, "batch_size": 2,
+              "gradient_accumulation_steps": 2, "n_layer": 2, "n_head": 2, "n_embd": 2}
+
+
 def _x(trials: pd.DataFrame, param: str) -> tuple[np.ndarray, str]:
-    """The parameter as the regressor: on a log2 scale where it is positive and spans 4x or more."""
+    """The parameter as the regressor: on its log scale (LOG_PARAMS, where every value is positive), else as it is;
+    and the unit of a slope on it."""
     x = trials[param].astype(float).to_numpy()
-    if len(x) and np.all(x > 0) and x.max() / x.min() >= 4:
-        return np.log2(x), f"per doubling of {param}"
+    base = LOG_PARAMS.get(param)
+    if base and len(x) and np.all(x > 0):
+        return np.log(x) / np.log(base), f"per {'decade' if base == 10 else 'doubling'} of {param}"
     return x, f"per unit of {param}"
 
 
@@ -93,18 +100,19 @@ def trend(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     others = _covariates(runs.res, trials, ok, skip={spec.param, "shape"} if spec.param == "params" else {spec.param})
     slope, se, p, dof = _partial_slope(x, y[ok].to_numpy(), others)
     expect = -1 if direction == "lower" else 1
-    outcome = (HOLDS if math.copysign(1, slope) == expect else NOT) if p < 0.05 else NOISE
+    outcome = (HOLDS if math.copysign(1, slope) == expect else NOT) if p < level() else NOISE
     held = f", the other searched values ({', '.join(others)}) as covariates" if others else ""
     obs = (f"{words} changes by {slope:+.4f} ± {se:.4f} {unit} at step {step:.0f} (p = {p:.2g}) over "
            f"{int(ok.sum())} trials{held}")
+    interval = t_interval(slope, se, dof)
     return [Verdict(e, outcome, obs, slope, se, {"trials": int(ok.sum())}, step,
                     rule="least-squares slope across the trials, the other searched values as covariates "
-                         "(a quadratic in each numeric one), two-sided p < 0.05",
-                    p_value=p, check=spec.check, interval=t_interval(slope, se, dof))]
+                         "(a quadratic in each numeric one), two-sided t-test",
+                    p_value=p, check=spec.check, interval=interval, coverage=coverage() if interval else None)]
 
 
 def _covariates(res: Results, trials: pd.DataFrame, ok: np.ndarray, skip: set[str]) -> dict[str, np.ndarray]:
-    """The other searched values as regression columns: numbers (log2 where they span 4x) with their squares,
+    """The other searched values as regression columns: numbers (on their log scale, LOG_PARAMS) with their squares,
     choices as indicator columns."""
     out = {}
     for name, values in searched(res).items():
@@ -113,8 +121,8 @@ def _covariates(res: Results, trials: pd.DataFrame, ok: np.ndarray, skip: set[st
         v = [val for val, keep in zip(values, ok) if keep]
         if numeric(v):
             z = np.asarray(v, dtype=float)
-            if np.all(z > 0) and z.max() / z.min() >= 4:
-                z = np.log2(z)
+            if name in LOG_PARAMS and np.all(z > 0):
+                z = np.log(z) / np.log(LOG_PARAMS[name])
             z = (z - z.mean()) / (z.std() or 1)
             out[name] = np.column_stack([z, z ** 2])
         else:
@@ -134,7 +142,7 @@ def _partial_slope(x: np.ndarray, y: np.ndarray, others: dict[str, np.ndarray]) 
     resid = y - design @ coef
     cov = (resid @ resid / dof) * np.linalg.pinv(design.T @ design)
     se = float(math.sqrt(max(cov[1, 1], 0.0)))
-    p = float(2 * sps.t.sf(abs(coef[1] / se), dof)) if se > 0 else (0.0 if coef[1] else 1.0)
+    p = p_value(coef[1] / se, dof) if se > 0 else math.nan  # no spread: no noise estimate, not certainty
     return float(coef[1]), se, p, dof
 
 
@@ -160,25 +168,35 @@ def best_range(runs: Runs, spec: VerdictSpec) -> list[Verdict]:
     resid = yv - design @ coef
     cov = (resid @ resid / dof) * np.linalg.pinv(design.T @ design) if dof > 0 else np.full((3, 3), np.nan)
     c, se_c = float(coef[2]), float(math.sqrt(cov[2, 2])) if dof > 0 and cov[2, 2] >= 0 else math.nan
-    p = float(2 * sps.t.sf(abs(c / se_c), dof)) if dof > 0 and se_c > 0 else math.nan
+    p = p_value(c / se_c, dof) if dof > 0 and se_c > 0 else math.nan
     vertex = -coef[1] / (2 * c) if c else math.nan
     inside = bool(x.min() <= vertex <= x.max())
-    if not (p < 0.05):
+    if not (p < level()):
         outcome = NOISE
     else:
         outcome = HOLDS if c > 0 and inside else NOT
     raw = t[spec.param].astype(float)
     best = raw.iloc[int(np.argmin(yv))]
     good = raw[yv <= yv.min() + CURSE]
-    log = not np.array_equal(x, raw.to_numpy())
-    at = 2 ** vertex if log else vertex
+    base = LOG_PARAMS.get(spec.param) if not np.array_equal(x, raw.to_numpy()) else None
+    log = base is not None
+    at = base ** vertex if log else vertex
+    unit = {10: "decade²", 2: "doubling²", None: "unit²"}[base]
+    # what the curvature means in loss: the fitted rise from the bottom to the range's ends
+    ends = (np.polyval(coef[::-1], np.array([x.min(), x.max()])) - np.polyval(coef[::-1], vertex)) if inside \
+        else np.array([math.nan, math.nan])
+    rise = (f"; the fit rises by {ends[0]:+.4f} at {raw.min():.3g} and {ends[1]:+.4f} at {raw.max():.3g}"
+            if inside and c > 0 else "")
     obs = (f"at step {step:.0f} over {len(x)} trials: the best trial has {spec.param}={best:.3g} (val {yv.min():.4f}); "
            f"within {CURSE} of it: {good.min():.3g} to {good.max():.3g}; a quadratic in "
-           f"{'log ' if log else ''}{spec.param} bottoms out at {at:.3g}"
-           + ("" if inside else " (outside the searched range)") + f", curvature {c:+.4f} ± {se_c:.4f} (p = {p:.2g})")
+           f"{f'log{base} ' if log else ''}{spec.param} bottoms out at {at:.3g}"
+           + ("" if inside else " (outside the searched range)")
+           + f", curvature {c:+.4f} ± {se_c:.4f} loss per {unit} (p = {p:.2g}){rise}")
+    interval = t_interval(c, se_c, dof)
     return [Verdict(e, outcome, obs, c, se_c, {"trials": len(x)}, step,
-                    rule="quadratic fit across the trials: curvature > 0 at p < 0.05, minimum inside the range",
-                    p_value=p, check=spec.check, interval=t_interval(c, se_c, dof))]
+                    rule="quadratic fit across the trials (log10 of a log-searched parameter): curvature > 0 by a "
+                         "two-sided t-test, minimum inside the range",
+                    p_value=p, check=spec.check, interval=interval, coverage=coverage() if interval else None)]
 
 
 def confirm_verdict(runs: Runs, reference: str | None) -> list[Verdict]:
@@ -197,10 +215,12 @@ def confirm_verdict(runs: Runs, reference: str | None) -> list[Verdict]:
     step = steps[-1]
     best = min(confirmed, key=lambda n: runs.at(n, step).mean)
     a, b = runs.at(best, step), runs.at(ref, step)
-    test = welch(a, b)
+    test = compare(a, b)
     obs = f"at step {step:.0f}: {best} {a.text()} vs {ref} {b.text()}; {test.text()}"
+    interval = test.interval()
     return [Verdict(e, test.outcome(-1), obs, test.effect, test.stderr, {best: a.n, ref: b.n}, step,
-                    p_value=test.p, check="confirm", interval=test.interval())]
+                    rule=f"{test.how}, two-sided", p_value=test.p, check="confirm", interval=interval,
+                    coverage=coverage(test.kind) if interval else None)]
 
 
 def confirm_table(res: Results) -> list[dict]:
