@@ -108,3 +108,112 @@ def test_the_sampler_is_chosen_and_says_why():
     wide = {f"p{i}": Distribution("uniform", (0.0, 1.0)) for i in range(5)}
     assert choose_sampler("auto", wide, 32)[0] == "tpe"
     assert choose_sampler("auto", SPACE, 200)[0] == "tpe"
+
+
+def _drive(tmp_path, order_seed: int, concurrency: int, batch: int = 2, n: int = 14) -> list[dict]:
+    """A search driven as Tune drives it at `concurrency`, trials ending in an order drawn from `order_seed`: the
+    configurations it asked for. Each trial's loss is a function of its configuration (as training is)."""
+    import random
+
+    rng = random.Random(order_seed)
+    s = StudySearcher(SPACE, str(tmp_path / f"j{order_seed}-{concurrency}.journal"), "exp1", n, sampler="tpe",
+                      seed=7, batch=batch)
+    asked, running, k = [], [], 0
+    while len(asked) < n or running:
+        while len(running) < concurrency and len(asked) < n:
+            c = s.suggest(f"r{k}")
+            if c is None:
+                break
+            asked.append(c)
+            running.append((f"r{k}", c))
+            k += 1
+        tid, c = running.pop(rng.randrange(len(running)))  # whichever happens to end first
+        loss = 2.0 + (c["learning_rate"] * 1e3 - 1.5) ** 2 / 10 + (0.1 if c["shape"] == "1/2/32" else 0.0)
+        s.on_trial_complete(tid, {"iter": MAX_ITERS, "val_loss": loss, "status": "completed"})
+    return asked
+
+
+def test_the_ordered_search_asks_the_same_trials_whatever_the_timing(tmp_path):
+    """With B = 2, TPE (past its 10 random start-up trials) proposes the same configurations at concurrency 1, 2
+    and 3 and whatever order the trials end in; asynchronously (B = 0) it does not."""
+    ref = _drive(tmp_path, 0, 1)
+    for seed, conc in ((1, 2), (2, 2), (3, 3)):
+        assert _drive(tmp_path, seed, conc) == ref
+    assert len({c["learning_rate"] for c in ref}) == 14
+    asynchronous = [_drive(tmp_path, seed, 3, batch=0) for seed in (4, 5, 6)]
+    assert any(a != ref for a in asynchronous)  # the control: the timing does change an asynchronous search
+
+
+def test_the_ordered_search_waits_for_the_trial_b_before(tmp_path):
+    s = searcher(tmp_path, n=6)
+    s.batch = 2
+    assert [s.suggest(f"r{i}")["name"] for i in range(2)] == ["t000", "t001"]
+    assert s.suggest("r2") is None  # trial 2 is asked knowing trial 0: it has not ended
+    s.on_trial_complete("r1", reports(s, "r1", [0, 10, 20, 30]))
+    assert s.suggest("r2") is None  # trial 1 ending first changes nothing
+    s.on_trial_complete("r0", reports(s, "r0", [0, 10]))
+    assert s.suggest("r2")["name"] == "t002"
+    assert s.rung_values(10, 1) == {0: pytest.approx(1.9)}  # what trial 2 compares with at a rung: trial 0
+    assert s.rung_values(10, 2) == {0: pytest.approx(1.9)}  # trial 1 is not known yet, though it ended
+    s.on_trial_complete("r2", reports(s, "r2", [0, 10, 20, 30]))
+    assert s.suggest("r3")["name"] == "t003"  # knowing trials 0 and 1
+    assert s.rung_values(10, 2) == {0: pytest.approx(1.9), 1: pytest.approx(1.9)}
+    assert s.rung_values(20, 2) == {1: pytest.approx(1.8)}  # trial 0 ended at 10
+
+
+def test_ordered_asha_stops_by_the_trials_before_and_logs_why(tmp_path):
+    from types import SimpleNamespace
+
+    from sweeps.results.decisions import DecisionLog, read
+    from sweeps.strategies.asha import OrderedASHA, cutoff
+
+    s = searcher(tmp_path, n=8)
+    s.batch = 2
+    log = DecisionLog(tmp_path / "decisions.jsonl")
+    sched = OrderedASHA(s, [10, 20], 2, log=log)
+    for i in range(4):  # trials 0 .. 3 end, with val losses 2.0, 1.0, 3.0, 0.5 at step 10
+        tid = f"r{i}"
+        s.suggest(tid)
+        value = [2.0, 1.0, 3.0, 0.5][i]
+        s.on_trial_result(tid, {"iter": 10, "val_loss": value, "status": "running"})
+        s.on_trial_complete(tid, {"iter": 10, "val_loss": value, "status": "running"})
+    s.suggest("r4")
+    s.suggest("r5")
+    trial = SimpleNamespace(config={"name": "t005", "stage": "search"}, trial_id="r5")
+    # t005 knows t000 .. t004; t004 has not ended, so the rung compares with t000 .. t003: median of halves 1.5
+    assert cutoff([2.0, 1.0, 3.0, 0.5], 2) == pytest.approx(1.5)
+    assert sched.on_trial_result(None, trial, {"iter": 10, "val_loss": 1.6}) == "STOP"
+    other = SimpleNamespace(config={"name": "t005", "stage": "search"}, trial_id="r5b")
+    assert sched.on_trial_result(None, other, {"iter": 10, "val_loss": 1.4}) == "CONTINUE"
+    confirm = SimpleNamespace(config={"name": "confirm_t001", "stage": "confirm"}, trial_id="c0")
+    assert sched.on_trial_result(None, confirm, {"iter": 10, "val_loss": 9.0}) == "CONTINUE"
+    (rung,) = [r for r in read(tmp_path / "decisions.jsonl") if r["kind"] == "rung"]
+    assert rung["trial"] == "t005" and rung["decision"] == "stop" and rung["among"] == ["t000", "t001", "t002", "t003"]
+    assert rung["cutoff"] == pytest.approx(1.5) and rung["key"] == [0, 5, 1, 10]
+
+
+def test_the_ordered_search_is_the_same_after_a_resume(tmp_path):
+    """Interrupted with two trials running and one ended but not yet told, saved, restored as Tune restores it:
+    the trials it asks next are those the uninterrupted search asked."""
+    ref = _drive(tmp_path, 0, 1, n=12)
+    s = StudySearcher(SPACE, str(tmp_path / "resumed.journal"), "exp1", 12, sampler="tpe", seed=7, batch=2)
+    got = [s.suggest(f"r{i}") for i in range(2)]  # t000, t001 running
+
+    def end(searcher, tid, c):
+        loss = 2.0 + (c["learning_rate"] * 1e3 - 1.5) ** 2 / 10 + (0.1 if c["shape"] == "1/2/32" else 0.0)
+        searcher.on_trial_complete(tid, {"iter": MAX_ITERS, "val_loss": loss, "status": "completed"})
+
+    for i in range(2, 9):  # at concurrency 2: end the oldest, ask the next
+        end(s, f"r{i - 2}", got[i - 2])
+        got.append(s.suggest(f"r{i}"))
+    end(s, "r8", got[8])  # the newest ends first; t007 still runs: trial 9 must wait for it
+    assert s.suggest("r9") is None
+    s.save(str(tmp_path / "state.pkl"))
+    restored = pickle.loads(pickle.dumps(StudySearcher(SPACE, str(tmp_path / "resumed.journal"), "exp1", 12,
+                                                       sampler="tpe", seed=7, batch=2)))
+    restored.restore(str(tmp_path / "state.pkl"))
+    end(restored, "r7", got[7])  # Tune restarts the running trial from its checkpoint; it ends
+    for i in range(9, 12):
+        got.append(restored.suggest(f"r{i}"))
+        end(restored, f"r{i}", got[-1])
+    assert got == ref

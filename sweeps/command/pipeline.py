@@ -136,5 +136,12 @@ def publish(local: Path, where: str) -> str:
 def analyse_remote(uri: str, exp: str | None = None) -> tuple[Analysis, Path, str]:
     """`gptsweep analyze s3://bucket/prefix/exp1`: (the analysis, the local report.md, the report's URI)."""
     local = fetch(uri)
+    # the decision log is the driver's (on its disk, sweeps.strategies.base.decision_log): into the outputs
+    from sweeps.results.decisions import FILE
+    from sweeps.storage.local import driver_file
+
+    log = driver_file(uri, FILE, "decisions")
+    if log.is_file():
+        (local / FILE).write_bytes(log.read_bytes())
     a, report = analyse_sweep(local, exp)
     return a, report, publish(local, uri)

@@ -277,4 +277,19 @@ def load_sweep(exp_dir: Path) -> Results:
             params[rec.trial_id] = rec.config
     res = assemble(rows, hists, iters, configs, "sweep", notes)
     res.params = params
+    res.envs = {row["trial_id"]: run_environment(d) for row, d in zip(rows, dirs)}
     return res
+
+
+ENV_KEYS = {"resolved_device": "device", "resolved_dtype": "dtype", "dtype_why": "dtype_why",
+            "torch_threads": "threads"}
+ENV_FACTS = ("torch", "gpu", "cpu", "cpu_bf16", "python", "code_version")  # gptcore.version.environment's
+
+
+def run_environment(d: Path) -> dict[str, Any]:
+    """Where a trial ran, from its config.json (gptcore/run.py): device, dtype and why, threads, and what
+    `gptcore.record.environment` recorded (torch, CPU or GPU, host). Empty for a trial without one."""
+    resolved = read_json(d / "config.json") or {}
+    out = {short: resolved[key] for key, short in ENV_KEYS.items() if key in resolved}
+    out.update({k: v for k, v in resolved.items() if k in ENV_FACTS})
+    return out

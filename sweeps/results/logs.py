@@ -24,9 +24,10 @@ from sweeps.results.frames import (
     Results,
     assemble,
     config_fields,
-    history_frame,
-    summary_row,
+    history_of,
+    summary_of,
     tokens_per_iter,
+    trial_record,
 )
 from sweeps.results.trial import NOT_STARTED
 
@@ -131,12 +132,11 @@ def load_logs(files: list[Path]) -> Results:
                 diverged_at = float(it)
         recs = [{"iter": it, "train_loss": tr, "val_loss": va, "tokens": record.tokens(it, tpi)}
                 for it, tr, va in parsed.evals if math.isnan(diverged_at) or it < diverged_at]
-        hist, dup = history_frame(trial_id, name, cfg.get("seed"), recs)
-        row = summary_row(trial_id, name, cfg, hist, status=_status(parsed, hist, diverged_at, cfg, max_known),
-                          diverged_at=diverged_at, error="", sample="", time_s=parsed.took_s,
-                          n_params=parsed.n_params_m * 1e6, mem_mb=math.nan, max_iters_known=max_known, where=str(f),
-                          retried_rows=dup)
-        rows.append(row)
+        rec = trial_record(trial_id, name, cfg, recs, status="", diverged_at=diverged_at, time_s=parsed.took_s,
+                           n_params=parsed.n_params_m * 1e6, max_iters_known=max_known, where=str(f))
+        hist = history_of(rec)
+        rec.status = _status(parsed, hist, diverged_at, cfg, max_known)
+        rows.append(summary_of(rec))
         hists.append(hist)
         its = [{"trial_id": trial_id, "iter": float(it), "loss": loss} for it, loss, *_ in parsed.iters]
         iters.append(pd.DataFrame(its, columns=list(ITER_COLUMNS)).drop_duplicates("iter", keep="last"))

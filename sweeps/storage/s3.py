@@ -27,7 +27,7 @@ REQUEST_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 2  # one retry
 
 # what `gptsweep analyze` writes, copied back into the bucket
-OUTPUTS = ("report.md", "verdicts.json", "trials.csv", "history.csv", "curves.csv", "scaling.json")
+OUTPUTS = ("report.md", "verdicts.json", "trials.csv", "history.csv", "curves.csv", "scaling.json", "decisions.jsonl")
 
 _CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")

@@ -75,7 +75,8 @@ def make_plan(ask: PlanRequest, gpus_available: int) -> Plan:
     scheduler, sched_note = choose_scheduler(exp, profile, ask.scheduler)
     gpus = ask.gpus_per_trial if ask.gpus_per_trial is not None else (1.0 if gpus_available else 0.0)
     common = {"exp": exp, "profile": profile, "search": how.name, "strategy": how, "scheduler": scheduler,
-              "cpus": ask.cpus_per_trial,
+              "family": ask.family if ask.family != "none" else None, "cpus": ask.cpus_per_trial,
+              "search_batch": ask.search_batch if how.name == "optuna" else 0,
               "gpus": gpus, "max_concurrent": ask.max_concurrent, "seed_range": ask.seeds or exp.seeds(profile)}
     fields_ = how.plan(exp, profile, ask, common)
     plan = Plan(**{**common, **fields_})

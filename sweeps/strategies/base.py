@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeps.results.decisions import FILE as DECISIONS
+from sweeps.results.decisions import DecisionLog
 from sweeps.results.trial import row_of
 
 if TYPE_CHECKING:
@@ -83,6 +85,14 @@ class Strategy:
     def names(self, res: Results, exp: Experiment | None) -> list[str]:
         """The runs the summary table and the report show, in the file's order."""
         raise NotImplementedError
+
+
+def decision_log(exp_path: str) -> DecisionLog:
+    """The sweep's decision log (sweeps/results/decisions.py), on the driver's disk (beside the trials when they
+    are local; the report's outputs carry it to a bucket)."""
+    from sweeps.storage.local import driver_file
+
+    return DecisionLog(driver_file(exp_path, DECISIONS, "decisions"))
 
 
 def concurrency_now(cpus: float, gpus: float) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeps.experiment.files import KNOBS
 from sweeps.report.tables import text_table
-from sweeps.strategies.base import Slots, Strategy, TuneParts, ViewSpec
+from sweeps.strategies.base import Slots, Strategy, TuneParts, ViewSpec, decision_log
 from sweeps.strategies.plan import estimated_flops, trial_config, value_text
 
 if TYPE_CHECKING:
@@ -102,15 +102,21 @@ class Grid(Strategy):
         # next); a grid's trials are known: let them all wait for resources, as a plain grid would
         if "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
             os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(16, plan.num_samples))
+        from sweeps.verdicts.sequential import design
+
+        # every verdict's design: the rungs where a run may stop, the looks at seeds (sweeps/verdicts/stats.py)
+        how = design(plan.seed_range, plan.scheduler, plan.max_iters)
         # the grid's trials in order, then (a range of seeds) the seeds the looks add
-        seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, slots=slots)
+        seeder = SeedSearcher(plan.trials, plan.exp, plan.seed_range, slots=slots, design=how, family=plan.family)
+        seeder.log = decision_log(exp_path)
         scheduler = None
         if plan.scheduler is not None:
             scheduler = SeedGroupHalving(plan.scheduler.grace_period, plan.scheduler.reduction_factor, plan.max_iters,
                                          n_trials=len(plan.trials), protected=tuple(filter(None, [plan.exp.reference])),
                                          # no run stopped while a verdict resting on it is within noise
-                                         hold=VerdictHold(plan.exp, plan.seed_range) if plan.exp.verdicts else None,
+                                         hold=VerdictHold(plan.exp, how, plan.family) if plan.exp.verdicts else None,
                                          slots=slots)
+            scheduler.log = seeder.log
         varied = sorted({k for t in plan.trials for k in t if len({str(u.get(k)) for u in plan.trials}) > 1}
                         - {"name"})
         return TuneParts(search_alg=seeder, scheduler=scheduler, max_concurrent=concurrent,
@@ -122,17 +128,19 @@ class Grid(Strategy):
     def judge(self, res: Results, exp: Experiment | None, info: dict[str, Any] | None) -> Analysis:
         from sweeps.report.analysis import analysis, file_order
         from sweeps.verdicts.judging import file_verdicts
-        from sweeps.verdicts.sequential import judge_looks, seed_reasons, seeds_of, sequential_verdicts
+        from sweeps.verdicts.sequential import design_of, judge_looks, seed_reasons, seeds_of, sequential_verdicts
         from sweeps.verdicts.verdict import Runs, best_run
 
         runs = Runs(res, exp.run_names if exp else [])
-        seeds = seeds_of(info) if exp is not None else None
+        family = (info or {}).get("family")
         seeding = None
-        if seeds is not None and exp.verdicts and runs.names & set(exp.run_names):
-            judged = judge_looks(exp, res, seeds)
-            verdicts, seeding = sequential_verdicts(judged, seeds), seed_reasons(exp, res, judged, seeds)
+        if exp is not None and exp.verdicts and runs.names & set(exp.run_names):
+            judged = judge_looks(exp, runs, design_of(info, res), family)
+            verdicts = sequential_verdicts(judged)
+            if (seeds := seeds_of(info)) is not None:
+                seeding = seed_reasons(exp, res, judged, seeds)
         else:
-            verdicts = file_verdicts(exp, runs)
+            verdicts = file_verdicts(exp, runs, family)
         return analysis(res, exp, info, runs, file_order(res, exp), verdicts, best=best_run(res), seeding=seeding)
 
     def names(self, res: Results, exp: Experiment | None) -> list[str]:

@@ -33,6 +33,8 @@ class PlanRequest:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: 1 with GPUs, else 0
     max_concurrent: int | None = None
+    family: str = "none"  # none, or holm: the sweep's verdicts share one 5% (sweeps.verdicts.judging.FAMILIES)
+    search_batch: int = 4  # a search's B: trial i is sampled knowing trials 0 .. i − B (0: asynchronous)
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Plan:
     sampler_why: str = ""
     confirm: Confirm | None = None  # a search's confirm stage
     strategy: Any = None  # the Strategy named by `search` (sweeps.strategies.base)
+    family: str | None = None  # "holm": the sweep's verdicts share one 5%; None: each verdict its own
+    search_batch: int = 0  # a search's B (sweeps/strategies/study.py); 0: asynchronous, or a grid
 
     @property
     def max_iters(self) -> int:

@@ -19,7 +19,7 @@ from sweeps.experiment.files import KNOBS
 from sweeps.experiment.specs import TIME_ATTR, SeedRange
 from sweeps.results.trial import CONFIRM, DIVERGED, ERRORED, SEARCH, STOPPED, of_stage
 from sweeps.storage.local import driver_file
-from sweeps.strategies.base import Strategy, TuneParts, ViewSpec, concurrency_now
+from sweeps.strategies.base import Strategy, TuneParts, ViewSpec, concurrency_now, decision_log
 from sweeps.strategies.plan import trial_config, value_text
 from sweeps.strategies.sampling import Confirm, choose_sampler
 from sweeps.view.state import ENDED, RUNNING, WAITING, Panel, View
@@ -78,7 +78,7 @@ class Search(Strategy):
                 "sampler_why": why, "confirm": confirm}
 
     def scheduler_text(self, plan: Plan) -> str:
-        return "asha"
+        return "asha, in trial order" if plan.search_batch else "asha (asynchronous)"
 
     def describe(self, plan: Plan) -> list[str]:
         base = plan.trials[0]
@@ -96,6 +96,10 @@ class Search(Strategy):
                          + (f" and the reference run {c.reference['name']}" if c.reference else "")
                          + f", each over {len(c.seeds)} seed(s) ({', '.join(map(str, c.seeds))}) to the full budget: "
                            f"{c.n_trials} trials (--confirm 0 to skip)")
+        b = plan.search_batch
+        lines.append(f"sampled in order: trial i knows trials 0 .. i-{b}, at most {b} at once; the same trials and "
+                     "decisions at any concurrency (--search-batch)" if b
+                     else "sampled asynchronously (--search-batch 0): the trials depend on the timing")
         lines.append(f"at most {plan.num_samples * base['max_iters']:,} iterations in all "
                      f"({base['max_iters']:,} per trial) if none stops early")
         return lines
@@ -111,7 +115,7 @@ class Search(Strategy):
                                           tuple(sorted(plan.exp.space(plan.profile)))))
 
     def tune(self, plan: Plan, exp_path: str, seed: int) -> TuneParts:
-        from sweeps.strategies.asha import SearchASHA
+        from sweeps.strategies.asha import OrderedASHA, SearchASHA
         from sweeps.strategies.study import StudySearcher
 
         space = plan.exp.space(plan.profile)
@@ -119,13 +123,22 @@ class Search(Strategy):
         param_space = {k: v for k, v in plan.trials[0].items() if k not in searched_keys(space) | {"name"}}
         journal = driver_file(exp_path, "optuna.journal", "optuna")
         print(f"Optuna study: {journal} (live: optuna-dashboard {journal})")
-        searcher = StudySearcher(space, journal, plan.exp.name, num_search(plan), plan.sampler, seed, plan.confirm)
+        log = decision_log(exp_path)
+        searcher = StudySearcher(space, journal, plan.exp.name, num_search(plan), plan.sampler, seed, plan.confirm,
+                                 batch=plan.search_batch, log=log)
         scheduler = None
-        if plan.scheduler is not None:
+        if plan.scheduler is not None and plan.search_batch:
+            scheduler = OrderedASHA(searcher, plan.scheduler.rungs(plan.max_iters), plan.scheduler.reduction_factor,
+                                    log=log, time_attr=TIME_ATTR)
+        elif plan.scheduler is not None:
             scheduler = SearchASHA(time_attr=TIME_ATTR, max_t=plan.max_iters, grace_period=plan.scheduler.grace_period,
                                    reduction_factor=plan.scheduler.reduction_factor)
-        # a searcher needs the limit to run trials in parallel
+        # a searcher needs the limit to run trials in parallel; the ordered design has at most B in flight
         concurrent = plan.max_concurrent or concurrency_now(plan.cpus, plan.gpus)
+        if plan.search_batch and concurrent > plan.search_batch:
+            print(f"note: at most {plan.search_batch} search trials at once (--search-batch {plan.search_batch}, "
+                  f"which keeps the search the same at any concurrency); raise it to use {concurrent} slots")
+            concurrent = plan.search_batch
         return TuneParts(search_alg=searcher, scheduler=scheduler, max_concurrent=concurrent,
                          param_space=param_space, table_columns=sorted(space), shown=(scheduler,),
                          view=self._view(plan))
@@ -138,8 +151,8 @@ class Search(Strategy):
         from sweeps.verdicts.verdict import Runs
 
         runs = Runs(res, exp.run_names if exp else [])
-        return analysis(res, exp, info, runs, self.names(res, exp), search_verdicts(exp, runs),
-                        search=search_facts(res))
+        verdicts = search_verdicts(exp, runs, (info or {}).get("family"))
+        return analysis(res, exp, info, runs, self.names(res, exp), verdicts, search=search_facts(res))
 
     def names(self, res: Results, exp: Experiment | None) -> list[str]:
         """Every search trial is a run of its own: only the confirm stage's runs are listed (the search's trials
