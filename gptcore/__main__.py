@@ -45,6 +45,10 @@ def cmd_prepare(args: list[str]) -> int:
 def cmd_train(args: list[str]) -> int:
     config, overrides = _split_config(args)
     cfg, notes = load_config(config, overrides)  # before importing torch: a typo is answered at once
+    if cfg.wandb_log:  # a missing package or key is one line now, not after the data and the model are built
+        from .tracking import check_wandb
+
+        check_wandb("wandb_log=True")
     from . import record
     from .device import resolve_device
     from .run import Run
@@ -60,8 +64,13 @@ def cmd_train(args: list[str]) -> int:
     run.start()  # checks the data and the checkpoint before the run folder is made
     out = run.out_dir
     status = 0
+    sinks = []
     try:
-        for m in run.events():
+        if cfg.wandb_log:
+            from .tracking import WandbSink
+
+            sinks.append(WandbSink(run.cfg))
+        for m in run.events(sinks):
             if m["event"] == record.END and m["status"] == record.DIVERGED:
                 print(f"error: training diverged at step {m['iter']} (loss {m['loss']}); everything logged so "
                       f"far is in {out}: lower --learning_rate or keep --grad_clip on", file=sys.stderr)
@@ -75,6 +84,8 @@ def cmd_train(args: list[str]) -> int:
                   "continue from it with the same command plus --init_from=resume", file=sys.stderr)
         status = 130
     finally:
+        for sink in sinks:
+            sink.close()
         run.close()
     return status
 

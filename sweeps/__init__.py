@@ -4,6 +4,7 @@
     tune/         the Ray wiring: starting Ray, the Tuner, the trainable, callbacks, resources, cluster
     strategies/   grid and search: their plans, Tune searchers and schedulers, views and judging
     view/         the live view: state and text, no Ray
+    trackers/     a sweep's trials and verdicts as W&B or MLflow runs (live, or a finished sweep)
     storage/      where results go: local folders and their lock, S3
     report/       an Analysis, report.md, plots and the files written
     verdicts/     the checks, their statistics and the one judging function

@@ -129,7 +129,7 @@ def test_smoke_sweep_on_a_real_two_node_cluster(tmp_path, real_cluster):
     state = json.loads(p.stdout.strip().splitlines()[-1])
     nodes = [n for n in state["nodes"] if n["Alive"]]
     assert len(nodes) == 2 and all(n["Resources"]["CPU"] == 1 for n in nodes)
-    trial_actors = [a for a in state["actors"] if a["cls"] == "ImplicitFunc"]
+    trial_actors = [a for a in state["actors"] if a["cls"] == "GptTrial"]  # the trials' class (trainable.py)
     placed = {a["node"] for a in trial_actors}
     ran_on = {a["node"] for a in trial_actors if a["pid"] in {row["pid"] for d in trials.values()
                                                              for row in results_of(d)}}

@@ -7,7 +7,7 @@ makes the head, the job CLI and the jobs' drivers use it. Sweeps go in with `ray
 --working-dir .` from the repository root, the way docs/cluster.md says; the test reads the jobs'
 states and Ray's task records over the dashboard's REST API with the token.
 
-What the trials did is read from Ray's own records: each `ImplicitFunc.train` task (one per report
+What the trials did is read from Ray's own records: each `GptTrial.train` task (one per report
 of a trial) with its start and end in milliseconds, per job, from the state API. At the end every
 process the head started is ended: its process groups, processes naming its temp dir, and those
 whose environment holds its RAY_TMPDIR (a job's driver runs in a session of its own, and Ray's
@@ -78,11 +78,11 @@ class Head:
         return self.job_cli("logs", submission_id).stdout
 
     def train_tasks(self, job_id: str) -> list[tuple[float, float]]:
-        """(start, end) in seconds of every finished trial report (`ImplicitFunc.train`) of a job."""
+        """(start, end) in seconds of every finished trial report (`GptTrial.train`) of a job."""
         query = urllib.parse.urlencode([
             ("limit", 10000), ("detail", 1),
             ("filter_keys", "job_id"), ("filter_predicates", "="), ("filter_values", job_id),
-            ("filter_keys", "func_or_class_name"), ("filter_predicates", "="), ("filter_values", "ImplicitFunc.train")])
+            ("filter_keys", "func_or_class_name"), ("filter_predicates", "="), ("filter_values", "GptTrial.train")])
         tasks = self.get(f"/api/v0/tasks?{query}")["data"]["result"]["result"]
         return [(t["start_time_ms"] / 1000, t["end_time_ms"] / 1000) for t in tasks
                 if t.get("start_time_ms") and t.get("end_time_ms")]

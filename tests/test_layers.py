@@ -20,7 +20,8 @@ from results_factory import curve, make_run
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "sweeps"
 # lowest first: a layer may import its own modules and those of the layers before it
-LAYERS = ("experiment", "results", "verdicts", "report", "storage", "view", "strategies", "tune", "command")
+LAYERS = ("experiment", "results", "verdicts", "report", "storage", "trackers", "view", "strategies", "tune",
+          "command")
 ANALYSIS = ("experiment", "results", "verdicts", "report")
 TOP = {"__init__", "__main__", "run", "analyze"}  # the package's face and the commands' entry points
 

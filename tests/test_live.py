@@ -313,7 +313,7 @@ def test_a_sweep_on_a_terminal_shows_the_live_view(tmp_path):
     (tmp_path / "screen.txt").write_text(text)
     assert proc.returncode == 0, text[-3000:]
     assert re.search(r"^baseline +2  [█░]{20} +\d+%", text, re.M), text[-3000:]
-    assert "early stopping:" in text and "rung 10: stopped small_lr" in text
+    assert "early stopping:" in text and "rung 10: stopped small_batch" in text
     assert "trials 10 done, 0 running, 0 pending (of 10)" in text
     assert not [s for s in RAY_INTERNALS if s in text], text[-3000:]
 
@@ -338,3 +338,53 @@ def test_a_held_run_and_the_verdicts_decided_at_a_rung_are_said():
     assert View.look_line(look) == ("look 1 (3 seeds): within noise: lower_loss within noise (-0.0145 ± 0.0252, "
                                     "p = 0.6); more seeds: weight_decay +2, overfit +2")
     assert View.look_line({**look, "open": [], "added": {}}) == "look 1 (3 seeds): every verdict decided, no seed added"
+
+
+# -- a narrow terminal ----------------------------------------------------------------------
+
+def narrow_events() -> list[tuple]:
+    """A grid whose lines are as long as the cpu profile's get: long names, losses with (n=...), long states."""
+    ev: list[tuple] = []
+    cfg = {(n, s): {"name": n, "seed": s, "max_iters": 1000} for n in ("baseline", "large_model", "small_batch")
+           for s in (1, 2, 3)}
+    for (n, s), c in cfg.items():
+        ev += [("trial_added", f"{n}-{s}", c), ("trial_started", f"{n}-{s}", c, 101.0)]
+        ev += [("trial_result", f"{n}-{s}", {**row(it, 2.5 - it / 1e4 + s / 100), "max_iters": 1000}, 102.0 + it / 100)
+               for it in (0, 500, 1000) if not (n == "small_batch" and s == 3 and it > 0)]
+    ev += [("trial_ended", "large_model-1", "completed", 120.0), ("trial_ended", "large_model-2", "completed", 120.0),
+           ("trial_ended", "large_model-3", "diverged", 121.0), ("trial_waiting", "baseline-1", 122.0),
+           ("trial_ended", "small_batch-3", "errored", 123.0), ("tick", 130.0)]
+    return ev
+
+
+def test_the_view_fits_80_and_120_columns_and_never_cuts_a_state():
+    from sweeps.view.text import FIT_ORDER
+
+    view = play(narrow_events())
+    states = {n: view.run_state(n) for n in view.runs}
+    assert states["large_model"] == "diverged (1 of 3 seeds)" and states["small_batch"] == "running"
+    wide = view.render()
+    assert max(len(ln) for ln in wide.splitlines() if "%" in ln) > 80  # what the issue saw: runs too wide for 80
+    for width in (80, 120):
+        buf = io.StringIO()
+        out = TerminalOutput(view, file=buf, force_terminal=True, width=width)  # a terminal of that width
+        out.finish(131.0)
+        screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).replace("\r", "")
+        lines = [ln.rstrip() for ln in screen.splitlines() if ln.strip()]
+        assert all(len(ln) <= width for ln in lines), [ln for ln in lines if len(ln) > width]
+        assert "…" not in screen  # nothing cut: narrowed, dropped or wrapped instead
+        for name, state in states.items():  # each run's line ends with its whole state
+            shown = [ln for ln in lines if ln.startswith(name[:8]) and "%" in ln]  # (each redraw has it)
+            assert shown and all(ln.endswith("  " + state) for ln in shown), (width, shown)
+        flat = " ".join(lines)  # the totals and where things are: every part, on as many lines as they need
+        for part in view.totals_parts() + ["results results/exp1", "Ray's log results/exp1/driver.log"]:
+            assert part in flat or part.replace(" ", "") in flat.replace(" ", ""), part
+    # the order the columns give way in, and what 80 columns shows of it
+    at80 = view.render(width=80)
+    assert len(FIT_ORDER) == 6 and not any("state" in step for step in FIT_ORDER)
+    assert re.search(r"^large_model  +3  .*% +2\.\d{4} ± 0\.\d{4} at 1000 \(n=2\)  diverged \(1 of 3 seeds\)$", at80,
+                     re.M), at80
+    at120 = view.render(width=120)
+    # 120 columns: the wide layout, only the totals wrap
+    assert re.search(r"^large_model  +3  [█░]{20} +\d+%  2\.\d{4} ± 0\.\d{4} at 1000 \(n=2\)  diverged \(1 of 3 "
+                     r"seeds\)$", at120, re.M), at120

@@ -9,6 +9,7 @@ from sweeps.command.options import SweepOptions
 from sweeps.results.trial import ERRORED, UNFINISHED
 from sweeps.storage.local import apply_checkpoint_policy, is_remote
 from sweeps.strategies import strategy_for
+from sweeps.trackers import Tracker
 
 
 def resume_command(opts: SweepOptions) -> str:
@@ -16,21 +17,52 @@ def resume_command(opts: SweepOptions) -> str:
             + (f" --storage {opts.storage}" if opts.storage != "results" else ""))
 
 
-def summarise(opts: SweepOptions, exp_path: str) -> int:
-    """The summary table (and, unless --no-analyze, the report and verdicts); the exit status."""
+def close_tracker(tracker: Tracker | None, interrupted: bool = False) -> None:
+    """End the tracker's runs (those of trials not over: cut short); a tracker that fails is one line."""
+    if tracker is None:
+        return
+    try:
+        tracker.close(interrupted=interrupted)
+    except Exception as e:  # the results are safe on disk whatever the tracker does
+        print(f"note: tracker {tracker.kind} failed while closing its runs ({_why(e)})", file=sys.stderr)
+
+
+def send_verdicts(tracker: Tracker | None, analysis, folder) -> None:
+    """The verdicts and the report to the tracker's sweep-level run, and where to look; a failure is one line."""
+    if tracker is None:
+        return
+    try:
+        tracker.sweep_ended([v.to_json() for v in analysis.verdicts], folder)
+        print(f"tracker: {tracker.where()}")
+    except Exception as e:
+        print(f"note: tracker {tracker.kind} failed ({_why(e)}): send the sweep again with gptsweep analyze {folder} "
+              f"--tracker {tracker.spec}", file=sys.stderr)
+
+
+def _why(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def summarise(opts: SweepOptions, exp_path: str, tracker: Tracker | None = None) -> int:
+    """The summary table (and, unless --no-analyze, the report and verdicts, also to the tracker); the exit
+    status. The tracker's runs are closed here."""
     # Tune's own SIGINT handler (it stops trials) stays installed after a sweep that ran to its end: from here
     # on a Ctrl-C is ours, and every step below says what it leaves
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 130
     try:
-        return _summarise(opts, exp_path)
+        code = _summarise(opts, exp_path, tracker)
+        return code
     except KeyboardInterrupt:
         # before the report (that has its own message): reading the results, or pruning checkpoints
         print(f"\ninterrupted while summarising; the results are in {exp_path}; continue with: "
               f"{resume_command(opts)} (it runs no finished trial again)", file=sys.stderr)
         return 130
+    finally:
+        close_tracker(tracker, interrupted=code == 130)
 
 
-def _summarise(opts: SweepOptions, exp_path: str) -> int:
+def _summarise(opts: SweepOptions, exp_path: str, tracker: Tracker | None = None) -> int:
     from sweeps.command import pipeline
     from sweeps.report.summary import summary_text
     from sweeps.results.load import load_sweep, read_sweep_info
@@ -63,6 +95,7 @@ def _summarise(opts: SweepOptions, exp_path: str) -> int:
             where = pipeline.publish(local, exp_path)
             print(summary_text(analysis))
             print(f"\nreport: {where}" + (f" (local copy: {report})" if uri else ""))
+            send_verdicts(tracker, analysis, local)
         except KeyboardInterrupt:
             # the sweep itself is done and on disk; at most the report is missing
             print(f"\ninterrupted {'after' if report else 'while'} writing the report; the results are complete in "

@@ -14,11 +14,13 @@ from dataclasses import dataclass, fields, replace
 
 from gptcore.errors import UserError
 from sweeps.experiment.files import MAX_SEEDS, PROFILES, SeedRange, experiment_names, seed_range
+from sweeps.experiment.specs import FAMILIES
 from sweeps.storage.local import KEEP_CHECKPOINTS
 from sweeps.strategies import STRATEGIES
 from sweeps.strategies.grid import ORDERS
 from sweeps.strategies.plan import PlanRequest
 from sweeps.strategies.sampling import SAMPLERS
+from sweeps.trackers import TrackerSpec, parse_tracker
 
 SEARCHERS = tuple(STRATEGIES)
 SCHEDULERS = ("auto", "asha", "none")
@@ -62,6 +64,8 @@ class SweepOptions:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # 0, 1/k (rounded to it when within 1%) or whole GPUs; None: 1 with GPUs
     max_concurrent: int | None = None  # trials at once; None: as many as the resources allow
+    family: str = "none"  # one of FAMILIES: holm holds the chance of any false verdict in the sweep at 5%
+    search_batch: int = 4  # a search's B: trial i is sampled knowing trials 0 .. i − B; 0: asynchronous
     order: str = "auto"  # one of ORDERS: a grid's start order (auto: longest-first)
     # Ray
     address: str | None = None  # a Ray cluster to join; None: $RAY_ADDRESS, else a local instance
@@ -78,6 +82,7 @@ class SweepOptions:
     no_analyze: bool = False  # skip the report at the end
     verbose: bool = False  # Ray's own status table and warnings on the screen, instead of the live view
     keep_checkpoints: str = "last"  # one of KEEP_CHECKPOINTS: what stays of the finished trials' checkpoints
+    tracker: TrackerSpec | None = None  # --tracker: W&B or MLflow runs of the trials and verdicts (sweeps/trackers/)
     # what the command should say about the options it was given (a GPU fraction rounded to 1/k)
     notes: tuple[str, ...] = ()
 
@@ -86,7 +91,7 @@ class SweepOptions:
         return PlanRequest(exp=self.exp, search=self.search, profile=self.profile, scheduler=self.scheduler,
                            num_samples=self.num_samples, sampler=self.sampler, confirm=self.confirm, seeds=self.seeds,
                            order=self.order, cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
-                           max_concurrent=self.max_concurrent)
+                           max_concurrent=self.max_concurrent, family=self.family, search_batch=self.search_batch)
 
 
 _CHOICE = re.compile(r"argument (\S+?)(?:/\S+)?: invalid choice: '?([^']*)'? \(choose from (.*)\)")
@@ -108,6 +113,19 @@ def _positive(kind):
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its message
     return parse
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+_non_negative.__name__ = "int"
 
 
 def _seed_range(text: str) -> SeedRange:
@@ -143,6 +161,16 @@ def _parser() -> _Parser:
                    help="training seeds per grid run: each run trains with seeds seed, seed+1, ...; MIN..MAX: MIN "
                         "at first, then more, a few at a time up to MAX, for the runs whose verdicts are still within "
                         "noise (default: the profile's, 3..8 for cpu and full)")
+    p.add_argument("--search-batch", type=_non_negative, metavar="B",
+                   help="a search's trials are sampled in order, trial i knowing trials 0 .. i-B and none after, and "
+                        "its early stopping compares a trial with those same trials: the search is a function of the "
+                        "command, the same at any --max-concurrent and after --resume, with at most B trials at once "
+                        "(default 4); 0: asynchronous (Optuna and Ray's ASHA as trials happen to end: it fills a "
+                        "large cluster, but is not reproducible)")
+    p.add_argument("--family", choices=FAMILIES,
+                   help="holm: the sweep's verdicts share one 5%% chance of a false decisive verdict (Holm's "
+                        "step-down); none (default): each verdict keeps its own 5%% (the report says what that makes "
+                        "for the sweep)")
     p.add_argument("--scheduler", choices=SCHEDULERS,
                    help="asha (early stopping: for a grid, successive halving that decides a run's seeds together "
                         "and never stops the reference), none, or auto (the experiment file's choice)")
@@ -178,6 +206,10 @@ def _parser() -> _Parser:
                    help="what stays of the finished trials' checkpoints: last (each one's newest; default), best "
                         "(only the best run's, or a search's confirmed runs'), none. Unfinished trials keep theirs "
                         "for --resume; the report needs none")
+    p.add_argument("--tracker", type=str, metavar="wandb[=PROJECT]|mlflow[=URI]",
+                   help="log every trial (its config, losses and ending) and the verdicts and report to W&B or "
+                        "MLflow, from this machine; mlflow's default is a SQLite database beside the results "
+                        "(<results>/<exp>/mlflow.db); wandb works offline with WANDB_MODE=offline")
     # the defaults are SweepOptions' own, in one place
     p.set_defaults(**{f.name: f.default for f in fields(SweepOptions) if f.name != "notes"})
     return p
@@ -186,6 +218,8 @@ def _parser() -> _Parser:
 def parse_options(argv: list[str]) -> SweepOptions:
     """The options of a command line (without the program name), checked; a mistake is a one-line UserError."""
     o = SweepOptions(**vars(_parser().parse_args(argv)))
+    if o.tracker is not None:
+        o = replace(o, tracker=parse_tracker(o.tracker))  # an unknown tracker: one line, before anything starts
     if o.num_gpus is not None and o.num_gpus < 0:
         raise UserError(f"--num-gpus {o.num_gpus} must be 0 or more")
     if not o.list_experiments and not o.exp:

@@ -3,7 +3,9 @@
 The options are read and checked once (`options.parse_options`, whose USAGE is the --help text),
 the plan is made and printed (`sweeps.strategies.plan`), then Ray runs it (`sweeps.tune.launch`)
 and the end of the sweep is summarised (`finish.py`). `--list`, `--help` and `--dry-run` stop
-before Ray or Optuna are imported.
+before Ray or Optuna are imported. Every mistake that shows without training (a --storage that is
+a file, a trial this machine cannot hold, the tracker's settings, ...) is refused in one line
+before the plan is printed and before Ray starts.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pathlib import Path
 from gptcore.errors import UserError
 from sweeps.command.options import parse_options
 from sweeps.experiment.files import experiment_names, load_experiment
+from sweeps.results.load import read_sweep_info
 from sweeps.storage.local import SweepLock, check_existing, check_remote, check_writable, experiment_dir, is_remote
 from sweeps.strategies import describe, make_plan
+from sweeps.trackers import Tracker, make_tracker, parse_tracker
 
 
 def gpu_count() -> int:
@@ -61,34 +65,67 @@ def existing_sweep(exp_path: str, opts) -> bool:
                         "gs://bucket/prefix or a local path") from None
 
 
+def sweep_tracker(opts, exp: str, exp_path: str) -> Tracker | None:
+    """The tracker the sweep logs to, its settings checked (one line each, before the plan and Ray): --tracker,
+    or for a --resume without it the one the sweep was started with (sweep.json)."""
+    spec = opts.tracker
+    if spec is None and opts.resume and not is_remote(exp_path):
+        said = (read_sweep_info(Path(exp_path)) or {}).get("tracker")
+        if isinstance(said, str) and said:
+            spec = parse_tracker(said)
+            print(f"tracker: {spec} (as the sweep was started)")
+    if spec is None:
+        return None
+    tracker = make_tracker(spec, exp, exp_path)
+    tracker.check(dry_run=opts.dry_run)
+    return tracker
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(sys.argv[1:] if argv is None else argv)
     if opts.list_experiments:
         for n in experiment_names():
             print(f"{n}  {load_experiment(n).description}")
         return 0
-    from sweeps.command.finish import resume_command, summarise
+    from sweeps.command.finish import close_tracker, resume_command, summarise
     from sweeps.tune.cluster import check_job_storage, resolve_address
-    from sweeps.tune.launch import build_tuner, disk_full, prepare_dataset, record_sweep, shutdown, start_ray
-    from sweeps.tune.resources import check_ray
+    from sweeps.tune.launch import (
+        build_tuner,
+        disk_full,
+        job_metadata,
+        prepare_dataset,
+        record_sweep,
+        shutdown,
+        start_ray,
+    )
+    from sweeps.tune.resources import check_local, check_ray
 
+    # every mistake that shows without training is one line here, before the plan and before Ray
     check_data_source(opts.data_source)  # a missing file is one line before anything else, in a dry run too
     address = resolve_address(opts.address)  # an address that does not parse: one line, before Ray
     check_job_storage(opts.storage)  # in a Ray job, results relative to its temporary copy of the code would be lost
+    check_writable(opts.storage)  # a --storage that is a file, or a folder this user cannot write
+    exp_name = load_experiment(opts.exp).name
+    exp_path = experiment_dir(opts.storage, exp_name)
+    tracker = sweep_tracker(opts, exp_name, exp_path)
+    job = job_metadata(exp_name, exp_path)  # what the dashboard's Jobs page names the sweep
     ray = None
     if address and not opts.dry_run:
         # on a cluster the GPUs are the cluster's, so join it before choosing a profile
-        ray = start_ray(address, opts.storage)
+        ray = start_ray(address, opts.storage, job=job)
         gpus = int(ray.cluster_resources().get("GPU", 0))
     else:
         gpus = 0 if address else gpu_count()
     plan = make_plan(opts.plan_request(), gpus)
+    if not address and not opts.dry_run:  # a trial this machine's Ray could never hold (the dry run still shows it)
+        check_local(plan.cpus, plan.gpus, opts.num_cpus, opts.num_gpus, gpus)
     # the dataset before the plan: a damaged one is one line, not the last line after the whole table
     dataset = None if opts.dry_run else prepare_dataset(plan.trials, opts.data_source)
     print("\n".join(opts.notes + plan.notes + (describe(plan),)))
     if opts.dry_run:
         return 0
-    exp_path = experiment_dir(opts.storage, plan.exp.name)
+    from sweeps.tune import tracking  # imports Ray: --list, --help and a dry run stay without it
+
     lock = SweepLock(exp_path)
     if not is_remote(exp_path):
         check_writable(exp_path)
@@ -96,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # --fresh moves the old sweep aside: only once the trials are known to fit somewhere
         restore = None if opts.fresh else existing_sweep(exp_path, opts)
-        ray = ray or start_ray(None, opts.storage, opts.num_cpus, opts.dashboard_host, opts.num_gpus)
+        ray = ray or start_ray(None, opts.storage, opts.num_cpus, opts.dashboard_host, opts.num_gpus, job=job)
         try:
             # a trial no node can hold would wait forever without a word: one line now instead
             note = check_ray(ray, plan.cpus, plan.gpus, address)
@@ -105,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             if restore is None:
                 restore = existing_sweep(exp_path, opts)
             try:
+                tracking.attach(tracker)  # the callback (a new one, or the resumed sweep's) sends to it
                 tuner = build_tuner(plan, opts.storage, exp_path, restore, dataset, seed=opts.seed,
                                     max_failures=opts.max_failures, verbose=opts.verbose)
                 if not restore:
-                    record_sweep(plan, exp_path)
-                tuner.fit()
+                    record_sweep(plan, exp_path, str(tracker.spec) if tracker else None)
+                try:
+                    tuner.fit()
+                finally:
+                    tracking.drain()  # what the trials sent is in the tracker before the verdicts follow
             except KeyboardInterrupt:
                 # a second Ctrl-C while Tune was stopping: it skipped its last save, the one before stands
                 print(f"\ninterrupted again while stopping; continue with: {resume_command(opts)}",
@@ -124,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                                 f"there, then continue with: {resume_command(opts)}") from None
         finally:
             shutdown(ray)
-        return summarise(opts, exp_path)
+        return summarise(opts, exp_path, tracker)
     finally:
+        close_tracker(tracker, interrupted=True)  # after summarise's own close: only what an error left open
         lock.release()
 
 

@@ -25,10 +25,20 @@ from sweeps.strategies.plan import Plan
 REPO = Path(__file__).resolve().parents[2]
 
 
+def job_metadata(exp: str, exp_path: str) -> dict[str, str]:
+    """What the dashboard's Jobs page shows of the sweep: its name (`job_name`, Ray's Name column), the
+    experiment and the results folder."""
+    return {"job_name": f"gptsweep {exp} ({exp_path})", "gptsweep_experiment": exp, "gptsweep_results": exp_path}
+
+
 def start_ray(address: str | None, storage: str, num_cpus: int | None = None, dashboard_host: str = "127.0.0.1",
-              num_gpus: int | None = None):
-    """Start a local Ray instance (address None) or join a cluster; print where the dashboard is."""
+              num_gpus: int | None = None, job: dict[str, str] | None = None):
+    """Start a local Ray instance (address None) or join a cluster; print where the dashboard is.
+
+    `job` is the driver's job metadata (`job_metadata`): in a `ray job submit` the submission's own keys win.
+    """
     import ray
+    from ray.job_config import JobConfig
 
     os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our column choice
@@ -42,6 +52,7 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
         cluster.check_reachable(address)  # ray.init would retry an unreachable address for minutes
         try:
             ctx = ray.init(address=address, runtime_env=cluster.runtime_env_for_cluster(REPO, storage),
+                           job_config=JobConfig(metadata=dict(job or {})),
                            log_to_driver=False)
         except ConnectionError as e:  # e.g. "auto" with no cluster on this machine
             raise UserError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
@@ -55,6 +66,7 @@ def start_ray(address: str | None, storage: str, num_cpus: int | None = None, da
             print(f"note: {note}")
     else:
         ctx = ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=True, dashboard_host=dashboard_host,
+                       job_config=JobConfig(metadata=dict(job or {})),
                        log_to_driver=False, configure_logging=True, logging_level="WARNING")
     url = getattr(ctx, "dashboard_url", None)
     if url:
@@ -95,10 +107,11 @@ def prepare_dataset(trials: list[dict], source: str | None) -> dict[str, bytes]:
     return dataset_files(folder)
 
 
-def record_sweep(plan: Plan, exp_path: str) -> None:
+def record_sweep(plan: Plan, exp_path: str, tracker: str | None = None) -> None:
     """sweep.json (how the sweep was started) and a copy of the experiment file, beside the results.
 
     The copy is what the analysis judges this sweep's verdicts by, even if the file changes later.
+    `tracker` is the --tracker the sweep logs to (a --resume without one goes on logging there).
     """
     stopping = plan.scheduler
     record = {"exp": plan.exp.name, "experiment_file": str(plan.exp.path), "profile": plan.profile,
@@ -107,13 +120,15 @@ def record_sweep(plan: Plan, exp_path: str) -> None:
                              "looks": list(plan.seed_range.looks)},
               "scheduler": {"grace_period": stopping.grace_period, "reduction_factor": stopping.reduction_factor}
               if stopping else None,
-              "num_samples": plan.num_samples, "sampler": plan.sampler or None,
+              "num_samples": plan.num_samples, "sampler": plan.sampler or None, "family": plan.family,
+              "search_batch": plan.search_batch,
               "confirm": plan.confirm.k if plan.confirm else 0,
               "confirm_per": (plan.confirm.per if plan.confirm else "") or None, "cpus_per_trial": plan.cpus,
               "gpus_per_trial": plan.gpus,
               "order": plan.order, "command": shlex.join(["python", "sweeps/run.py"] + sys.argv[1:]),
               "planned_trials": plan.planned_trials,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "pid": os.getpid()}
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "pid": os.getpid(),
+              "tracker": tracker}
     files = {"sweep.json": json.dumps(record, indent=2) + "\n",
              f"{plan.exp.name}.yaml": plan.exp.path.read_text(encoding="utf-8")}
     if is_remote(exp_path):  # beside the trials in the bucket, where `gptsweep ls` and the analysis read them
@@ -188,6 +203,31 @@ def _live_view(plan: Plan, exp_path: str, log: Path, parts):
                      "panel": spec.panel, "results": exp_path, "log": str(log)}, shown=parts.shown)
 
 
+# a trial estimated below this much compute trains for seconds, about what a fresh actor's start costs
+REUSE_BELOW_FLOPS = 1e12
+
+
+def reuse_actors(plan: Plan) -> bool:
+    """Whether trials take over the actor of a finished one (Tune's reuse_actors).
+
+    A fresh actor costs seconds of imports (a smoke grid ran 2.3x as long without reuse), which only
+    short trials notice; but Ray names an actor on the dashboard once, when it starts, so a reused
+    actor shows its first trial only. So: an actor per trial, named by it (trainable.trial_class),
+    unless every trial is estimated under REUSE_BELOW_FLOPS (the smoke profile, tests' tiny
+    experiments). GPTSWEEP_REUSE_ACTORS=0 or 1 decides instead. Each run measures its own time and
+    peak memory (gptcore.train) either way.
+    """
+    said = os.environ.get("GPTSWEEP_REUSE_ACTORS", "").strip()
+    if said in ("0", "1"):
+        return said == "1"
+    from sweeps.strategies.plan import estimated_flops
+
+    try:
+        return max((estimated_flops(t) for t in plan.trials), default=0.0) < REUSE_BELOW_FLOPS
+    except (KeyError, TypeError, ZeroDivisionError):  # a plan without whole trial configs
+        return True
+
+
 def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
                 seed: int = 0, max_failures: int = 3, verbose: bool = False):
     """The Tuner that runs the plan, or the restored one when `restore`.
@@ -200,19 +240,31 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
     from ray import tune
 
     from sweeps.tune.callbacks import TrialStatus
-    from sweeps.tune.trainable import train_gpt
+    from sweeps.tune.tracking import TrackerFeed
+    from sweeps.tune.trainable import train_gpt, trial_class
 
     resources = {"cpu": plan.cpus, "gpu": plan.gpus}  # both, always: a GPU-only bundle asks for 0 CPUs
-    trainable = tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources)
+    reuse = reuse_actors(plan)
+    trainable = trial_class(plan.exp.name, dataset, resources, reused=reuse)
     if verbose:
         ray_log_to_screen()
     log = None if verbose else ray_log_to_file(exp_path, plan.exp.name)
+    from sweeps.results.decisions import ENVIRONMENT, driver_environment
+    from sweeps.strategies.base import decision_log
+
+    decision_log(exp_path).record(ENVIRONMENT, env=driver_environment())  # at every start: a resume may move
     if restore:
         print(f"resuming the sweep in {exp_path}")
-        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+        try:
+            return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+        except ValueError as e:  # a sweep started before trials were GptTrial actors: Tune wants its old name
+            if "but expected 'train_gpt'" not in str(e):
+                raise
+            old = tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources)
+            return tune.Tuner.restore(exp_path, old, resume_unfinished=True, resume_errored=True)
 
     parts = plan.strategy.tune(plan, exp_path, seed)
-    callbacks = [TrialStatus()]
+    callbacks = [TrialStatus(), TrackerFeed()]
     if verbose:
         # Tune's table: the trial's name, what it varies, and the metrics that matter
         reporter = tune.CLIReporter(
@@ -228,10 +280,7 @@ def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset:
         param_space=parts.param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=parts.search_alg, scheduler=parts.scheduler,
                                     num_samples=plan.num_samples, max_concurrent_trials=parts.max_concurrent,
-                                    # a trial, or a paused one going on, takes over an idle worker: a fresh
-                                    # process costs seconds of imports each time (a smoke grid ran 2.3x as
-                                    # long). Each run measures its own time and peak memory (gptcore.train)
-                                    reuse_actors=True, trial_name_creator=_trial_name,
+                                    reuse_actors=reuse, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=plan.exp.name, storage_path=storage_root(storage),

@@ -5,7 +5,8 @@ on the screen (a local `--num-cpus 2 --cpus-per-trial 4` sweep hangs forever). S
 `tuner.fit()`:
 
 - local mode: the one node must hold one trial, else one line naming what was asked, what
-  there is and the option to change;
+  there is and the option to change; checked before Ray starts too (`check_local`, from this
+  machine's CPUs and GPUs and --num-cpus / --num-gpus), so the refusal comes before the plan;
 - on a cluster (`--address`): if no alive node holds one trial now, the sweep waits only when the
   cluster's autoscaler can start a node that does (one of its node types is large enough, and it
   may start some of them); it says so in one line. Otherwise the same one-line refusal.
@@ -19,6 +20,7 @@ on the head. Neither found: the cluster is taken to be unable to grow.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,18 @@ def autoscaler_node_types(address: str, nodes: list[dict]) -> list[NodeType] | N
     except (OSError, ValueError, ImportError, yaml.YAMLError):
         return None
     return node_types_from_config(config) if isinstance(config, dict) else None
+
+
+def check_local(cpus: float, gpus: float, num_cpus: int | None, num_gpus: int | None, gpus_seen: int) -> None:
+    """Local mode, before Ray starts: refuse a trial this machine's Ray could never hold, in one line.
+
+    The node Ray would start has `--num-cpus` CPUs (default: this machine's, `os.cpu_count()`) and
+    `--num-gpus` GPUs (default: those torch sees, `gpus_seen`); Ray itself may see fewer CPUs (a
+    container's quota), which `check_ray` catches once it is up.
+    """
+    node = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 1),
+            "GPU": float(num_gpus if num_gpus is not None else gpus_seen)}
+    check_trial_fits(cpus, gpus, [{"Alive": True, "Resources": node}], None)
 
 
 def check_ray(ray, cpus: float, gpus: float, address: str | None) -> str | None:

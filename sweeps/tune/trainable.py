@@ -132,3 +132,31 @@ def train_gpt(config: dict[str, Any], dataset: dict[str, bytes] | None = None) -
             pass
     finally:
         run.close()
+
+
+def actor_label(exp: str, config: dict[str, Any], trial_id: str, reused: bool = False) -> str:
+    """What the dashboard's Actors page shows of a trial's actor (its Repr): `exp1 baseline s1337 trial 1a2b3_00000`."""
+    seed = config.get("seed")
+    label = f"{exp} {config.get('name', 'trial')}" + (f" s{seed}" if seed is not None else "") + f" trial {trial_id}"
+    # Ray records an actor's repr once, when it starts: a reused actor goes on to train other trials
+    return label + (" (its first trial; the actor is reused)" if reused else "")
+
+
+def trial_class(exp: str, dataset: dict[str, bytes], resources: dict[str, float], reused: bool = False) -> type:
+    """The trainable that Tune makes each trial's actor of: `train_gpt` as a class named `GptTrial` (the
+    Actors page's Class) whose repr names the experiment, run, seed and trial id (`actor_label`).
+
+    A function trainable would be Tune's `ImplicitFunc`, shown with the function's name alone.
+    """
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(tune.with_resources(tune.with_parameters(train_gpt, dataset=dataset), resources))
+
+    class GptTrial(base):
+        _exp, _reused = exp, reused
+
+        def __repr__(self) -> str:
+            return actor_label(self._exp, self.config or {}, self.trial_id, self._reused)
+
+    GptTrial.__qualname__ = "GptTrial"  # the Class column shows the qualified name, not `trial_class.<locals>...`
+    return GptTrial

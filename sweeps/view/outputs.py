@@ -51,12 +51,13 @@ class PlainOutput:
 class TerminalOutput:
     """A View redrawn in place on a terminal (rich's Live), at most every `every` seconds."""
 
-    def __init__(self, view: View, file: Any = None, every: float = 0.5, force_terminal: bool | None = None):
+    def __init__(self, view: View, file: Any = None, every: float = 0.5, force_terminal: bool | None = None,
+                 width: int | None = None):
         from rich.console import Console
         from rich.live import Live
 
         self.view, self.every = view, every
-        self.console = Console(file=file, force_terminal=force_terminal)
+        self.console = Console(file=file, force_terminal=force_terminal, width=width)  # width None: the terminal's
         self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=True,
                          redirect_stderr=True)
         self._last: float | None = None
@@ -65,7 +66,9 @@ class TerminalOutput:
     def _renderable(self):
         from rich.text import Text
 
-        return Text(self.view.render(), no_wrap=True, overflow="ellipsis")
+        # laid out for the terminal's width (read at each redraw: a resized window is followed); what still does
+        # not fit is cut at the end of a line rather than wrapped over the lines below it
+        return Text(self.view.render(width=self.console.width), no_wrap=True, overflow="ellipsis")
 
     def update(self, now: float) -> None:
         self.view.tick(now)

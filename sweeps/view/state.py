@@ -24,7 +24,7 @@ from typing import Any
 
 from gptcore import record
 from sweeps.results.trial import ERRORED, STOPPED, is_evaluation
-from sweeps.view.text import BAR, bar, fmt_loss, fmt_time, mean_std
+from sweeps.view.text import RunCells, fit_layout, fmt_loss, fmt_time, header_row, join_fit, mean_std, run_row, wrap
 
 PENDING, RUNNING, WAITING, ENDED = "pending", "running", "waiting", "ended"
 
@@ -235,17 +235,15 @@ class View:
             return f"waiting at {max(t.iter for t in ts if t.state == WAITING)}"
         return "pending"
 
-    def run_line(self, name: str, width: int, ascii_bar: bool = False) -> str:
+    def run_cells(self, name: str) -> RunCells:
+        """What a run's line shows (sweeps.view.text.run_row lays it out)."""
         ts = [self.trials[u] for u in self.runs[name]]
         budget = sum(self._budget(t) for t in ts)
         done = sum(min(t.iter, self._budget(t)) for t in ts)
-        frac = done / budget if budget else 0.0
         mean, std, step, n = self.run_loss(name)
-        loss = fmt_loss(mean, std) + (f" at {step}" if step is not None else "")
-        if step is not None and n < len(ts):
-            loss += f" (n={n})"
-        b = bar(frac, full="#", empty="-") if ascii_bar else bar(frac)
-        return f"{name:<{width}}  {len(ts):>5}  {b} {frac:>4.0%}  {loss:<27}  {self.run_state(name)}"
+        at = (f" at {step}" if step is not None else "") + (f" (n={n})" if step is not None and n < len(ts) else "")
+        return RunCells(name, len(ts), done / budget if budget else 0.0, fmt_loss(mean, std) + at,
+                        fmt_loss(mean) + at, self.run_state(name))
 
     def finished_line(self, name: str) -> str:
         """The line of a run whose every trial ended: its state and its loss."""
@@ -321,6 +319,10 @@ class View:
         return (planned - done) / rate if rate > 0 else None
 
     def totals_line(self) -> str:
+        return " · ".join(self.totals_parts())
+
+    def totals_parts(self) -> list[str]:
+        """The totals line's parts: the trials, the iterations, the time."""
         c = self.counts()
         done, planned = self.iterations()
         trials = f"trials {c['done']} done, {c['running']} running"
@@ -333,7 +335,7 @@ class View:
             when += ", done"
         else:
             when += f", about {fmt_time(left)} left" if left is not None else ", time left not known yet"
-        return f"{trials} · iterations {done:,} of {planned:,} · {when}"
+        return [trials, f"iterations {done:,} of {planned:,}", when]
 
     def progress_line(self) -> str:
         """The plain output's periodic line: the totals, and what the strategy's panel adds (a search's best)."""
@@ -345,28 +347,36 @@ class View:
 
     # -- the whole screen --------------------------------------------------------------
 
-    def render(self, ascii_bar: bool = False) -> str:
-        """The screen: title, the panel's block, the runs, the decisions, the totals and where things are."""
-        out = [self.title] if self.title else []
+    def render(self, ascii_bar: bool = False, width: int | None = None) -> str:
+        """The screen: title, the panel's block, the runs, the decisions, the totals and where things are.
+
+        `width` (a terminal's columns; None: no limit) is fitted as sweeps.view.text.FIT_ORDER says: the runs'
+        columns narrow, never their state; longer lines wrap instead of being cut.
+        """
+        def fit(lines: list[str], indent: str = "") -> list[str]:
+            return [w for line in lines for w in wrap(line, width, indent)]
+
+        out = fit([self.title]) if self.title else []
         sections = [(heading, names, word) for heading, names, word in self.panel.sections(self) if names]
-        width = max([len(n) for _, names, _ in sections for n in names] + [3])
+        cells = {n: self.run_cells(n) for _, names, _ in sections for n in names}
+        lay = fit_layout(list(cells.values()), [word for _, _, word in sections], width)
         lines = self.panel.lines(self)
         if lines:
-            out += [""] + lines
+            out += [""] + fit(lines, "  ")
         for heading, names, word in sections:
-            out += [""] + ([heading] if heading else [])
-            out.append(f"{word:<{width}}  seeds  {'progress':<{BAR + 5}}  {'val loss over the seeds':<27}  state")
-            out += [self.run_line(n, width, ascii_bar) for n in names]
+            out += [""] + (fit([heading], "  ") if heading else [])
+            out.append(header_row(word, lay))
+            out += [run_row(cells[n], lay, ascii_bar) for n in names]
         after = self.panel.after(self)
         if after:
-            out += [""] + after
+            out += [""] + fit(after, "  ")
         if self.decisions:
-            out += ["", "early stopping:"] + [f"  {line}" for line in self.decisions]
-        out += ["", self.totals_line()]
+            out += ["", "early stopping:"] + fit([f"  {line}" for line in self.decisions], "  ")
+        out += [""] + join_fit(self.totals_parts(), width)
         where = [f"dashboard {self.dashboard}" if self.dashboard else "", f"results {self.results}" if self.results
                  else "", f"Ray's log {self.log}" if self.log else ""]
         if any(where):
-            out.append(" · ".join(w for w in where if w))
+            out += join_fit([w for w in where if w], width)
         return "\n".join(out)
 
     def take_notes(self) -> list[str]:
