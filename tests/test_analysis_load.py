@@ -215,3 +215,22 @@ def test_a_folder_an_interrupted_start_left_behind_is_not_a_trial(tmp_path):
     assert sorted(t.index) == ["a", "b"] and set(t["status"]) == {"completed"}
     assert t.loc["a", "path"] == "a_s1337_ab001_00001_d545"
     assert any(n.startswith("a_s1337_ab001_00001: left by a start") for n in res.notes), res.notes
+
+
+def test_a_trial_asked_again_under_a_new_id_after_resume_is_read_once(tmp_path):
+    # `ray job stop` killed the driver as slow2 started, before Ray saved it; --resume asked the grid again and
+    # slow2 ran under a new trial id: the first folder (one row at step 0, interrupted) is not a trial
+    exp = tmp_path / "long"
+    cut = make_trial(exp, "slow2", curve(2.0)[:1], max_iters=1000, trial_id="cd001_00002", status="interrupted")
+    again = make_trial(exp, "slow2", curve(2.0), trial_id="ef002_00000")
+    quick = make_trial(exp, "quick", curve(1.9), trial_id="ef002_00001")
+    write_ray_state(exp, [("ef002_00000", "TERMINATED", again.name, {"name": "slow2", "seed": 1337, "stage": "grid"}),
+                          ("ef002_00001", "TERMINATED", quick.name, {"name": "quick", "seed": 1337, "stage": "grid"})])
+    res = load_sweep(exp)
+    t = res.trials.set_index("name")
+    assert sorted(t.index) == ["quick", "slow2"] and set(t["status"]) == {"completed"}, res.trials
+    assert t.loc["slow2", "path"] == again.name
+    assert any(n.startswith(f"{cut.name}: left by a start") for n in res.notes), res.notes
+    # a trial Ray's state does not name but that was not asked again stays, interrupted
+    (exp / again.name).rename(exp / "moved_away")
+    assert "interrupted" in set(load_sweep(exp).trials["status"])

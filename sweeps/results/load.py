@@ -133,6 +133,26 @@ def trial_dirs(exp_dir: Path) -> list[Path]:
                   if d.is_dir() and ((d / "result.json").is_file() or (d / "params.json").is_file()))
 
 
+def _identity(config: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What makes a trial the same trial when a sweep asks for it again: its run, seed and stage."""
+    if not isinstance(config, dict) or "name" not in config:
+        return None
+    return config.get("name"), config.get("seed"), config.get("stage", "grid")
+
+
+def rerun_elsewhere(dirs: list[Path], records: dict[str, RayRecord]) -> set[str]:
+    """The folders of trials whose start a stopped sweep cut short before Ray saved them, and that
+    `--resume` asked for again under a new trial id: no experiment state names the folder, and Ray's
+    newest state holds a trial of the same run, seed and stage in another folder that exists."""
+    if not records:
+        return set()
+    names = {d.name for d in dirs}
+    known = {_identity(r.config) for r in records.values() if r.folder in names and r.folder}
+    folders = {r.folder for r in records.values()}
+    return {d.name for d in dirs if d.name not in folders
+            and _identity(read_json(d / "params.json") or {}) in known - {None}}
+
+
 def _name_and_id(d: Path, params: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[str, str]:
     m = _TRIAL_ID.search(d.name)
     trial_id = next((str(r["trial_id"]) for r in rows if r.get("trial_id")), None)
@@ -251,7 +271,7 @@ def load_sweep(exp_dir: Path) -> Results:
     by_folder = {r.folder: r for r in records.values()}
     dirs = trial_dirs(exp_dir)
     sizes = {d.name: (d / "result.json").stat().st_size if (d / "result.json").is_file() else 0 for d in dirs}
-    stale = left_behind(sizes, set(by_folder))
+    stale = left_behind(sizes, set(by_folder)) | rerun_elsewhere(dirs, records)
     dirs = [d for d in dirs if d.name not in stale]
     if not dirs and not records:
         raise UserError(f"{exp_dir} holds no trials (no subfolder with result.json or params.json): "
