@@ -299,9 +299,16 @@ def _interrupt(proc: subprocess.Popen, tmp_path) -> tuple[str, re.Match]:
     return stderr, m
 
 
+def _default_sigint() -> None:
+    # a suite started in the background of a shell without job control inherits an ignored SIGINT, and
+    # Python then leaves it ignored: the run must see Ctrl-C as a terminal's foreground process does
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(args, tmp_path, env) -> subprocess.Popen:
     with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-        return subprocess.Popen([sys.executable, *map(str, args)], cwd=tmp_path, env=env, stdout=out, stderr=err)
+        return subprocess.Popen([sys.executable, *map(str, args)], cwd=tmp_path, env=env, stdout=out, stderr=err,
+                                preexec_fn=_default_sigint)
 
 
 def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, data_dir, gptcore_env, run_gptcore):
