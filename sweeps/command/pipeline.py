@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -26,7 +25,7 @@ from sweeps.report.write import write
 from sweeps.results.frames import Results
 from sweeps.results.load import load_sweep, read_sweep_info
 from sweeps.results.logs import infer_log_experiment, load_logs
-from sweeps.storage.local import is_remote
+from sweeps.storage.local import blocked_by, is_remote
 from sweeps.strategies import strategy_for
 
 
@@ -83,13 +82,9 @@ def analyse_sweep(exp_dir: Path, exp: str | None = None) -> tuple[Analysis, Path
 def check_out_dir(out_dir: Path, what: str) -> None:
     """Refuse a report folder that cannot be made: a file where it or a folder above it should be, or
     a folder this user cannot write to (checked before anything is written)."""
-    for parent in [out_dir, *out_dir.absolute().parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} {out_dir}: {parent} is a file, not a folder: choose another --out")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"{what} {out_dir}: {parent} is not writable by this user: choose another --out")
-            return
+    why = blocked_by(out_dir)
+    if why is not None:
+        raise UserError(f"{what} {out_dir}: {why}: choose another --out")
 
 
 def analyse_logs(files: list[Path], exp: str | None = None, out: str | None = None) -> tuple[Analysis, Path]:

@@ -80,19 +80,27 @@ def aside_name(path: Path) -> Path:
     return candidate
 
 
+def blocked_by(folder: Path) -> str | None:
+    """Why nothing can be written in `folder` (made if need be), or None: its nearest existing ancestor
+    (itself included) is a file, or a folder this user cannot write to."""
+    for parent in [folder, *folder.absolute().parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"{parent} is not writable by this user"
+            return None
+    return None
+
+
 def check_writable(path: str) -> None:
     """Refuse a local results path that cannot hold results: a file on the way, or a folder not writable."""
     if is_remote(path):
         return
-    p = Path(local_path(path)).expanduser().absolute()
-    for parent in [p, *p.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--storage {path}: {parent} is a file, not a folder: choose another --storage")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"--storage {path}: {parent} is not writable by this user: choose another --storage "
-                                "or change its permissions")
-            return
+    why = blocked_by(Path(local_path(path)).expanduser().absolute())
+    if why is not None:
+        fix = " or change its permissions" if why.endswith("this user") else ""
+        raise UserError(f"--storage {path}: {why}: choose another --storage{fix}")
 
 
 class SweepLock:

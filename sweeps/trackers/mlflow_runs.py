@@ -29,7 +29,7 @@ from typing import Any
 from gptcore.errors import UserError
 from gptcore.tracking import require
 from sweeps.results.trial import INTERRUPTED, NOT_STARTED
-from sweeps.storage.local import driver_file, is_remote, local_path
+from sweeps.storage.local import blocked_by, driver_file, is_remote, local_path
 from sweeps.trackers.base import OK_ENDINGS, Tracker, TrackerSpec, TrialInfo, verdict_fields, verdict_key
 
 MLFLOW_EXTRA = "pip install -e '.[mlflow]'"
@@ -125,13 +125,10 @@ class MlflowTracker(Tracker):
         db = db.expanduser().absolute()
         if db.is_dir():
             raise UserError(f"{who}: {db} is a folder, not a database file: name a file, e.g. {db / DB_NAME}")
-        for parent in db.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise UserError(f"{who}: cannot write {db}: {parent} is a file, not a folder: choose another path")
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise UserError(f"{who}: cannot write {db}: {parent} is not writable by this user")
-                break
+        why = blocked_by(db.parent)
+        if why is not None:
+            fix = ": choose another path" if why.endswith("not a folder") else ""
+            raise UserError(f"{who}: cannot write {db}: {why}{fix}")
         if db.exists() and not os.access(db, os.W_OK):
             raise UserError(f"{who}: cannot write {db}: the file is not writable by this user")
 
