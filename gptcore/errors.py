@@ -14,6 +14,12 @@ class UserError(Exception):
     """Bad input: the message names the problem and the fix, on one line."""
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception in a few words for a one-line message: its first line (at most `limit` characters), or its
+    type's name when it says nothing."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]
+
+
 def write_error(path: Path | str, e: OSError, note: str = "") -> UserError:
     """The one-line error for a file that could not be written; a full disk (or quota) says so.
 

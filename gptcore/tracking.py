@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from . import record
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, first_line
 
 WANDB_EXTRA = "pip install -e '.[wandb]'"
 OFFLINE_MODES = ("offline", "dryrun", "disabled")  # WANDB_MODE values that need no account
@@ -86,7 +86,7 @@ class WandbSink:
             self.run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name,
                                   config=config if config is not None else cfg.as_dict())
         except Exception as e:  # W&B's own errors (a refused key, no network): one line, like any setting
-            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            why = first_line(e)
             raise UserError(f"wandb_log=True: W&B could not start the run ({why}): check `wandb login`, or log "
                             "offline with WANDB_MODE=offline") from None
         self.mfu = -100.0  # nanoGPT's running_mfu starts at -1.0 and is logged times 100

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gptcore.errors import UserError
+from gptcore.errors import UserError, first_line
 from sweeps.command.pipeline import analyse_logs, analyse_remote, analyse_sweep
 from sweeps.experiment.files import experiment_names
 from sweeps.report.summary import summary_text
@@ -125,7 +125,7 @@ def send(tracker: Tracker | None, analysis, exp_dir: Path) -> None:
     except UserError:
         raise
     except Exception as e:  # the tracker's own errors (a server gone, a database locked): one line, as any mistake
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        why = first_line(e)
         raise UserError(f"tracker {tracker.kind} failed ({why}); the report is written: send it again with the same "
                         "command once the tracker works (nothing is sent twice)") from None
     print(f"tracker: {n} trial(s) and {len(analysis.verdicts)} verdict(s) sent to {tracker.where()}")

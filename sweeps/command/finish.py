@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
+from gptcore.errors import first_line
 from sweeps.command.options import SweepOptions
 from sweeps.results.trial import ERRORED, UNFINISHED
 from sweeps.storage.local import apply_checkpoint_policy, is_remote
@@ -24,7 +25,7 @@ def close_tracker(tracker: Tracker | None, interrupted: bool = False) -> None:
     try:
         tracker.close(interrupted=interrupted)
     except Exception as e:  # the results are safe on disk whatever the tracker does
-        print(f"note: tracker {tracker.kind} failed while closing its runs ({_why(e)})", file=sys.stderr)
+        print(f"note: tracker {tracker.kind} failed while closing its runs ({first_line(e)})", file=sys.stderr)
 
 
 def send_verdicts(tracker: Tracker | None, analysis, folder) -> None:
@@ -35,12 +36,8 @@ def send_verdicts(tracker: Tracker | None, analysis, folder) -> None:
         tracker.sweep_ended([v.to_json() for v in analysis.verdicts], folder)
         print(f"tracker: {tracker.where()}")
     except Exception as e:
-        print(f"note: tracker {tracker.kind} failed ({_why(e)}): send the sweep again with gptsweep analyze {folder} "
-              f"--tracker {tracker.spec}", file=sys.stderr)
-
-
-def _why(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        print(f"note: tracker {tracker.kind} failed ({first_line(e)}): send the sweep again with gptsweep analyze "
+              f"{folder} --tracker {tracker.spec}", file=sys.stderr)
 
 
 def summarise(opts: SweepOptions, exp_path: str, tracker: Tracker | None = None) -> int:

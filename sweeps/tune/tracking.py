@@ -21,6 +21,7 @@ from typing import Any
 from ray import tune
 from ray.tune.experiment import Trial
 
+from gptcore.errors import first_line
 from sweeps.results.trial import ending, row_of
 from sweeps.trackers import Tracker
 from sweeps.trackers.base import trial_info
@@ -118,7 +119,7 @@ class TrackerFeed(tune.Callback):
             try:
                 getattr(self._tracker, event)(*args)
             except Exception as e:  # a tracker's own errors are many; the sweep must not depend on them
-                why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                why = first_line(e)
                 print(f"note: tracker {self._tracker.kind} failed ({why}); the sweep goes on without it: send it "
                       "later with gptsweep analyze RESULTS --tracker ...", file=sys.stderr, flush=True)
                 self._tracker = None
