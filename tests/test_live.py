@@ -209,6 +209,9 @@ class _Controller:
     def stop_trial(self, trial):
         trial.set_status(Trial.TERMINATED)
 
+    def _schedule_trial_train(self, trial):  # private in Tune: a trial waiting in place is asked for more
+        self.asked = [*getattr(self, "asked", []), trial.config["name"]]
+
 
 def test_the_scheduler_lists_its_decisions_with_each_runs_figures():
     levels = {"baseline": 3.0, "good": 2.5, "bad": 3.5, "worse": 4.0}
@@ -221,7 +224,12 @@ def test_the_scheduler_lists_its_decisions_with_each_runs_figures():
         t.set_status(Trial.RUNNING)
     answers = [sched.on_trial_result(tc, t, {"iter": 10, "val_loss": levels[t.config["name"]] + 0.1 * t.config["seed"]})
                for t in trials]
-    assert answers[:-1] == [TrialScheduler.PAUSE] * (len(trials) - 1)
+    # the protected baseline goes on past the rung; the others wait for the decision, in place, since every
+    # trial runs and no other could use a freed slot; the last one's report decides the rung
+    assert answers[:-1] == [TrialScheduler.CONTINUE] * 2 + [TrialScheduler.NOOP] * (len(trials) - 3)
+    assert answers[-1] == TrialScheduler.STOP and not sched.in_place
+    assert tc.asked == ["good", "good"]  # the others stopped where they waited
+    assert [t.status for t in trials].count(Trial.TERMINATED) == 3  # bad's two seeds and worse's first
     [d] = sched.decisions
     assert (d["rung"], d["inferred"], d["reference"]) == (10, False, "baseline")
     assert d["continued"] == ["good", "baseline"] and d["stopped"] == ["bad", "worse"]

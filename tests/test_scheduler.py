@@ -37,6 +37,9 @@ class Controller:
 
     def __init__(self, scheduler: SeedGroupHalving, trials: list[Trial]):
         self.scheduler, self.trials = scheduler, trials
+        self.pauses: dict[str, int] = {}  # run name -> PAUSE decisions
+        self.in_place: set[str] = set()  # trials told NOOP: running, asked for nothing until the scheduler says
+        self.holds = 0
         for t in trials:
             scheduler.on_trial_add(self, t)
 
@@ -46,7 +49,14 @@ class Controller:
     def stop_trial(self, trial: Trial) -> None:
         if trial.status in (Trial.PENDING, Trial.PAUSED):
             self.scheduler.on_trial_remove(self, trial)
+        elif trial.status == Trial.RUNNING:  # as Tune: a running trial that is stopped completes
+            self.in_place.discard(trial.trial_id)
+            self.scheduler.on_trial_complete(self, trial, {})
         trial.set_status(Trial.TERMINATED)
+
+    def _schedule_trial_train(self, trial: Trial) -> None:  # Tune's, private: ask a waiting trial for more
+        assert trial.trial_id in self.in_place and trial.status == Trial.RUNNING, "only a waiting trial goes on"
+        self.in_place.discard(trial.trial_id)
 
     def run(self, curves: dict[str, list[tuple[int, float]]], slots: int, rng: random.Random) -> dict[str, int]:
         """Play the sweep to its end; the last iteration each trial reported."""
@@ -57,9 +67,11 @@ class Controller:
             while len(running) < slots and (pick := self.scheduler.choose_trial_to_run(self)) is not None:
                 pick.set_status(Trial.RUNNING)
                 running.append(pick)
-            if not running:
+            reporting = [t for t in running if t.trial_id not in self.in_place]
+            if not reporting:
+                assert not running, "trials waiting in place with nothing else running: the sweep would hang"
                 break
-            t = rng.choice(running)  # whichever trial reports next: timing, here random
+            t = rng.choice(reporting)  # whichever trial reports next: timing, here random
             curve = curves[t.trial_id]
             it, val = curve[position[t.trial_id]]
             position[t.trial_id] += 1
@@ -68,8 +80,12 @@ class Controller:
             if decision == TrialScheduler.STOP or position[t.trial_id] == len(curve):
                 self.scheduler.on_trial_complete(self, t, {"iter": it})
                 t.set_status(Trial.TERMINATED)
+            elif decision == TrialScheduler.NOOP:
+                self.in_place.add(t.trial_id)
+                self.holds += 1
             elif decision == TrialScheduler.PAUSE:
                 t.set_status(Trial.PAUSED)
+                self.pauses[t.config["name"]] = self.pauses.get(t.config["name"], 0) + 1
         assert all(t.status == Trial.TERMINATED for t in self.trials), "the sweep did not end"
         return reached
 
@@ -77,8 +93,9 @@ class Controller:
 RUNS = {"baseline": 2.0, "good": 1.5, "better": 1.2, "bad": 2.6, "worse": 3.0, "middle": 1.8}
 
 
-def sweep(slots: int, order_seed: int, seeds: int = 3) -> dict[str, set[int]]:
-    """Each run's final iterations over its seeds, for one interleaving."""
+def sweep(slots: int, order_seed: int, seeds: int = 3, pauses: dict | None = None) -> dict[str, set[int]]:
+    """Each run's final iterations over its seeds, for one interleaving (and into `pauses`, each run's pauses,
+    and "holds", how many times a trial waited in place)."""
     trials, curves = [], {}
     for name, level in RUNS.items():
         for s in range(seeds):
@@ -90,7 +107,10 @@ def sweep(slots: int, order_seed: int, seeds: int = 3) -> dict[str, set[int]]:
     rng.shuffle(trials)
     scheduler = SeedGroupHalving(grace_period=10, reduction_factor=2, max_t=80, n_trials=len(trials),
                                  protected=("baseline",))
-    reached = Controller(scheduler, trials).run(curves, slots, rng)
+    controller = Controller(scheduler, trials)
+    reached = controller.run(curves, slots, rng)
+    if pauses is not None:
+        pauses.update(controller.pauses, holds=controller.holds)
     out: dict[str, set[int]] = {}
     for t in trials:
         out.setdefault(t.config["name"], set()).add(reached[t.trial_id])
@@ -106,6 +126,27 @@ def test_the_same_runs_stop_at_the_same_rungs_whatever_the_timing():
     for slots in (1, 2, 3, 7):
         for order_seed in range(5):
             assert sweep(slots, order_seed) == first, (slots, order_seed)
+
+
+def test_the_protected_run_passes_the_rungs_without_waiting():
+    # it is never stopped, so a pause would only cost it a fresh actor: its values at the rungs still count
+    for slots, order_seed in ((1, 0), (2, 3), (3, 1)):
+        pauses: dict[str, int] = {}
+        assert sweep(slots, order_seed, pauses=pauses)["baseline"] == {80}
+        assert "baseline" not in pauses and len(pauses) > 1, pauses
+
+
+def test_a_trial_waits_in_place_when_no_other_could_use_its_slot():
+    # a trial that reaches an undecided rung with nothing pending or let go on would free a slot no trial
+    # can use: it holds its actor (Tune's NOOP) until the decision asks it for more or stops it
+    first = sweep(slots=2, order_seed=0)
+    for slots, order_seed in ((2, 0), (2, 3), (3, 4), (7, 1)):
+        counts: dict[str, int] = {}
+        assert sweep(slots, order_seed, pauses=counts) == first, (slots, order_seed)
+        assert counts["holds"] >= 1, (slots, counts)
+    counts = {}
+    sweep(1, 2, pauses=counts)  # one slot: the trial that would hold is the last there, and decides at once
+    assert counts["holds"] == 0
 
 
 def test_without_seeds_to_wait_for_it_still_decides_per_run():

@@ -1,4 +1,5 @@
-"""What every strategy is, and what its Tune parts share: `Strategy`, `Slots`, `TrialRows`.
+"""What every strategy is, and what its Tune parts share: `Strategy`, `Slots`, `TrialRows`, and the two calls
+into Tune's controller that its public API lacks (`stop_waiting`, `ask_for_more`).
 
 A strategy is one way of running an experiment (sweeps/strategies/__init__.py has the registry).
 It decides, once, everything that differs between a grid and a search: the trials of the plan and
@@ -171,3 +172,34 @@ class TrialRows:
         except (OSError, ValueError, AttributeError, TypeError):
             return
         self.rows[trial_id] = [row_of(r) for r in rows if isinstance(r, dict)]
+
+
+def stop_waiting(tc: Any, trial: Any) -> None:
+    """Stop a trial that waits (paused, pending, or running but asked for nothing), and make Ray write its new
+    status down.
+
+    Ray 2.60 refreshes the saved state of a trial (experiment_state-*.json) only when the trial
+    reports or starts; stopping a paused one does neither, so its record would keep PAUSED and
+    `--resume`, ExperimentAnalysis and our loader would take it for unfinished. The controller's
+    `_mark_trial_to_checkpoint` is private; without it (another Ray) the record stays stale.
+    """
+    tc.stop_trial(trial)
+    controller = getattr(tc, "_tune_controller", tc)
+    mark = getattr(controller, "_mark_trial_to_checkpoint", None)
+    if mark is not None:
+        mark(trial)
+
+
+def ask_for_more(tc: Any, trial: Any) -> bool:
+    """Ask a running trial that a scheduler told to wait (Tune's NOOP) for its next result: the controller's
+    `_schedule_trial_train`, private. Without it (another Ray) the trial is paused instead (False): whoever
+    waits on it must start it again as a paused trial."""
+    from ray.tune.experiment import Trial
+
+    train = getattr(getattr(tc, "_tune_controller", tc), "_schedule_trial_train", None)
+    if train is not None and trial.status == Trial.RUNNING:
+        train(trial)
+        return True
+    if trial.status == Trial.RUNNING:
+        tc.pause_trial(trial)
+    return False

@@ -7,13 +7,17 @@ comparison can be stopped, and the seeds of one run are judged one by one. Ray's
 which groups seeds, is documented as not meant for early-stopping schedulers.
 
 Here a *group* is one run of the grid (its trials are its seeds). At each rung (grace_period *
-reduction_factor**k iterations, below max_t) a trial that reaches the rung waits (Tune's PAUSE,
-which keeps its checkpoint and frees its slot) until every run still in the race has all its
-seeds there. Then the runs are ranked by the mean of their seeds' val loss at the rung (ties by
-name), the best ceil(n / reduction_factor) continue, and so do the protected runs (the
-reference of the experiment's comparisons); the seeds of every other run are stopped together,
-at that rung. The decisions depend only on the values at the rungs, so the same command gives
-the same stops whatever the number of trials at once, the start order or the machine's speed.
+reduction_factor**k iterations, below max_t) a trial that reaches the rung waits until every run
+still in the race has all its seeds there: paused (Tune's PAUSE, which keeps its checkpoint and
+frees its slot) while another trial could use the slot, else in place (Tune's NOOP: its actor
+stays, asked for nothing; the decision asks it for more or stops it). The protected runs' trials,
+which no rung stops, note their value there and go on. (A pause costs a trial that continues a
+fresh actor: seconds of imports, as long as 100 steps of the cpu profile.) Then the runs are
+ranked by the mean of their seeds' val loss at the rung (ties by name), the best
+ceil(n / reduction_factor) continue, and so do the protected runs (the reference of the
+experiment's comparisons); the seeds of every other run are stopped together, at that rung. The
+decisions depend only on the values at the rungs, so the same command gives the same stops
+whatever the number of trials at once, the start order or the machine's speed.
 
 No run is stopped with its question open: with a `hold` (sweeps/strategies/seeds.py `VerdictHold`), the
 runs below the cut are judged on what every trial reported up to the rung, and a run with a
@@ -52,25 +56,10 @@ from ray.tune.schedulers import TrialScheduler
 
 from sweeps.experiment.specs import METRIC, MODE, TIME_ATTR, EarlyStopping
 from sweeps.results.decisions import DecisionLog
-from sweeps.strategies.base import Slots, TrialRows
+from sweeps.strategies.base import Slots, TrialRows, ask_for_more, stop_waiting
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
-
-
-def _stop(tc: TuneController, trial: Trial) -> None:
-    """Stop a trial that is not running, and make Ray write its new status down.
-
-    Ray 2.60 refreshes the saved state of a trial (experiment_state-*.json) only when the trial
-    reports or starts; stopping a paused one does neither, so its record would keep PAUSED and
-    `--resume`, ExperimentAnalysis and our loader would take it for unfinished. The controller's
-    `_mark_trial_to_checkpoint` is private; without it (another Ray) the record stays stale.
-    """
-    tc.stop_trial(trial)
-    controller = getattr(tc, "_tune_controller", tc)
-    mark = getattr(controller, "_mark_trial_to_checkpoint", None)
-    if mark is not None:
-        mark(trial)
 
 
 def rungs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
@@ -127,6 +116,7 @@ class SeedGroupHalving(TrialScheduler):
         self._stopped: dict[str, int] = {}  # group -> the rung it was stopped at
         self._waiting: set[str] = set()  # trials paused at a rung until it is decided
         self._release: set[str] = set()  # paused trials whose rung let them continue
+        self._in_place: set[str] = set()  # trials waiting at a rung in their running actor (nothing else could run)
         self._restored = False
         self._hold = hold
         self._slots = slots
@@ -136,6 +126,7 @@ class SeedGroupHalving(TrialScheduler):
 
     def __setstate__(self, state: dict) -> None:  # a scheduler pickled before `decisions` existed
         self.__dict__.update(state)
+        self.__dict__.setdefault("_in_place", set())
         self.__dict__.setdefault("decisions", [])
         self.__dict__.setdefault("log", DecisionLog(None))
         self.__dict__.setdefault("_hold", None)
@@ -161,6 +152,9 @@ class SeedGroupHalving(TrialScheduler):
         if self._time_attr in last:  # a trial restored by --resume
             self._restored = True
             self._rows.restore(tid, trial)
+            if group in self._protected:  # it may have passed rungs still undecided: its values there
+                for row in self._rows.of(tid):
+                    self._record(tid, row, keep_row=False)
             self._record(tid, last, exact=True)
             if trial.status in (Trial.TERMINATED, Trial.ERROR):
                 self._ended.add(tid)
@@ -168,8 +162,14 @@ class SeedGroupHalving(TrialScheduler):
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         decision = self._on_result(tune_controller, trial, result)
         if self._slots is not None:  # Tune may not ask choose_trial_to_run again before the searcher
-            self._slots.count(tune_controller, leaving=trial if decision != TrialScheduler.CONTINUE else None)
+            leaving = decision in (TrialScheduler.PAUSE, TrialScheduler.STOP)  # a trial waiting in place keeps its slot
+            self._slots.count(tune_controller, leaving=trial if leaving else None)
         return decision
+
+    @property
+    def in_place(self) -> frozenset[str]:
+        """The trials waiting at a rung in their running actor (Tune shows them RUNNING): for the live view."""
+        return frozenset(self._in_place)
 
     def _on_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         if self._restored:
@@ -178,6 +178,7 @@ class SeedGroupHalving(TrialScheduler):
         group = self._group[tid]
         self._release.discard(tid)
         self._waiting.discard(tid)
+        self._in_place.discard(tid)
         self._record(tid, result)
         if group in self._stopped:
             # a seed added after the rungs were decided (sweeps/strategies/seeds.py) runs to where its run stopped
@@ -189,7 +190,14 @@ class SeedGroupHalving(TrialScheduler):
             if rung > self._last[tid]:
                 break
             if rung not in self._decided and not self._maybe_decide(rung, tune_controller, current=tid):
+                if group in self._protected:
+                    break  # never stopped, so it need not wait: its value there is noted, it goes on
                 self._waiting.add(tid)
+                if self._nothing_else_to_run(tune_controller, tid):
+                    # a pause would free a slot no trial can use, and cost this one a fresh actor to go
+                    # on: it waits where it is (Tune asks it for nothing until the rung is decided)
+                    self._in_place.add(tid)
+                    return TrialScheduler.NOOP
                 return TrialScheduler.PAUSE
             if group not in self._decided[rung]:
                 return TrialScheduler.STOP
@@ -219,6 +227,21 @@ class SeedGroupHalving(TrialScheduler):
                 return trial if self._slots is None or self._slots.take() else None
         return None
 
+    def _nothing_else_to_run(self, tc: TuneController, tid: str) -> bool:
+        """No trial but `tid` could start now, nor later before this rung is decided: every trial of the grid
+        exists, none is pending to run, none paused is let go on."""
+        if len(self._trials) < self._n_trials:
+            return False
+        for trial in tc.get_trials():
+            other = trial.trial_id
+            if other == tid:
+                continue
+            if trial.status == Trial.PENDING and (self._group.get(other) not in self._stopped or self._late(other)):
+                return False
+            if trial.status == Trial.PAUSED and other in self._release:
+                return False
+        return True
+
     def debug_string(self) -> str:
         decided = ", ".join(f"{r}: {len(g)} continue" for r, g in sorted(self._decided.items()))
         return (f"Successive halving by run (rungs {self._rungs}, reduction factor {self._rf}); "
@@ -234,7 +257,7 @@ class SeedGroupHalving(TrialScheduler):
         group = self._group[tid]
         return self._members[group].index(tid) >= self._first_wave()
 
-    def _record(self, tid: str, result: dict, exact: bool = False) -> None:
+    def _record(self, tid: str, result: dict, exact: bool = False, keep_row: bool = True) -> None:
         """Note a trial's report: its clock, and its value at every rung it reaches with this report.
 
         The first report at or past a rung is the trial's value there (rungs sit on evaluations);
@@ -251,7 +274,7 @@ class SeedGroupHalving(TrialScheduler):
             if reached and (tid, rung) not in self._at:
                 self._at[(tid, rung)] = score
         self._last[tid] = max(t, self._last.get(tid, -math.inf))
-        if not exact and self._hold is not None:
+        if not exact and keep_row and self._hold is not None:
             self._rows.add(tid, result)
 
     def _alive(self, rung: int) -> list[str]:
@@ -272,7 +295,10 @@ class SeedGroupHalving(TrialScheduler):
         groups = self._alive(rung)
         for group in groups:
             for tid in self._members[group]:
-                if (tid, rung) not in self._at and tid not in self._ended:
+                # a protected trial restored past the rung without its value there (its result.json unread)
+                # is counted out, as an ended one: nothing else would bring that value
+                passed = group in self._protected and self._last.get(tid, -math.inf) > rung
+                if (tid, rung) not in self._at and tid not in self._ended and not passed:
                     return False
         scores = {}
         for group in groups:
@@ -286,13 +312,18 @@ class SeedGroupHalving(TrialScheduler):
         self._log(self.decisions[-1])
         for group in sorted(set(groups) - keep):
             self._stopped[group] = rung
-        self._release |= {t for t in self._waiting if t != current and self._group[t] in keep}
+        in_place, self._in_place = {t for t in self._in_place if t != current}, self._in_place & {current}
+        self._release |= {t for t in self._waiting if t != current and self._group[t] in keep and t not in in_place}
         self._waiting -= {t for t in self._waiting if t != current}
         for group in sorted(set(groups) - keep):  # its seeds stop together: waiting, saving or not started
             for tid in self._members[group]:
                 trial = self._trials[tid]
-                if tid != current and (trial.status in (Trial.PAUSED, Trial.PENDING) or trial.is_saving):
-                    _stop(tc, trial)
+                if tid != current and (trial.status in (Trial.PAUSED, Trial.PENDING) or trial.is_saving
+                                       or tid in in_place):
+                    stop_waiting(tc, trial)
+        for tid in sorted(in_place):
+            if self._group[tid] in keep and not ask_for_more(tc, self._trials[tid]):
+                self._release.add(tid)  # paused instead (another Ray): it runs again as a paused one
         # the next rung may be decidable at once (every continuing trial already waits there)
         later = [r for r in self._rungs if r > rung and r not in self._decided]
         if later:
@@ -305,6 +336,7 @@ class SeedGroupHalving(TrialScheduler):
         self._ended.add(trial.trial_id)
         self._waiting.discard(trial.trial_id)
         self._release.discard(trial.trial_id)
+        self._in_place.discard(trial.trial_id)
         pending = [r for r in self._rungs if r not in self._decided]
         if pending:
             self._maybe_decide(pending[0], tc)
@@ -313,7 +345,9 @@ class SeedGroupHalving(TrialScheduler):
         """After --resume: the rungs some trial is already past were decided; rebuild who continued."""
         self._restored = False
         for rung in self._rungs:
-            if rung in self._decided or not any(t > rung for t in self._last.values()):
+            # a protected run passes rungs undecided: only the others show that a rung was decided
+            past = [t for tid, t in self._last.items() if self._group.get(tid) not in self._protected]
+            if rung in self._decided or not any(t > rung for t in past):
                 continue
             groups = self._alive(rung)
             keep = {g for g in groups

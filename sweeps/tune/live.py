@@ -1,7 +1,8 @@
 """The live view's Tune side: a Callback that turns Tune's hooks into `sweeps.view.state.View` events.
 
 Trials come from on_trial_start / on_trial_result / on_trial_complete / on_trial_error, and from
-the trial list at every step (a trial waiting at a rung is PAUSED there; a trial the scheduler
+the trial list at every step (a trial waiting at a rung is PAUSED there, or RUNNING and in the
+scheduler's `in_place` when no other trial could use its slot; a trial the scheduler
 stopped while it waited or before it started ends there); how each ended is
 `sweeps.results.trial.ending`. Decisions come from the strategy's Tune parts that keep them (a
 scheduler's `decisions`, a searcher's `looks`): the callback holds those objects and reads the new
@@ -127,6 +128,8 @@ class LiveView(tune.Callback):
         """What the trial list and the scheduler say that no hook did: new trials, waits, stops, decisions."""
         view, now = self._view, time.time()
         self._decisions()  # before the stops they cause
+        # a trial waits at a rung PAUSED, or RUNNING in its actor when no other trial could use the slot
+        in_place = set().union(*(getattr(x, "in_place", ()) for x in self._shown))
         for trial in trials:
             tid = trial.trial_id
             if tid not in view.trials:  # a pending trial, or one restored by --resume (maybe over already)
@@ -134,7 +137,7 @@ class LiveView(tune.Callback):
                 ended = ending(trial.last_result, over=True, errored=trial.status == Trial.ERROR) if over else None
                 view.trial_added(tid, trial.config, trial.last_result, ended=ended)
             known = view.trials[tid]
-            if trial.status == Trial.PAUSED and known.state == "running":
+            if (trial.status == Trial.PAUSED or tid in in_place) and known.state == "running":
                 view.trial_waiting(tid, now)
             elif trial.status == Trial.TERMINATED and known.state != "ended":
                 view.trial_ended(tid, ending(trial.last_result, over=True), now)
