@@ -12,6 +12,8 @@ then split into:
   checkpoints     Trainer.save: writing ckpt.pt (fsynced) at every evaluation
   report to Tune  tune.report: Ray persisting the checkpoint, then waiting for the driver to ask
                   for the next result (a function trainable blocks until then)
+  waiting in place  a call of tune.report over WAIT_S: the trial waits at a rung in its actor (no
+                  other trial could use the slot) until the rung is decided
   trial start     from the trainable's call to a started run: the dataset, the trainer, the model,
                   a checkpoint to continue from, the dtype probe when it is not cached yet
   rest of trial   the rest of a session: copying the history into the checkpoint, log lines, the
@@ -26,8 +28,10 @@ and prints each one's share and the share outside training (goal: at most 15%).
     python benchmarks/sweep_overhead.py              # exp1, cpu profile: 10-25 minutes on 2 cores
     python benchmarks/sweep_overhead.py --quick      # smoke profile: about a minute
     python benchmarks/sweep_overhead.py --seeds 3    # fewer trials (a shorter, less faithful sweep)
+    python benchmarks/sweep_overhead.py --reuse-actors 1   # trials take over finished trials' actors
 
-Writes benchmarks/out/sweep_overhead.json, and the sweep's own output to sweep_overhead.log.
+Writes benchmarks/out/sweep_overhead.json (with --quick, --reuse-actors 1: sweep_overhead_quick.json,
+sweep_overhead_reuse1.json), and the sweep's own output to the .log beside it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ from common import OUT_DIR, REPO, SOURCE_HELP, source_args, table, write_json
 from sweep_throughput import base_env, run_logged
 
 TIMED = ("evaluation", "checkpoints", "report to Tune", "trial start")
+# tune.report returns as soon as the driver asks for the next result (milliseconds); a trial that waits at a
+# rung in its actor (the scheduler's NOOP) waits inside it, for as long as the rung takes to decide
+WAIT_S = 0.5
 
 
 def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
@@ -54,7 +61,7 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
     from gptcore.train import Trainer
     from sweeps.tune import trainable
 
-    spent = dict.fromkeys(TIMED, 0.0)
+    spent = dict.fromkeys((*TIMED, "waiting in place"), 0.0)
     targets = [(Trainer, "estimate_loss", "evaluation"), (Trainer, "save", "checkpoints"),
                (tune, "report", "report to Tune"), (Run, "start", "trial start")]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in targets]
@@ -65,18 +72,19 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[key] += time.perf_counter() - t
+                dt = time.perf_counter() - t
+                spent["waiting in place" if key == "report to Tune" and dt > WAIT_S else key] += dt
         return call
 
     for (obj, name, key), (_, _, fn) in zip(targets, saved):
         setattr(obj, name, timed(fn, key))
-    t0 = time.perf_counter()
+    t0, spent["start"] = time.perf_counter(), time.time()
     try:
         trainable.train_gpt(config, dataset)
     finally:
         for obj, name, fn in saved:
             setattr(obj, name, fn)
-        spent["session"] = time.perf_counter() - t0
+        spent["session"], spent["end"] = time.perf_counter() - t0, time.time()
         spent["trial"] = f"{config.get('name')}_s{config.get('seed')}"
         folder = Path(os.environ["SWEEP_TIMING_DIR"])
         (folder / f"{spent['trial']}-{os.getpid()}-{time.time_ns()}.json").write_text(json.dumps(spent))
@@ -105,6 +113,22 @@ def train_times(metrics: Path) -> float:
     return total + current
 
 
+SHORT_GAP = 6.0
+
+
+def slot_gaps(sessions: list[dict], slots: int, t0: float, t1: float) -> list[float]:
+    """The idle stretches of each slot between t0 and t1 (epoch seconds), with the sessions given
+    to slots in the order they started, each to the slot free first."""
+    free = [t0] * slots
+    gaps = []
+    for s in sorted(sessions, key=lambda s: s["start"]):
+        i = min(range(slots), key=lambda k: free[k])
+        gaps.append(max(0.0, s["start"] - free[i]))
+        free[i] = max(free[i], s["end"])
+    gaps += [max(0.0, t1 - f) for f in free]
+    return [g for g in gaps if g > 0]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--sweep-child"]:
@@ -116,11 +140,16 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", help="the sweep's --seeds (default: the profile's, 3..8 for cpu)")
     p.add_argument("--extra", default="", help="more arguments for the sweep command, in one string")
     p.add_argument("--data-source", help=SOURCE_HELP)
+    p.add_argument("--reuse-actors", choices=("0", "1"),
+                   help="GPTSWEEP_REUSE_ACTORS for the sweep (default: the sweep's own choice)")
     a = p.parse_args(argv)
+    name = "sweep_overhead" + ("_quick" if a.quick else "") + (f"_reuse{a.reuse_actors}" if a.reuse_actors else "")
     profile = "smoke" if a.quick else "cpu"
     with tempfile.TemporaryDirectory(prefix="bover-") as tmpname:
         tmp = Path(tmpname)
         env = base_env(tmp)
+        if a.reuse_actors:
+            env["GPTSWEEP_REUSE_ACTORS"] = a.reuse_actors
         timing = tmp / "timing"
         timing.mkdir()
         # the trials import the timed trainable from this file
@@ -132,7 +161,8 @@ def main(argv=None) -> int:
         print("== sweeps/run.py " + " ".join(args) + "  (trainable timed)", flush=True)
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--sweep-child", *args]
-        wall, rc, lines = run_logged(cmd, env, OUT_DIR / "sweep_overhead.log")  # kept: the sweep's own output
+        t_start = time.time()
+        wall, rc, lines = run_logged(cmd, env, OUT_DIR / f"{name}.log")  # kept: the sweep's own output
         if rc != 0:
             print("\n".join(line for _, line in lines[-20:]))
             print(f"the sweep failed ({rc})")
@@ -156,22 +186,30 @@ def main(argv=None) -> int:
     in_trials = sum(s["session"] for s in sessions)
     parts = {"training": train}
     parts.update({k: sum(s[k] for s in sessions) for k in TIMED})
-    parts["rest of trial"] = in_trials - sum(parts.values())
+    waiting = sum(s.get("waiting in place", 0.0) for s in sessions)
+    parts["rest of trial"] = in_trials - sum(parts.values()) - waiting
+    parts["a trial waiting at a rung in its actor"] = waiting
     parts["idle slots while Ray ran trials"] = slots * (t_fit - t_ray) - in_trials
     parts["before the trials (imports, plan, data, Ray's start)"] = slots * t_ray
     parts["after the trials (summary, report, shutdown)"] = slots * (wall - t_fit)
     print()
     print(table([[k, f"{v:,.1f}", f"{100 * v / total:.1f}%"] for k, v in parts.items()],
                 ["slot-seconds", "s", "share"]))
+    gaps = slot_gaps(sessions, slots, t_start + t_ray, t_start + t_fit)
+    short = sum(g for g in gaps if g < SHORT_GAP)
+    print(f"  idle slots as gaps between sessions: {len(gaps)} gaps; {sum(g < SHORT_GAP for g in gaps)} under "
+          f"{SHORT_GAP:.0f} s (Ray ending one trial's actor and starting the next) {short:,.1f} s, the others "
+          f"(waiting for a rung's last trial, the tail) {sum(gaps) - short:,.1f} s")
     outside = 1 - train / total
     print(f"\nwall {wall:.1f} s x {slots} slots = {total:,.1f} slot-seconds; {n_trials} trials, {len(sessions)} "
           f"sessions; outside training {100 * outside:.1f}% (goal <= 15%)")
     for why, n in sorted(dtypes.items()):
         print(f"  {n} trials in {why}")
-    write_json("sweep_overhead", {"exp": a.exp, "profile": profile, "command": ["sweeps/run.py", *args],
+    write_json(name, {"exp": a.exp, "profile": profile, "command": ["sweeps/run.py", *args],
                                   "wall_s": wall, "slots": slots, "slot_seconds": parts,
                                   "outside_training_share": outside, "trials": n_trials, "sessions": sessions,
-                                  "dtypes": dtypes})
+                                  "dtypes": dtypes, "gaps": gaps,
+                      "reuse_actors": a.reuse_actors})
     return 0
 
 

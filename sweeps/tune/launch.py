@@ -210,8 +210,9 @@ REUSE_BELOW_FLOPS = 1e12
 def reuse_actors(plan: Plan) -> bool:
     """Whether trials take over the actor of a finished one (Tune's reuse_actors).
 
-    A fresh actor costs seconds of imports (a smoke grid ran 2.3x as long without reuse), which only
-    short trials notice; but Ray names an actor on the dashboard once, when it starts, so a reused
+    A fresh actor costs seconds of imports (a smoke grid ran 2.3x as long without reuse; exp1's cpu
+    profile, whose trials pause at rungs, 1.2x: benchmarks/sweep_overhead.py), which only short
+    trials notice; but Ray names an actor on the dashboard once, when it starts, so a reused
     actor shows its first trial only. So: an actor per trial, named by it (trainable.trial_class),
     unless every trial is estimated under REUSE_BELOW_FLOPS (the smoke profile, tests' tiny
     experiments). GPTSWEEP_REUSE_ACTORS=0 or 1 decides instead. Each run measures its own time and
