@@ -149,6 +149,35 @@ def test_a_trial_waits_in_place_when_no_other_could_use_its_slot():
     assert counts["holds"] == 0
 
 
+def test_after_a_resume_the_reference_run_past_an_undecided_rung_still_counts_there(tmp_path):
+    # the reference run went on past rung 10 before the sweep was cut; its value there comes back from its
+    # result.json, and its being past the rung does not make the rung look decided
+    import json
+    from types import SimpleNamespace
+
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    folder.joinpath("result.json").write_text("".join(json.dumps({"iter": i, "val_loss": v}) + "\n"
+                                                      for i, v in ((0, 4.0), (10, 2.0), (20, 1.8), (30, 1.7))))
+    restored = [SimpleNamespace(trial_id="t_base", config={"name": "baseline", "seed": 0}, local_path=str(folder),
+                                last_result={"iter": 30, "val_loss": 1.7}, status=Trial.PAUSED),
+                SimpleNamespace(trial_id="t_a", config={"name": "a", "seed": 0}, local_path=str(tmp_path / "none"),
+                                last_result={"iter": 10, "val_loss": 2.5}, status=Trial.PAUSED),
+                SimpleNamespace(trial_id="t_b", config={"name": "b", "seed": 0}, local_path=str(tmp_path / "none"),
+                                last_result={}, status=Trial.PENDING)]
+    scheduler = SeedGroupHalving(grace_period=10, reduction_factor=2, max_t=40, n_trials=3, protected=("baseline",))
+    tc = Controller.__new__(Controller)
+    tc.scheduler, tc.trials, tc.in_place = scheduler, restored, set()
+    for t in restored:
+        scheduler.on_trial_add(tc, t)
+    b = restored[2]
+    b.status = Trial.RUNNING
+    assert scheduler.on_trial_result(tc, b, {"iter": 10, "val_loss": 3.0}) == TrialScheduler.STOP
+    [rung] = scheduler.decisions
+    assert not rung["inferred"] and rung["stopped"] == ["b"]
+    assert [(r["name"], r["mean"]) for r in rung["runs"]] == [("baseline", 2.0), ("a", 2.5), ("b", 3.0)]
+
+
 def test_without_seeds_to_wait_for_it_still_decides_per_run():
     assert sweep(slots=2, order_seed=1, seeds=1) == sweep(slots=1, order_seed=4, seeds=1)
 
