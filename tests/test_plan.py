@@ -64,6 +64,14 @@ def test_each_run_trains_once_per_seed():
     assert "5 runs x 3 seeds (1337, 1338, 1339) = 15 trials" in text
 
 
+def test_the_plan_says_whether_trials_get_actors_of_their_own(monkeypatch):
+    monkeypatch.delenv("GPTSWEEP_REUSE_ACTORS", raising=False)
+    assert "actors: one per trial, named on the dashboard" in describe(plan_of("exp1", "--profile", "cpu"))
+    assert "actors: reused" in describe(plan_of("exp1", "--profile", "smoke"))
+    monkeypatch.setenv("GPTSWEEP_REUSE_ACTORS", "1")
+    assert "actors: reused" in describe(plan_of("exp1", "--profile", "cpu"))
+
+
 def test_a_profile_may_set_its_own_seeds(tmp_path):
     from test_spaces import GOOD
 

@@ -22,7 +22,7 @@ from sweeps.experiment.specs import TIME_ATTR, EarlyStopping, Experiment
 from sweeps.results.trial import SEARCH
 from sweeps.strategies.base import Strategy
 from sweeps.strategies.grid import Grid
-from sweeps.strategies.plan import Plan, PlanRequest
+from sweeps.strategies.plan import Plan, PlanRequest, reuse_actors
 from sweeps.strategies.search import Search
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Grid(), Search())}
@@ -97,5 +97,9 @@ def describe(plan: Plan) -> str:
              f"profile {plan.profile}" + (f" ({exp.note(plan.profile)})" if exp.note(plan.profile) else ""),
              f"searcher {plan.search}, scheduler {sched}",
              f"resources per trial: {plan.cpus:g} CPU, {plan.gpus:g} GPU"
-             + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else "")]
+             + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else ""),
+             ("actors: reused, each named on the dashboard by its first trial (GPTSWEEP_REUSE_ACTORS=0: one per "
+              "trial)" if reuse_actors(plan) else
+              "actors: one per trial, named on the dashboard (GPTSWEEP_REUSE_ACTORS=1 reuses them: seconds less "
+              "per trial and per pause at a rung, but each is named by its first trial)")]
     return "\n".join(lines + plan.strategy.describe(plan))

@@ -8,6 +8,7 @@ what every strategy's plan shares. Nothing here imports Ray or Optuna.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,30 @@ def estimated_flops(t: dict, vocab_size: int = 65) -> float:
     evals = t["max_iters"] // t["eval_interval"] + 1
     evaluate = evals * 2 * t["eval_iters"] * (t.get("eval_batch_size") or t["batch_size"]) * T * per_token / 3
     return train + evaluate
+
+
+# a trial estimated below this much compute trains for seconds, about what a fresh actor's start costs
+REUSE_BELOW_FLOPS = 1e12
+
+
+def reuse_actors(plan: Plan) -> bool:
+    """Whether trials take over the actor of a finished one (Tune's reuse_actors).
+
+    A fresh actor costs seconds of imports (a smoke grid ran 2.3x as long without reuse; exp1's cpu
+    profile, whose trials pause at rungs, 1.24x: benchmarks/sweep_overhead.py), which only short
+    trials notice; but Ray names an actor on the dashboard once, when it starts, so a reused
+    actor shows its first trial only. So: an actor per trial, named by it (trainable.trial_class),
+    unless every trial is estimated under REUSE_BELOW_FLOPS (the smoke profile, tests' tiny
+    experiments). GPTSWEEP_REUSE_ACTORS=0 or 1 decides instead. Each run measures its own time and
+    peak memory (gptcore.train) either way.
+    """
+    said = os.environ.get("GPTSWEEP_REUSE_ACTORS", "").strip()
+    if said in ("0", "1"):
+        return said == "1"
+    try:
+        return max((estimated_flops(t) for t in plan.trials), default=0.0) < REUSE_BELOW_FLOPS
+    except (KeyError, TypeError, ZeroDivisionError):  # a plan without whole trial configs
+        return True
 
 
 def value_text(v) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from gptcore.errors import UserError
 from sweeps.experiment.specs import METRIC, MODE
 from sweeps.storage.local import driver_file, is_remote, storage_root
-from sweeps.strategies.plan import Plan
+from sweeps.strategies.plan import Plan, reuse_actors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -201,32 +201,6 @@ def _live_view(plan: Plan, exp_path: str, log: Path, parts):
     spec = parts.view
     return LiveView({"title": spec.title, "planned_trials": spec.planned_trials, "max_iters": plan.max_iters,
                      "panel": spec.panel, "results": exp_path, "log": str(log)}, shown=parts.shown)
-
-
-# a trial estimated below this much compute trains for seconds, about what a fresh actor's start costs
-REUSE_BELOW_FLOPS = 1e12
-
-
-def reuse_actors(plan: Plan) -> bool:
-    """Whether trials take over the actor of a finished one (Tune's reuse_actors).
-
-    A fresh actor costs seconds of imports (a smoke grid ran 2.3x as long without reuse; exp1's cpu
-    profile, whose trials pause at rungs, 1.2x: benchmarks/sweep_overhead.py), which only short
-    trials notice; but Ray names an actor on the dashboard once, when it starts, so a reused
-    actor shows its first trial only. So: an actor per trial, named by it (trainable.trial_class),
-    unless every trial is estimated under REUSE_BELOW_FLOPS (the smoke profile, tests' tiny
-    experiments). GPTSWEEP_REUSE_ACTORS=0 or 1 decides instead. Each run measures its own time and
-    peak memory (gptcore.train) either way.
-    """
-    said = os.environ.get("GPTSWEEP_REUSE_ACTORS", "").strip()
-    if said in ("0", "1"):
-        return said == "1"
-    from sweeps.strategies.plan import estimated_flops
-
-    try:
-        return max((estimated_flops(t) for t in plan.trials), default=0.0) < REUSE_BELOW_FLOPS
-    except (KeyError, TypeError, ZeroDivisionError):  # a plan without whole trial configs
-        return True
 
 
 def build_tuner(plan: Plan, storage: str, exp_path: str, restore: bool, dataset: dict[str, bytes],
