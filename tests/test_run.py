@@ -25,7 +25,7 @@ def test_dry_run_lists_every_trial_and_the_total_without_starting_ray(tmp_path):
         assert name in r.stdout
     assert "5 runs x 1 seed (1337) = 5 trials, 150 iterations" in r.stdout
     assert "1 CPU, 0 GPU" in r.stdout
-    assert "dashboard" not in r.stdout.lower()
+    assert "ray dashboard:" not in r.stdout.lower() and "127.0.0.1" not in r.stdout  # no Ray started
     assert not (tmp_path / "results").exists()
 
 
