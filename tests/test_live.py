@@ -185,6 +185,20 @@ def test_plain_output_writes_each_decision_and_finished_run_once_and_progress_at
     assert "trials 2 done" in lines[-2]
 
 
+def test_a_run_is_not_over_while_a_planned_seed_has_not_come():
+    # with --max-concurrent, Tune may add a run's second seed only after its first has ended (a reference
+    # run passes the rungs without waiting): the run's line comes when both are over, with both seeds
+    cfg = {s: {"name": "baseline", "seed": s, "max_iters": 30} for s in (1, 2)}
+    view = play([], planned_runs={"baseline": 2})
+    for s in (1, 2):
+        view.trial_added(f"b{s}", cfg[s])
+        view.trial_started(f"b{s}", cfg[s], 101.0)
+        view.trial_result(f"b{s}", row(30, 3.7 + 0.01 * s), 102.0)
+        view.trial_ended(f"b{s}", "completed", 103.0)
+        assert view.finished == ([] if s == 1 else ["baseline"])
+    assert view.take_notes()[-1] == "run baseline completed (2 seeds): val 3.7150 ± 0.0071 at 30"
+
+
 def test_terminal_output_redraws_the_view():
     view = play(grid_events())
     buf = io.StringIO()

@@ -32,6 +32,7 @@ class ViewSpec:
     title: str
     planned_trials: int
     panel: Any = None  # a sweeps.view panel; None: every run as a line
+    planned_runs: dict[str, int] | None = None  # run -> its trials planned from the start (a grid's first seeds)
 
 
 @dataclass

@@ -88,7 +88,8 @@ class Grid(Strategy):
         n = plan.seed_range.text()
         return ViewSpec(title=f"{plan.exp.name}: {len(plan.exp.run_names)} runs x {n} seed{'s' if n != '1' else ''}, "
                               f"profile {plan.profile}, {plan.max_iters} iterations each",
-                        planned_trials=len(plan.trials))
+                        planned_trials=len(plan.trials),
+                        planned_runs={name: sum(t["name"] == name for t in plan.trials) for name in plan.exp.run_names})
 
     def tune(self, plan: Plan, exp_path: str, seed: int) -> TuneParts:
         from sweeps.strategies.halving import SeedGroupHalving

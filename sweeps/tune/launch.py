@@ -199,7 +199,8 @@ def _live_view(plan: Plan, exp_path: str, log: Path, parts):
     from sweeps.tune.live import LiveView
 
     spec = parts.view
-    return LiveView({"title": spec.title, "planned_trials": spec.planned_trials, "max_iters": plan.max_iters,
+    return LiveView({"title": spec.title, "planned_trials": spec.planned_trials, "planned_runs": spec.planned_runs,
+                     "max_iters": plan.max_iters,
                      "panel": spec.panel, "results": exp_path, "log": str(log)}, shown=parts.shown)
 
 

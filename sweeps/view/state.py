@@ -73,6 +73,8 @@ class View:
     Args:
         title: the first line (e.g. "exp1: grid of 5 runs x 2 seeds").
         planned_trials: the trials the sweep will have (a search's, its confirm stage included).
+        planned_runs: per run, the trials it has from the start (a grid's first seeds): a run is not over
+            while some have not come yet (Tune may add them late, when slots free). None: what came.
         max_iters: the budget of a trial whose own is not known yet.
         panel: what the strategy shows besides the runs (`Panel`); None: every run as a line.
         dashboard, results, log: where the dashboard is, where the results go, where Ray's messages go.
@@ -80,8 +82,9 @@ class View:
 
     def __init__(self, title: str = "", planned_trials: int | None = None, max_iters: int | None = None,
                  panel: Panel | None = None, dashboard: str | None = None, results: str | None = None,
-                 log: str | None = None):
+                 log: str | None = None, planned_runs: dict[str, int] | None = None):
         self.title, self.planned_trials, self.max_iters = title, planned_trials, max_iters
+        self.planned_runs = dict(planned_runs or {})
         self.panel = panel or Panel()
         self.dashboard, self.results, self.log = dashboard, results, log
         self.trials: dict[str, _Trial] = {}
@@ -121,7 +124,7 @@ class View:
             self._base_iters += t.iter
         if ended:
             t.state, t.status = ENDED, ended
-            if all(self.trials[u].state == ENDED for u in self.runs[name]) and name not in self.finished:
+            if self._over(name) and name not in self.finished:
                 self.finished.append(name)
 
     def trial_started(self, tid: str, config: dict[str, Any], now: float | None = None) -> None:
@@ -154,10 +157,14 @@ class View:
             return
         t.state, t.status = ENDED, status
         self._tick(now)
-        run = self.runs[t.name]
-        if t.name not in self.finished and all(self.trials[u].state == ENDED for u in run):
+        if t.name not in self.finished and self._over(t.name):
             self.finished.append(t.name)
             self._notes.append(self.finished_line(t.name))
+
+    def _over(self, name: str) -> bool:
+        """Whether every trial of run `name` ended, its planned ones all among them."""
+        run = self.runs[name]
+        return len(run) >= self.planned_runs.get(name, 0) and all(self.trials[u].state == ENDED for u in run)
 
     def decision(self, d: dict[str, Any], now: float | None = None) -> None:
         """A rung decided by the scheduler (sweeps.scheduler.SeedGroupHalving.decisions' dicts)."""
