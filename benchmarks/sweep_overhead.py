@@ -51,6 +51,7 @@ TIMED = ("evaluation", "checkpoints", "report to Tune", "trial start")
 # tune.report returns as soon as the driver asks for the next result (milliseconds); a trial that waits at a
 # rung in its actor (the scheduler's NOOP) waits inside it, for as long as the rung takes to decide
 WAIT_S = 0.5
+WAITING = "waiting in place"
 
 
 def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
@@ -61,7 +62,7 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
     from gptcore.train import Trainer
     from sweeps.tune import trainable
 
-    spent = dict.fromkeys((*TIMED, "waiting in place"), 0.0)
+    spent = dict.fromkeys((*TIMED, WAITING), 0.0)
     targets = [(Trainer, "estimate_loss", "evaluation"), (Trainer, "save", "checkpoints"),
                (tune, "report", "report to Tune"), (Run, "start", "trial start")]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in targets]
@@ -73,7 +74,7 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
                 return fn(*args, **kwargs)
             finally:
                 dt = time.perf_counter() - t
-                spent["waiting in place" if key == "report to Tune" and dt > WAIT_S else key] += dt
+                spent[WAITING if key == "report to Tune" and dt > WAIT_S else key] += dt
         return call
 
     for (obj, name, key), (_, _, fn) in zip(targets, saved):
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     in_trials = sum(s["session"] for s in sessions)
     parts = {"training": train}
     parts.update({k: sum(s[k] for s in sessions) for k in TIMED})
-    waiting = sum(s.get("waiting in place", 0.0) for s in sessions)
+    waiting = sum(s.get(WAITING, 0.0) for s in sessions)
     parts["rest of trial"] = in_trials - sum(parts.values()) - waiting
     parts["a trial waiting at a rung in its actor"] = waiting
     parts["idle slots while Ray ran trials"] = slots * (t_fit - t_ray) - in_trials
@@ -206,10 +207,9 @@ def main(argv=None) -> int:
     for why, n in sorted(dtypes.items()):
         print(f"  {n} trials in {why}")
     write_json(name, {"exp": a.exp, "profile": profile, "command": ["sweeps/run.py", *args],
-                                  "wall_s": wall, "slots": slots, "slot_seconds": parts,
-                                  "outside_training_share": outside, "trials": n_trials, "sessions": sessions,
-                                  "dtypes": dtypes, "gaps": gaps,
-                      "reuse_actors": a.reuse_actors})
+                      "wall_s": wall, "slots": slots, "slot_seconds": parts,
+                      "outside_training_share": outside, "trials": n_trials, "sessions": sessions,
+                      "dtypes": dtypes, "gaps": gaps, "reuse_actors": a.reuse_actors})
     return 0
 
 

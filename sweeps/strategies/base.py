@@ -175,6 +175,11 @@ class TrialRows:
         self.rows[trial_id] = [row_of(r) for r in rows if isinstance(r, dict)]
 
 
+def _controller(tc: Any) -> Any:
+    """Tune's controller behind what a scheduler is handed (itself, in Ray 2.60)."""
+    return getattr(tc, "_tune_controller", tc)
+
+
 def stop_waiting(tc: Any, trial: Any) -> None:
     """Stop a trial that waits (paused, pending, or running but asked for nothing), and make Ray write its new
     status down.
@@ -185,8 +190,7 @@ def stop_waiting(tc: Any, trial: Any) -> None:
     `_mark_trial_to_checkpoint` is private; without it (another Ray) the record stays stale.
     """
     tc.stop_trial(trial)
-    controller = getattr(tc, "_tune_controller", tc)
-    mark = getattr(controller, "_mark_trial_to_checkpoint", None)
+    mark = getattr(_controller(tc), "_mark_trial_to_checkpoint", None)
     if mark is not None:
         mark(trial)
 
@@ -197,7 +201,7 @@ def ask_for_more(tc: Any, trial: Any) -> bool:
     waits on it must start it again as a paused trial."""
     from ray.tune.experiment import Trial
 
-    train = getattr(getattr(tc, "_tune_controller", tc), "_schedule_trial_train", None)
+    train = getattr(_controller(tc), "_schedule_trial_train", None)
     if train is not None and trial.status == Trial.RUNNING:
         train(trial)
         return True

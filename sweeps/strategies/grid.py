@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from sweeps.experiment.files import KNOBS
@@ -89,7 +90,7 @@ class Grid(Strategy):
         return ViewSpec(title=f"{plan.exp.name}: {len(plan.exp.run_names)} runs x {n} seed{'s' if n != '1' else ''}, "
                               f"profile {plan.profile}, {plan.max_iters} iterations each",
                         planned_trials=len(plan.trials),
-                        planned_runs={name: sum(t["name"] == name for t in plan.trials) for name in plan.exp.run_names})
+                        planned_runs=dict(Counter(t["name"] for t in plan.trials)))
 
     def tune(self, plan: Plan, exp_path: str, seed: int) -> TuneParts:
         from sweeps.strategies.halving import SeedGroupHalving

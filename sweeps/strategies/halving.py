@@ -218,29 +218,28 @@ class SeedGroupHalving(TrialScheduler):
         # a trial paused at an undecided rung waits; one let past waits for a free slot (`Slots`)
         if self._slots is not None:
             self._slots.count(tune_controller)
-        for trial in tune_controller.get_trials():
-            group = self._group.get(trial.trial_id)
-            if trial.status == Trial.PENDING and (group not in self._stopped or self._late(trial.trial_id)):
+        trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == Trial.PENDING and self._may_start(trial):
                 return trial
-        for trial in tune_controller.get_trials():
-            if trial.status == Trial.PAUSED and trial.trial_id in self._release:
+        for trial in trials:
+            if trial.status == Trial.PAUSED and self._may_start(trial):
                 return trial if self._slots is None or self._slots.take() else None
         return None
 
+    def _may_start(self, trial: Trial) -> bool:
+        """Whether the scheduler would start `trial` now: a new trial of a run not stopped (or a seed added
+        late), or a paused one whose rung let it continue."""
+        tid = trial.trial_id
+        if trial.status == Trial.PENDING:
+            return self._group.get(tid) not in self._stopped or self._late(tid)
+        return trial.status == Trial.PAUSED and tid in self._release
+
     def _nothing_else_to_run(self, tc: TuneController, tid: str) -> bool:
         """No trial but `tid` could start now, nor later before this rung is decided: every trial of the grid
-        exists, none is pending to run, none paused is let go on."""
-        if len(self._trials) < self._n_trials:
-            return False
-        for trial in tc.get_trials():
-            other = trial.trial_id
-            if other == tid:
-                continue
-            if trial.status == Trial.PENDING and (self._group.get(other) not in self._stopped or self._late(other)):
-                return False
-            if trial.status == Trial.PAUSED and other in self._release:
-                return False
-        return True
+        exists and none other may start."""
+        return len(self._trials) >= self._n_trials and not any(
+            t.trial_id != tid and self._may_start(t) for t in tc.get_trials())
 
     def debug_string(self) -> str:
         decided = ", ".join(f"{r}: {len(g)} continue" for r, g in sorted(self._decided.items()))
