@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .errors import UserError
 from .model import GPT, GPTConfig
@@ -39,14 +40,37 @@ def _model_args_problem(args: Any) -> str | None:
     return None
 
 
+class _NoRandomInit(TorchFunctionMode):
+    """Inside torch.device("meta"): a module's random initialisation skipped. Meta tensors hold
+    no values to fill, and torch's meta kernel for normal_ imports its compiler (seconds at the
+    start of every resumed run or dtype probe: gptcore/optim.py)."""
+
+    SKIPPED = frozenset({"normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
+                         "xavier_uniform_", "xavier_normal_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in self.SKIPPED:
+            # torch.nn.init passes its tensor by keyword, Tensor.normal_ as self
+            tensor = kwargs.get("tensor", args[0] if args else None)
+            if isinstance(tensor, torch.Tensor):
+                return tensor
+        return func(*args, **kwargs)
+
+
+def shapes_only(config: GPTConfig) -> GPT:
+    """A GPT on the meta device: its parameters' names and shapes, without memory or initialisation."""
+    with torch.device("meta"), _NoRandomInit():
+        return GPT(config)
+
+
 def _state_problem(state: dict, args: dict) -> str | None:
     """The first difference between a checkpoint's weights and the network its model_args
     describe (a key missing or extra, a shape), or None."""
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         return "model is not a dict of named tensors"
-    with torch.device("meta"):  # shapes only: no memory, no init time
-        # dropout has no weights (and the caller chooses its own)
-        expected = GPT(GPTConfig(**{k: args[k] for k in MODEL_ARGS if k in args and k != "dropout"})).state_dict()
+    # dropout has no weights (and the caller chooses its own)
+    expected = shapes_only(GPTConfig(**{k: args[k] for k in MODEL_ARGS if k in args and k != "dropout"})).state_dict()
     for k, v in expected.items():
         if k not in state:
             return f"the weights lack {k}"

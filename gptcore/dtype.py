@@ -34,9 +34,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import shapes_only
 from .config import TrainConfig
 from .device import autocast_context, cpu_has_native_bf16
 from .model import GPT, GPTConfig
+from .optim import step as optimizer_step
 
 MARGIN = 1.05  # bfloat16 must be this much faster: it rounds, and a tie is not worth that
 PROBE_TOKENS = 1024  # tokens per probe step at most (whole sequences, at least one)
@@ -113,8 +115,7 @@ def probe_shape(model: GPTConfig, batch_size: int) -> ProbeShape:
     from .record import flops_per_token
 
     def flops(m: GPTConfig, batch: int) -> float:
-        with torch.device("meta"):  # the parameter count without allocating the network
-            n = GPT(m).get_num_params()
+        n = shapes_only(m).get_num_params()  # the parameter count without allocating the network
         return flops_per_token(n, m.n_layer, m.n_embd, m.block_size) * batch * m.block_size
 
     batch = max(1, min(batch_size, PROBE_TOKENS // model.block_size))
@@ -148,7 +149,7 @@ def probe_cpu(shape: ProbeShape, threads: int) -> dict:
                     _, loss = model(x, y)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+                optimizer_step(opt)
                 opt.zero_grad(set_to_none=True)
                 return time.perf_counter() - t
 
