@@ -54,6 +54,17 @@ WAIT_S = 0.5
 WAITING = "waiting in place"
 
 
+def process_start() -> float | None:
+    """When this process started (epoch seconds, from Linux's /proc), or None elsewhere."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
     """sweeps.tune.trainable.train_gpt, timing its parts into $SWEEP_TIMING_DIR (one JSON file per session)."""
     from ray import tune
@@ -79,7 +90,7 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
 
     for (obj, name, key), (_, _, fn) in zip(targets, saved):
         setattr(obj, name, timed(fn, key))
-    t0, spent["start"] = time.perf_counter(), time.time()
+    t0, spent["start"], spent["process_start"] = time.perf_counter(), time.time(), process_start()
     try:
         trainable.train_gpt(config, dataset)
     finally:
@@ -201,6 +212,16 @@ def main(argv=None) -> int:
     print(f"  idle slots as gaps between sessions: {len(gaps)} gaps; {sum(g < SHORT_GAP for g in gaps)} under "
           f"{SHORT_GAP:.0f} s (Ray ending one trial's actor and starting the next) {short:,.1f} s, the others "
           f"(waiting for a rung's last trial, the tail) {sum(gaps) - short:,.1f} s")
+    # a fresh actor's process: from its start to the trial's code (Ray's worker, the imports of torch and
+    # Ray Tune, Tune's set-up); the rest of a short gap is Ray ending the last actor and starting this one
+    firsts = {}
+    for s in sorted(sessions, key=lambda s: s["start"]):
+        if s.get("process_start") and s["process_start"] > t_start + t_ray:
+            firsts.setdefault(s["process_start"], s["start"] - s["process_start"])
+    if firsts:
+        into = sorted(firsts.values())
+        print(f"  {len(into)} fresh actor processes: from a process's start to its trial's code {sum(into):,.1f} s "
+              f"(median {into[len(into) // 2]:.2f} s: Ray's worker, importing torch and Ray Tune, Tune's set-up)")
     outside = 1 - train / total
     print(f"\nwall {wall:.1f} s x {slots} slots = {total:,.1f} slot-seconds; {n_trials} trials, {len(sessions)} "
           f"sessions; outside training {100 * outside:.1f}% (goal <= 15%)")
