@@ -91,6 +91,7 @@ def timed_train_gpt(config: dict, dataset: dict | None = None) -> None:
     for (obj, name, key), (_, _, fn) in zip(targets, saved):
         setattr(obj, name, timed(fn, key))
     t0, spent["start"], spent["process_start"] = time.perf_counter(), time.time(), process_start()
+    spent["pid"] = os.getpid()
     try:
         trainable.train_gpt(config, dataset)
     finally:
@@ -214,10 +215,10 @@ def main(argv=None) -> int:
           f"(waiting for a rung's last trial, the tail) {sum(gaps) - short:,.1f} s")
     # a fresh actor's process: from its start to the trial's code (Ray's worker, the imports of torch and
     # Ray Tune, Tune's set-up); the rest of a short gap is Ray ending the last actor and starting this one
-    firsts = {}
+    firsts = {}  # pid -> seconds from its start to its first session's
     for s in sorted(sessions, key=lambda s: s["start"]):
         if s.get("process_start") and s["process_start"] > t_start + t_ray:
-            firsts.setdefault(s["process_start"], s["start"] - s["process_start"])
+            firsts.setdefault(s["pid"], s["start"] - s["process_start"])
     if firsts:
         into = sorted(firsts.values())
         print(f"  {len(into)} fresh actor processes: from a process's start to its trial's code {sum(into):,.1f} s "

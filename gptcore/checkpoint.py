@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 
+from .eager import shapes_only
 from .errors import UserError
 from .model import GPT, GPTConfig
 
@@ -38,30 +38,6 @@ def _model_args_problem(args: Any) -> str | None:
     if args["n_embd"] % args["n_head"]:
         return f"model_args n_embd={args['n_embd']} is not divisible by n_head={args['n_head']}"
     return None
-
-
-class _NoRandomInit(TorchFunctionMode):
-    """Inside torch.device("meta"): a module's random initialisation skipped. Meta tensors hold
-    no values to fill, and torch's meta kernel for normal_ imports its compiler (seconds at the
-    start of every resumed run or dtype probe: gptcore/optim.py)."""
-
-    SKIPPED = frozenset({"normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
-                         "xavier_uniform_", "xavier_normal_"})
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", None) in self.SKIPPED:
-            # torch.nn.init passes its tensor by keyword, Tensor.normal_ as self
-            tensor = kwargs.get("tensor", args[0] if args else None)
-            if isinstance(tensor, torch.Tensor):
-                return tensor
-        return func(*args, **kwargs)
-
-
-def shapes_only(config: GPTConfig) -> GPT:
-    """A GPT on the meta device: its parameters' names and shapes, without memory or initialisation."""
-    with torch.device("meta"), _NoRandomInit():
-        return GPT(config)
 
 
 def _state_problem(state: dict, args: dict) -> str | None:

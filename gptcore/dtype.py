@@ -34,11 +34,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import shapes_only
 from .config import TrainConfig
 from .device import autocast_context, cpu_has_native_bf16
+from .eager import optimizer_step, shapes_only
 from .model import GPT, GPTConfig
-from .optim import step as optimizer_step
 
 MARGIN = 1.05  # bfloat16 must be this much faster: it rounds, and a tie is not worth that
 PROBE_TOKENS = 1024  # tokens per probe step at most (whole sequences, at least one)

@@ -30,10 +30,9 @@ from .config import TrainConfig
 from .data import check_dataset, ensure_prepared
 from .device import autocast_context, peak_memory_mb, reset_peak_memory, resolve_device
 from .dtype import choose_dtype
+from .eager import eager_optimizers, optimizer_step
 from .errors import UserError, write_error
 from .model import GPT, GPTConfig
-from .optim import eager_optimizers
-from .optim import step as optimizer_step
 from .schedule import get_lr
 from .version import code_version
 
@@ -85,7 +84,7 @@ class Trainer:
         # peak memory is this run's, not the process's (a sweep may run several trials in one)
         reset_peak_memory(self.device_type)
         if not cfg.compile:
-            eager_optimizers()  # seconds less at every start (gptcore/optim.py)
+            eager_optimizers()  # seconds less at every start (gptcore/eager.py)
 
         folder = ensure_prepared(cfg.dataset, cfg.data_dir, block_size=cfg.block_size)
         self.iter_num = 0

@@ -311,7 +311,8 @@ class SeedGroupHalving(TrialScheduler):
         self._log(self.decisions[-1])
         for group in sorted(set(groups) - keep):
             self._stopped[group] = rung
-        in_place, self._in_place = {t for t in self._in_place if t != current}, self._in_place & {current}
+        in_place = self._in_place - {current}  # they wait for this decision; `current` is still reporting
+        self._in_place &= {current}
         self._release |= {t for t in self._waiting if t != current and self._group[t] in keep and t not in in_place}
         self._waiting -= {t for t in self._waiting if t != current}
         for group in sorted(set(groups) - keep):  # its seeds stop together: waiting, saving or not started

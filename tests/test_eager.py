@@ -1,4 +1,4 @@
-"""gptcore.optim: the optimizer steps of an eager run, without importing torch._dynamo."""
+"""gptcore.eager: an eager run's optimizer steps and shapes-only networks, without importing torch._dynamo."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from gptcore import optim
-from gptcore.checkpoint import shapes_only
+from gptcore import eager
+from gptcore.eager import shapes_only
 from gptcore.model import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +36,13 @@ def _train(model, opt, batch, stepper, steps=5):
 
 def test_step_updates_exactly_as_torch_does():
     ((a, opt_a), (b, opt_b)), batch = _pair()
-    _train(a, opt_a, batch, optim.step)
+    _train(a, opt_a, batch, eager.optimizer_step)
     _train(b, opt_b, batch, lambda o: o.step())
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
     sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
     assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
-    assert optim._update(opt_a) is not None  # the direct update was used (torch 2.13's wrappers)
+    assert eager._update(opt_a) is not None  # the direct update was used (torch 2.13's wrappers)
 
 
 def test_a_registered_hook_gets_torch_s_own_step():
@@ -50,8 +50,8 @@ def test_a_registered_hook_gets_torch_s_own_step():
     calls = []
     handle = opt.register_step_post_hook(lambda *args: calls.append(1))
     try:
-        assert optim._update(opt) is None
-        _train(model, opt, batch, optim.step, steps=2)
+        assert eager._update(opt) is None
+        _train(model, opt, batch, eager.optimizer_step, steps=2)
     finally:
         handle.remove()
     assert calls == [1, 1]

@@ -1,18 +1,23 @@
-"""Stepping torch's AdamW in a run that compiles nothing, without importing the compiler.
+"""A run that compiles nothing, without importing torch's compiler: its optimizer steps and its
+shapes-only networks.
 
 torch's optimizers import `torch._dynamo` on their first call (the methods carry a lazy
-"do not trace this" guard, and `step` asks for a graph break), compiled run or not. The import
+"do not trace this" guard, and `step` asks for a graph break), compiled run or not, and so does
+the meta kernel of `normal_` when a network is built on the meta device. The import
 takes 1.1-1.7 s on a 2-core CPU, a third of what a fresh Ray actor costs before its trial trains,
 paid again by every trial of a sweep and every `python -m gptcore train`: measured in
 benchmarks/README.md ("Where an exp1 sweep's time goes"). In an eager run nothing traces the
 optimizer, so the guard has nothing to guard: `eager_optimizers()` marks the guarded methods as
-already handled, and `step()` calls the optimizer's own update under `no_grad`, which is what its
-wrapper does when the optimizer is not differentiable and no hook is registered.
+already handled, and `optimizer_step()` calls the optimizer's own update under `no_grad`, which is
+what its wrapper does when the optimizer is not differentiable and no hook is registered.
+`shapes_only()` builds a network on the meta device without its random initialisation (a
+checkpoint's check, the dtype probe's FLOPs), which has no values to fill anyway.
 
-Both rely on how torch wraps these methods (the `__dynamo_disable` cache of `torch._disable_dynamo`,
+The optimizer's two rely on how torch wraps its methods (the `__dynamo_disable` cache of `torch._disable_dynamo`,
 `__wrapped__` from functools.wraps); where that differs (another torch), they change nothing and
-the optimizer runs as torch ships it. tests/test_optim.py checks that a run's updates are the
-same either way and that torch 2.13 takes the fast path.
+the optimizer runs as torch ships it. tests/test_eager.py checks that a run's updates are the
+same either way, that torch 2.13 takes the fast path, and that a run and its resume never import
+the compiler.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import sys
 
 import torch
 from torch.optim import optimizer as _optimizer
+from torch.overrides import TorchFunctionMode
+
+from .model import GPT, GPTConfig
 
 # the methods of torch.optim.Optimizer that torch wraps in torch._disable_dynamo
 GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
@@ -58,7 +66,7 @@ def _update(opt: torch.optim.Optimizer):
     return None if update is type(opt).step else update
 
 
-def step(opt: torch.optim.Optimizer) -> None:
+def optimizer_step(opt: torch.optim.Optimizer) -> None:
     """`opt.step()`, without the compiler's import where the optimizer allows (see the module)."""
     update = _update(opt)
     if update is None:
@@ -67,3 +75,25 @@ def step(opt: torch.optim.Optimizer) -> None:
     # the label torch's own wrapper gives the step in a profile
     with torch.no_grad(), torch.autograd.profiler.record_function(f"Optimizer.step#{type(opt).__name__}.step"):
         update(opt)
+
+
+class _NoRandomInit(TorchFunctionMode):
+    """Inside torch.device("meta"): a module's random initialisation skipped."""
+
+    SKIPPED = frozenset({"normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
+                         "xavier_uniform_", "xavier_normal_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in self.SKIPPED:
+            # torch.nn.init passes its tensor by keyword, Tensor.normal_ as self
+            tensor = kwargs.get("tensor", args[0] if args else None)
+            if isinstance(tensor, torch.Tensor):
+                return tensor
+        return func(*args, **kwargs)
+
+
+def shapes_only(config: GPTConfig) -> GPT:
+    """A GPT on the meta device: its parameters' names and shapes, without memory or initialisation."""
+    with torch.device("meta"), _NoRandomInit():
+        return GPT(config)
