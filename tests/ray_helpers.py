@@ -121,6 +121,9 @@ def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s:
             time.sleep(0.2)
 
 
+STARTUP_TIMEOUT = "timed out during startup"  # what `ray start` says when its raylet never registered
+
+
 @dataclass
 class RealCluster:
     address: str
@@ -140,10 +143,18 @@ class RealCluster:
         if "--head" in args:
             self.dashboard_port = free_ports(1)[0]
             cmd += [f"--ray-client-server-port={ports[6]}", f"--dashboard-port={self.dashboard_port}"]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        self.groups.append(proc.pid)
-        out, _ = proc.communicate(timeout=120)
+        for attempt in (1, 2):
+            proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)
+            self.groups.append(proc.pid)
+            out, _ = proc.communicate(timeout=120)
+            # Ray waits a fixed 30 s for a new raylet to register with the GCS; on 2 cores under the
+            # whole suite that can run out (it did once in CI). Not what these tests check: clear
+            # away what the failed start left (its own process group only) and start once more.
+            if proc.returncode != 0 and attempt == 1 and STARTUP_TIMEOUT in out:
+                end_processes([proc.pid], marker="\0")
+                continue
+            break
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-3000:]}"
 
 
