@@ -96,18 +96,19 @@ def environ_holds(pid: int, text: str) -> bool:
         return False
 
 
-def ours(groups: list[int], marker: str, pids: list[int], env_marker: str | None = None) -> list[int]:
+def ours(groups: list[int], marker: str | None, pids: list[int], env_marker: str | None = None) -> list[int]:
     """Those of our processes still running: in the process groups we started, naming our unique
-    temp dir, among `pids` (noted while they were ours), or with `env_marker` in their environment
-    (what every process a Ray node starts inherits, a job's driver in a session of its own and
-    workers that renamed themselves included). Never this process."""
+    temp dir (`marker`; None: not looked for), among `pids` (noted while they were ours), or with
+    `env_marker` in their environment (what every process a Ray node starts inherits, a job's
+    driver in a session of its own and workers that renamed themselves included). Never this
+    process."""
     return [p.pid for p in processes()
             if not p.zombie and p.pid != os.getpid()
-            and (p.pgid in groups or marker in p.cmdline or p.pid in pids
+            and (p.pgid in groups or (marker is not None and marker in p.cmdline) or p.pid in pids
                  or (env_marker is not None and environ_holds(p.pid, env_marker)))]
 
 
-def end_processes(groups: list[int], marker: str, pids: list[int] = (), grace_s: float = 3.0,
+def end_processes(groups: list[int], marker: str | None, pids: list[int] = (), grace_s: float = 3.0,
                   env_marker: str | None = None) -> None:
     """SIGTERM what we started, then SIGKILL what is left after `grace_s`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -152,7 +153,7 @@ class RealCluster:
             # whole suite that can run out (it did once in CI). Not what these tests check: clear
             # away what the failed start left (its own process group only) and start once more.
             if proc.returncode != 0 and attempt == 1 and STARTUP_TIMEOUT in out:
-                end_processes([proc.pid], marker="\0")
+                end_processes([proc.pid], marker=None)
                 continue
             break
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-3000:]}"
